@@ -1,0 +1,409 @@
+//! The authenticated API client for `{api}/api/v2/...`: attaches the bearer token, speaks JSON,
+//! and recovers from what can be recovered from. On a 401 it invalidates the token that was sent,
+//! refreshes once and retries once; on 429 it waits `Retry-After` (capped) and retries; on
+//! 502/503/504 and transport failures it retries idempotent methods. Every other answer is
+//! returned as it is: callers see the status, the headers (`inin-ratelimit-*` included) and the
+//! body.
+
+use std::time::Duration;
+
+use futures_util::Stream;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, excerpt, transport};
+use crate::provider::TokenProvider;
+use crate::retry::parse_retry_after;
+
+/// At most this many pages are followed, against a server that never stops.
+const MAX_PAGES: usize = 100_000;
+
+/// One API request.
+#[derive(Clone, Debug)]
+pub struct ApiRequest {
+    /// The method.
+    pub method: Method,
+    /// `/api/v2/...`, `api/v2/...`, a short `users` (taken as `/api/v2/users`), or an absolute
+    /// URL on the API origin (as `nextUri` sometimes is).
+    pub path: String,
+    /// Query parameters, added to any already in `path`.
+    pub query: Vec<(String, String)>,
+    /// Extra headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A JSON body.
+    pub body: Option<Vec<u8>>,
+}
+
+impl ApiRequest {
+    /// A request with no query, headers or body.
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A GET.
+    pub fn get(path: impl Into<String>) -> Self {
+        Self::new(Method::GET, path)
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json(mut self, body: &impl serde::Serialize) -> Result<Self, Error> {
+        self.body = Some(serde_json::to_vec(body).map_err(|e| Error::Usage(e.to_string()))?);
+        Ok(self)
+    }
+}
+
+/// Genesys' rate-limit headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests counted in the window (`inin-ratelimit-count`).
+    pub count: u64,
+    /// Requests allowed in the window (`inin-ratelimit-allowed`).
+    pub allowed: u64,
+    /// Seconds until the window resets (`inin-ratelimit-reset`).
+    pub reset: u64,
+}
+
+/// A response as the server sent it.
+#[derive(Clone, Debug)]
+pub struct ApiResponse {
+    /// The method and URL asked (for messages).
+    pub endpoint: String,
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    /// The body as JSON of type `T`, if the status is a success.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        self.error_for_status()?;
+        serde_json::from_slice(&self.body).map_err(|e| Error::BadResponse {
+            endpoint: self.endpoint.clone(),
+            reason: format!("not the expected JSON ({e})"),
+            excerpt: excerpt(&self.body),
+        })
+    }
+
+    /// An error for a status outside 2xx, typed as the token endpoint's are where it applies.
+    pub fn error_for_status(&self) -> Result<(), Error> {
+        let status = self.status.as_u16();
+        let endpoint = self.endpoint.clone();
+        match status {
+            200..=299 => Ok(()),
+            403 => Err(Error::Forbidden {
+                endpoint,
+                excerpt: excerpt(&self.body),
+            }),
+            429 => Err(Error::RateLimited {
+                endpoint,
+                retry_after: self.retry_after(),
+                attempts: 1,
+            }),
+            500..=599 => Err(Error::Server {
+                endpoint,
+                status,
+                excerpt: excerpt(&self.body),
+                attempts: 1,
+            }),
+            _ => Err(Error::Api {
+                endpoint,
+                status,
+                excerpt: excerpt(&self.body),
+            }),
+        }
+    }
+
+    /// `Retry-After`, in seconds (an HTTP date is read against the system clock).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let v = self
+            .headers
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?;
+        parse_retry_after(v, std::time::SystemTime::now())
+    }
+
+    /// The `inin-ratelimit-*` headers, when all three are present.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        let n = |k: &str| self.headers.get(k)?.to_str().ok()?.trim().parse().ok();
+        Some(RateLimit {
+            count: n("inin-ratelimit-count")?,
+            allowed: n("inin-ratelimit-allowed")?,
+            reset: n("inin-ratelimit-reset")?,
+        })
+    }
+}
+
+/// One page of a paged list endpoint.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The page's entities.
+    pub entities: Vec<Value>,
+    /// `pageNumber`, when the endpoint gives it.
+    pub page_number: Option<u64>,
+    /// `pageCount`, when the endpoint gives it.
+    pub page_count: Option<u64>,
+    /// `total`, when the endpoint gives it.
+    pub total: Option<u64>,
+}
+
+/// Calls the Genesys Cloud API with tokens from a [`TokenProvider`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    provider: TokenProvider,
+    base: String,
+}
+
+impl ApiClient {
+    /// A client on the provider's region, sharing its HTTP client and settings.
+    pub fn new(provider: TokenProvider) -> Self {
+        let base = provider.settings().region.value.api_base_url();
+        Self { provider, base }
+    }
+
+    /// The provider in use.
+    pub fn provider(&self) -> &TokenProvider {
+        &self.provider
+    }
+
+    /// The API origin, e.g. `https://api.mypurecloud.ie`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The URL for a path as [`ApiRequest::path`] accepts it. An absolute URL must be on the API
+    /// origin: the token is never sent anywhere else.
+    pub fn url_for(&self, path: &str) -> Result<String, Error> {
+        let path = path.trim();
+        if path.contains("://") {
+            return if path.starts_with(&format!("{}/", self.base)) {
+                Ok(path.to_owned())
+            } else {
+                Err(Error::Usage(format!(
+                    "{path} is not on the API origin {}; the token is only sent there",
+                    self.base
+                )))
+            };
+        }
+        let rel = path.trim_start_matches('/');
+        if rel.starts_with("api/") {
+            Ok(format!("{}/{rel}", self.base))
+        } else {
+            Ok(format!("{}/api/v2/{rel}", self.base))
+        }
+    }
+
+    /// GET a path.
+    pub async fn get(&self, path: &str) -> Result<ApiResponse, Error> {
+        self.send(ApiRequest::get(path)).await
+    }
+
+    /// GET a path and decode its JSON; an error status is an error.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.get(path).await?.json()
+    }
+
+    /// Sends a request, with the recovery described at the top of this module.
+    pub async fn send(&self, req: ApiRequest) -> Result<ApiResponse, Error> {
+        let url = self.url_for(&req.path)?;
+        let endpoint = format!("{} {}", req.method, strip_query(&url));
+        let policy = &self.provider.settings().retry;
+        let clock = self.provider.clock().clone();
+        let idempotent = matches!(
+            req.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        let start = clock.now();
+        let mut attempts = 0u32;
+        let mut refreshed = false;
+        loop {
+            attempts += 1;
+            let token = self.provider.token().await?;
+            let mut builder = self
+                .provider
+                .http()
+                .request(req.method.clone(), &url)
+                .bearer_auth(token.secret())
+                .header(reqwest::header::ACCEPT, "application/json");
+            if !req.query.is_empty() {
+                builder = builder.query(&req.query);
+            }
+            for (k, v) in &req.headers {
+                builder = builder.header(k.clone(), v.clone());
+            }
+            if let Some(body) = &req.body {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let can_retry = attempts < policy.max_attempts;
+            let resp = match builder.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = transport(&endpoint, &e).with_attempts(attempts);
+                    if idempotent && can_retry {
+                        self.backoff(attempts, None, start).await?;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body = match resp.bytes().await {
+                Ok(b) => b.to_vec(),
+                Err(e) => {
+                    if idempotent && can_retry {
+                        self.backoff(attempts, None, start).await?;
+                        continue;
+                    }
+                    return Err(transport(&endpoint, &e).with_attempts(attempts));
+                }
+            };
+            let response = ApiResponse {
+                endpoint: endpoint.clone(),
+                status,
+                headers,
+                body,
+            };
+            match status.as_u16() {
+                401 if self.provider.is_fixed() => {
+                    return Err(Error::AccessTokenRejected {
+                        source_name: self.provider.fixed_source().unwrap_or("settings").into(),
+                    });
+                }
+                401 if !refreshed => {
+                    tracing::debug!(endpoint = %endpoint, "401: invalidating the token sent and retrying once");
+                    self.provider.invalidate(&token);
+                    refreshed = true;
+                    attempts -= 1;
+                }
+                429 if can_retry => {
+                    let asked = response.retry_after();
+                    if asked.is_some_and(|d| d > policy.max_retry_after) {
+                        return Ok(response);
+                    }
+                    if self.backoff(attempts, asked, start).await.is_err() {
+                        return Ok(response);
+                    }
+                }
+                502..=504 if idempotent && can_retry => {
+                    if self.backoff(attempts, None, start).await.is_err() {
+                        return Ok(response);
+                    }
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// Waits before attempt `attempts + 1`: `asked` if the server said, else exponential backoff
+    /// with full jitter. Fails when the wait would pass the policy's deadline.
+    async fn backoff(
+        &self,
+        attempts: u32,
+        asked: Option<Duration>,
+        start: std::time::Instant,
+    ) -> Result<(), Error> {
+        use rand::Rng as _;
+        let policy = &self.provider.settings().retry;
+        let clock = self.provider.clock();
+        let step = policy
+            .base_delay
+            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+            .min(policy.max_delay);
+        let wait = asked.unwrap_or_else(|| rand::rng().random_range(Duration::ZERO..=step));
+        if clock.now().saturating_duration_since(start) + wait > policy.deadline {
+            return Err(Error::Usage("retry deadline passed".into()));
+        }
+        clock.sleep(wait).await;
+        Ok(())
+    }
+
+    /// Every page of a paged list endpoint, following `nextUri`, or `pageNumber` up to
+    /// `pageCount`. Ends after the last page or at the first error.
+    pub fn pages(&self, req: ApiRequest) -> impl Stream<Item = Result<Page, Error>> + Send + '_ {
+        struct State {
+            next: Option<ApiRequest>,
+            pages: usize,
+        }
+        let state = State {
+            next: Some(req),
+            pages: 0,
+        };
+        futures_util::stream::unfold(state, move |mut st| async move {
+            let req = st.next.take()?;
+            st.pages += 1;
+            let result = self.send(req.clone()).await.and_then(|r| {
+                let v: Value = r.json()?;
+                Ok((v, r.endpoint))
+            });
+            let (v, endpoint) = match result {
+                Ok(x) => x,
+                Err(e) => return Some((Err(e), st)),
+            };
+            let Some(entities) = v.get("entities").and_then(Value::as_array).cloned() else {
+                let e = Error::BadResponse {
+                    endpoint,
+                    reason: "not a paged list: no `entities` array".into(),
+                    excerpt: excerpt(v.to_string().as_bytes()),
+                };
+                return Some((Err(e), st));
+            };
+            let num = |k: &str| v.get(k).and_then(Value::as_u64);
+            let page = Page {
+                page_number: num("pageNumber"),
+                page_count: num("pageCount"),
+                total: num("total"),
+                entities,
+            };
+            st.next = next_request(&req, &v, &page).filter(|_| st.pages < MAX_PAGES);
+            Some((Ok(page), st))
+        })
+    }
+}
+
+/// The request for the page after `page`, if there is one.
+fn next_request(current: &ApiRequest, body: &Value, page: &Page) -> Option<ApiRequest> {
+    if page.entities.is_empty() {
+        return None;
+    }
+    if let Some(next) = body.get("nextUri").and_then(Value::as_str) {
+        // nextUri carries its own query; extra parameters would be repeated.
+        let req = ApiRequest {
+            path: next.to_owned(),
+            query: Vec::new(),
+            ..current.clone()
+        };
+        return (req.path != current.path || !current.query.is_empty()).then_some(req);
+    }
+    let (n, count) = (page.page_number?, page.page_count?);
+    if n >= count {
+        return None;
+    }
+    let mut req = current.clone();
+    req.query.retain(|(k, _)| k != "pageNumber");
+    req.query.push(("pageNumber".into(), (n + 1).to_string()));
+    Some(req)
+}
+
+fn strip_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}

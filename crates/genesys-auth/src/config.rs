@@ -1,0 +1,805 @@
+//! Where settings come from. Highest precedence first, per value:
+//! 1. explicit values (the builder; the CLI's flags);
+//! 2. the environment: `GENESYS_*` (the seed tutorial's names), then Genesys' own
+//!    `GENESYSCLOUD_*`, then the SDK tutorials' `GENESYS_CLOUD_*`;
+//! 3. a `.env` file in the working directory, read without touching the process environment;
+//! 4. a profile: this project's `$XDG_CONFIG_HOME/genesys-auth/config.toml` (`[profiles.NAME]`),
+//!    then the `gc` CLI's `~/.gc/config.toml` (read only);
+//! 5. defaults (region us-east-1).
+//!
+//! Every value remembers its [`Source`], so that messages and `genesys-auth config` can say where
+//! a setting came from.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::region::{Region, RegionError};
+use crate::retry::RetryPolicy;
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Given explicitly (a builder call, or a CLI flag such as `--region`).
+    Explicit(String),
+    /// An environment variable.
+    Env(String),
+    /// A variable in a `.env` file.
+    DotEnv {
+        /// The file.
+        path: PathBuf,
+        /// The variable.
+        var: String,
+    },
+    /// A profile in a configuration file.
+    Profile {
+        /// The file.
+        path: PathBuf,
+        /// The profile's name.
+        profile: String,
+    },
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Explicit(what) => f.write_str(what),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::DotEnv { path, var } => write!(f, "{var} in {}", path.display()),
+            Source::Profile { path, profile } => {
+                write!(f, "profile `{profile}` in {}", path.display())
+            }
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    /// The value.
+    pub value: T,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl<T: fmt::Debug> fmt::Debug for Sourced<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} (from {})", self.value, self.source)
+    }
+}
+
+/// A secret and where it came from; its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct SourcedSecret {
+    /// The secret.
+    pub value: SecretString,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl fmt::Debug for SourcedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[redacted] (from {})", self.source)
+    }
+}
+
+/// Why settings could not be resolved. Found before any request is made.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The region setting is not a region.
+    #[error("{source} (region from {from})")]
+    Region {
+        /// What is wrong.
+        source: RegionError,
+        /// Where the bad value came from.
+        from: Source,
+    },
+    /// No client id or no secret anywhere.
+    #[error(
+        "no {missing} configured; looked at: {}. Set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or a .env file, or a profile)",
+        looked_at.join(", ")
+    )]
+    MissingCredentials {
+        /// `client id`, `client secret`, or both.
+        missing: String,
+        /// Every variable and file looked at.
+        looked_at: Vec<String>,
+    },
+    /// A value that cannot be right (whitespace or control characters inside an id or secret).
+    #[error("invalid {what} from {from}: {reason}")]
+    InvalidValue {
+        /// Which setting.
+        what: &'static str,
+        /// Where it came from.
+        from: Source,
+        /// What is wrong (never the secret itself).
+        reason: String,
+    },
+    /// A configuration file that exists but cannot be read or parsed.
+    #[error("cannot use {}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A profile that was asked for by name and is not in any file.
+    #[error("profile `{profile}` (from {from}) is in none of: {}; create it, or choose another with --profile or GENESYS_PROFILE", files.join(", "))]
+    NoSuchProfile {
+        /// The name.
+        profile: String,
+        /// Where the name came from.
+        from: Source,
+        /// The files looked at.
+        files: Vec<String>,
+    },
+}
+
+/// Resolved settings: what to authenticate with and where.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The OAuth client id.
+    pub client_id: Option<Sourced<String>>,
+    /// The OAuth client secret.
+    pub client_secret: Option<SourcedSecret>,
+    /// The region or custom base URL.
+    pub region: Sourced<Region>,
+    /// Scopes to request; none means the client's configured scopes.
+    pub scopes: Option<Sourced<Vec<String>>>,
+    /// A ready-made access token: used as is, never refreshed.
+    pub access_token: Option<SourcedSecret>,
+    /// The profile name that was used.
+    pub profile: Sourced<String>,
+    /// Connect timeout (default 5 s).
+    pub connect_timeout: Duration,
+    /// Total timeout of one HTTP exchange (default 15 s).
+    pub timeout: Duration,
+    /// How failed requests are retried.
+    pub retry: RetryPolicy,
+    /// Things worth telling the user that are not errors (a profile file others can read).
+    pub warnings: Vec<String>,
+    /// Every variable and file looked at, for messages.
+    pub looked_at: Vec<String>,
+}
+
+/// Client credentials, checked to be present.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: SecretString,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Starts a loader reading the process environment, `./.env` and the profile files.
+    pub fn loader() -> Loader {
+        Loader::default()
+    }
+
+    /// Settings for a custom base URL and client, with nothing read from the environment or
+    /// files: the shortest path for tests and the emulator.
+    pub fn for_base_url(
+        base_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Settings, ConfigError> {
+        Settings::loader()
+            .isolated()
+            .region(base_url)
+            .client_id(client_id)
+            .client_secret(client_secret)
+            .load()
+    }
+
+    /// The client id and secret, or an error naming everything that was looked at.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        match (&self.client_id, &self.client_secret) {
+            (Some(id), Some(secret)) => Ok(Credentials {
+                client_id: id.value.clone(),
+                client_secret: secret.value.clone(),
+            }),
+            (id, secret) => Err(ConfigError::MissingCredentials {
+                missing: match (id.is_none(), secret.is_none()) {
+                    (true, true) => "client id or client secret",
+                    (true, false) => "client id",
+                    _ => "client secret",
+                }
+                .into(),
+                looked_at: self.looked_at.clone(),
+            }),
+        }
+    }
+
+    /// The scopes as the request sends them: space-separated, or none.
+    pub fn scope_param(&self) -> Option<String> {
+        self.scopes
+            .as_ref()
+            .filter(|s| !s.value.is_empty())
+            .map(|s| s.value.join(" "))
+    }
+}
+
+/// Reads settings from their sources. Built with explicit values; `load` resolves them.
+#[derive(Default)]
+pub struct Loader {
+    client_id: Option<Sourced<String>>,
+    client_secret: Option<SourcedSecret>,
+    region: Option<Sourced<String>>,
+    scopes: Option<Sourced<Vec<String>>>,
+    access_token: Option<SourcedSecret>,
+    profile: Option<Sourced<String>>,
+    env: Option<HashMap<String, String>>,
+    dotenv: Option<Option<PathBuf>>,
+    config_home: Option<Option<PathBuf>>,
+    home: Option<Option<PathBuf>>,
+    connect_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+}
+
+impl fmt::Debug for Loader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loader")
+            .field("client_id", &self.client_id)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+fn explicit(label: &str) -> Source {
+    Source::Explicit(label.to_owned())
+}
+
+impl Loader {
+    /// Reads nothing from the process: no environment, no `.env`, no profile files. Explicit
+    /// values and anything given with [`Loader::env`], [`Loader::dotenv`] or the home settings
+    /// still apply.
+    pub fn isolated(mut self) -> Self {
+        self.env.get_or_insert_with(HashMap::new);
+        self.dotenv = Some(self.dotenv.flatten());
+        self.config_home = Some(self.config_home.flatten());
+        self.home = Some(self.home.flatten());
+        self
+    }
+
+    /// Uses this map instead of the process environment.
+    pub fn env(mut self, vars: HashMap<String, String>) -> Self {
+        self.env = Some(vars);
+        self
+    }
+
+    /// Reads this `.env` file (`None`: none) instead of `./.env`.
+    pub fn dotenv(mut self, path: Option<PathBuf>) -> Self {
+        self.dotenv = Some(path);
+        self
+    }
+
+    /// Uses this directory as `$XDG_CONFIG_HOME` (`None`: no project profile file).
+    pub fn config_home(mut self, dir: Option<PathBuf>) -> Self {
+        self.config_home = Some(dir);
+        self
+    }
+
+    /// Uses this directory as the home directory (for `~/.gc/config.toml` and `~/.config`).
+    pub fn home(mut self, dir: Option<PathBuf>) -> Self {
+        self.home = Some(dir);
+        self
+    }
+
+    /// Sets the client id explicitly.
+    pub fn client_id(self, id: impl Into<String>) -> Self {
+        self.client_id_from(id, "explicit client id")
+    }
+
+    /// Sets the client id, naming where it came from (e.g. `--client-id`).
+    pub fn client_id_from(mut self, id: impl Into<String>, label: &str) -> Self {
+        self.client_id = Some(Sourced {
+            value: id.into(),
+            source: explicit(label),
+        });
+        self
+    }
+
+    /// Sets the client secret explicitly.
+    pub fn client_secret(self, secret: impl Into<String>) -> Self {
+        self.client_secret_from(secret, "explicit client secret")
+    }
+
+    /// Sets the client secret, naming where it came from (e.g. `--client-secret-file`).
+    pub fn client_secret_from(mut self, secret: impl Into<String>, label: &str) -> Self {
+        self.client_secret = Some(SourcedSecret {
+            value: SecretString::from(secret.into()),
+            source: explicit(label),
+        });
+        self
+    }
+
+    /// Sets the region (any accepted spelling, or a base URL) explicitly.
+    pub fn region(self, region: impl Into<String>) -> Self {
+        self.region_from(region, "explicit region")
+    }
+
+    /// Sets the region, naming where it came from (e.g. `--region`).
+    pub fn region_from(mut self, region: impl Into<String>, label: &str) -> Self {
+        self.region = Some(Sourced {
+            value: region.into(),
+            source: explicit(label),
+        });
+        self
+    }
+
+    /// Sets the scopes to request, naming where they came from.
+    pub fn scopes_from<I, S>(mut self, scopes: I, label: &str) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = Some(Sourced {
+            value: scopes.into_iter().map(Into::into).collect(),
+            source: explicit(label),
+        });
+        self
+    }
+
+    /// Sets the scopes to request.
+    pub fn scopes<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_from(scopes, "explicit scopes")
+    }
+
+    /// Uses this access token as is, without the grant.
+    pub fn access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = Some(SourcedSecret {
+            value: SecretString::from(token.into()),
+            source: explicit("explicit access token"),
+        });
+        self
+    }
+
+    /// Chooses a profile, naming where the choice came from (e.g. `--profile`).
+    pub fn profile_from(mut self, name: impl Into<String>, label: &str) -> Self {
+        self.profile = Some(Sourced {
+            value: name.into(),
+            source: explicit(label),
+        });
+        self
+    }
+
+    /// Chooses a profile.
+    pub fn profile(self, name: impl Into<String>) -> Self {
+        self.profile_from(name, "explicit profile")
+    }
+
+    /// Sets the connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = Some(d);
+        self
+    }
+
+    /// Sets the total timeout of one HTTP exchange (default 15 s).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Resolves every setting from its sources.
+    pub fn load(self) -> Result<Settings, ConfigError> {
+        let mut looked_at = Vec::new();
+        let env = self.env.unwrap_or_else(|| std::env::vars().collect());
+        let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        // The .env file: read into a map, never into the process environment.
+        let dotenv_path = match self.dotenv {
+            Some(p) => p,
+            None => std::env::current_dir().ok().map(|d| d.join(".env")),
+        };
+        let mut dotenv: HashMap<String, String> = HashMap::new();
+        if let Some(path) = &dotenv_path {
+            match dotenvy::from_path_iter(path) {
+                Ok(iter) => {
+                    for item in iter {
+                        match item {
+                            Ok((k, v)) => {
+                                dotenv.insert(k, v);
+                            }
+                            Err(e) => {
+                                return Err(ConfigError::File {
+                                    path: path.clone(),
+                                    message: format!("{e}; fix the line or remove the file"),
+                                });
+                            }
+                        }
+                    }
+                    looked_at.push(format!(".env file {}", path.display()));
+                }
+                Err(e) if is_not_found(&e) => {
+                    looked_at.push(format!(".env file {} (absent)", path.display()));
+                }
+                Err(e) => {
+                    return Err(ConfigError::File {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        let dot = |name: &str| dotenv.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        // Looks a setting up in the environment, then in .env, over a list of variable names.
+        let from_env = |names: &[&str], looked_at: &mut Vec<String>| -> Option<Sourced<String>> {
+            for n in names {
+                looked_at.push(format!("${n}"));
+                if let Some(v) = var(n) {
+                    return Some(Sourced {
+                        value: v.to_owned(),
+                        source: Source::Env((*n).to_owned()),
+                    });
+                }
+            }
+            if let Some(path) = &dotenv_path {
+                for n in names {
+                    if let Some(v) = dot(n) {
+                        return Some(Sourced {
+                            value: v.to_owned(),
+                            source: Source::DotEnv {
+                                path: path.clone(),
+                                var: (*n).to_owned(),
+                            },
+                        });
+                    }
+                }
+            }
+            None
+        };
+
+        let mut scratch = Vec::new();
+        let profile = non_empty(self.profile)
+            .or_else(|| from_env(&["GENESYS_PROFILE"], &mut scratch))
+            .unwrap_or(Sourced {
+                value: "default".into(),
+                source: Source::Default,
+            });
+
+        let home = match self.home {
+            Some(h) => h,
+            None => var("HOME").map(PathBuf::from),
+        };
+        let config_home = match self.config_home {
+            Some(c) => c,
+            None => var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config"))),
+        };
+        let mut warnings = Vec::new();
+        let mut profiles = Vec::new();
+        let mut files = Vec::new();
+        if let Some(dir) = &config_home {
+            let path = dir.join("genesys-auth").join("config.toml");
+            files.push(path.display().to_string());
+            if let Some(p) = read_profile(&path, &profile.value, ProfileKind::Own, &mut warnings)? {
+                profiles.push(p);
+            }
+            looked_at.push(format!("profile `{}` in {}", profile.value, path.display()));
+        }
+        if let Some(home) = &home {
+            let path = home.join(".gc").join("config.toml");
+            files.push(path.display().to_string());
+            if let Some(p) = read_profile(&path, &profile.value, ProfileKind::Gc, &mut warnings)? {
+                profiles.push(p);
+            }
+            looked_at.push(format!("profile `{}` in {}", profile.value, path.display()));
+        }
+        if profiles.is_empty() && profile.source != Source::Default {
+            return Err(ConfigError::NoSuchProfile {
+                profile: profile.value,
+                from: profile.source,
+                files,
+            });
+        }
+        let from_profile = |key: fn(&ProfileValues) -> Option<&String>| {
+            profiles.iter().find_map(|p| {
+                key(&p.values).map(|v| Sourced {
+                    value: v.clone(),
+                    source: Source::Profile {
+                        path: p.path.clone(),
+                        profile: p.name.clone(),
+                    },
+                })
+            })
+        };
+
+        let client_id = non_empty(self.client_id)
+            .or_else(|| {
+                from_env(
+                    &[
+                        "GENESYS_CLIENT_ID",
+                        "GENESYSCLOUD_OAUTHCLIENT_ID",
+                        "GENESYS_CLOUD_CLIENT_ID",
+                    ],
+                    &mut looked_at,
+                )
+            })
+            .or_else(|| from_profile(|p| p.client_id.as_ref()));
+        let client_secret = self
+            .client_secret
+            .filter(|s| !s.value.expose_secret().trim().is_empty())
+            .or_else(|| {
+                from_env(
+                    &[
+                        "GENESYS_CLIENT_SECRET",
+                        "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+                        "GENESYS_CLOUD_CLIENT_SECRET",
+                    ],
+                    &mut looked_at,
+                )
+                .or_else(|| from_profile(|p| p.client_secret.as_ref()))
+                .map(into_secret)
+            });
+        let region_raw = non_empty(self.region)
+            .or_else(|| {
+                from_env(
+                    &[
+                        "GENESYS_REGION",
+                        "GENESYSCLOUD_REGION",
+                        "GENESYS_CLOUD_ENVIRONMENT",
+                    ],
+                    &mut scratch,
+                )
+            })
+            .or_else(|| from_profile(|p| p.region.as_ref()));
+        let scopes = self.scopes.filter(|s| !s.value.is_empty()).or_else(|| {
+            from_env(&["GENESYS_SCOPES"], &mut scratch)
+                .or_else(|| from_profile(|p| p.scopes.as_ref()))
+                .map(|s| Sourced {
+                    value: split_scopes(&s.value),
+                    source: s.source,
+                })
+        });
+        let access_token = self
+            .access_token
+            .filter(|s| !s.value.expose_secret().trim().is_empty())
+            .or_else(|| from_env(&["GENESYSCLOUD_ACCESS_TOKEN"], &mut scratch).map(into_secret));
+
+        let region = match region_raw {
+            Some(r) => Sourced {
+                value: Region::parse(&r.value).map_err(|source| ConfigError::Region {
+                    source,
+                    from: r.source.clone(),
+                })?,
+                source: r.source,
+            },
+            None => Sourced {
+                value: Region::default(),
+                source: Source::Default,
+            },
+        };
+        let client_id = client_id
+            .map(|c| {
+                let value = c.value.trim().to_owned();
+                check_token_chars(&value, "client id", &c.source, true)?;
+                Ok::<_, ConfigError>(Sourced { value, ..c })
+            })
+            .transpose()?;
+        let client_secret = client_secret
+            .map(|s| {
+                let value = s.value.expose_secret().trim().to_owned();
+                check_token_chars(&value, "client secret", &s.source, false)?;
+                Ok::<_, ConfigError>(SourcedSecret {
+                    value: SecretString::from(value),
+                    source: s.source,
+                })
+            })
+            .transpose()?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(Settings {
+            client_id,
+            client_secret,
+            region,
+            scopes,
+            access_token,
+            profile,
+            connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(5)),
+            timeout: self.timeout.unwrap_or(Duration::from_secs(15)),
+            retry: self.retry.unwrap_or_default(),
+            warnings,
+            looked_at,
+        })
+    }
+}
+
+fn non_empty(v: Option<Sourced<String>>) -> Option<Sourced<String>> {
+    v.filter(|s| !s.value.trim().is_empty())
+}
+
+fn into_secret(s: Sourced<String>) -> SourcedSecret {
+    SourcedSecret {
+        value: SecretString::from(s.value),
+        source: s.source,
+    }
+}
+
+fn is_not_found(e: &dotenvy::Error) -> bool {
+    matches!(e, dotenvy::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Splits `GENESYS_SCOPES`-style values: space- or comma-separated.
+fn split_scopes(s: &str) -> Vec<String> {
+    s.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An id or secret with whitespace or control characters inside is a copy-paste accident.
+fn check_token_chars(
+    value: &str,
+    what: &'static str,
+    from: &Source,
+    show: bool,
+) -> Result<(), ConfigError> {
+    let bad = value
+        .char_indices()
+        .find(|(_, c)| c.is_control() || c.is_whitespace());
+    match bad {
+        None => Ok(()),
+        Some((i, c)) => Err(ConfigError::InvalidValue {
+            what,
+            from: from.clone(),
+            reason: format!(
+                "it contains {} at position {}{}; copy it again without line breaks or spaces",
+                if c.is_control() {
+                    "a control character"
+                } else {
+                    "whitespace"
+                },
+                i + 1,
+                if show {
+                    format!(" (`{}`)", crate::error::short_id(value))
+                } else {
+                    String::new()
+                }
+            ),
+        }),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProfileKind {
+    /// `[profiles.NAME]` with `client_id`, `client_secret`, `region`, `scopes`.
+    Own,
+    /// `gc`: a table per profile with `client_credentials` (the id), `client_secret`,
+    /// `environment` (a domain).
+    Gc,
+}
+
+#[derive(Default)]
+struct ProfileValues {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    region: Option<String>,
+    scopes: Option<String>,
+}
+
+struct FoundProfile {
+    path: PathBuf,
+    name: String,
+    values: ProfileValues,
+}
+
+fn read_profile(
+    path: &Path,
+    name: &str,
+    kind: ProfileKind,
+    warnings: &mut Vec<String>,
+) -> Result<Option<FoundProfile>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::File {
+            path: path.to_owned(),
+            message: format!("not valid TOML: {}", e.message()),
+        })?;
+    let tables = match kind {
+        ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()),
+        ProfileKind::Gc => Some(&doc),
+    };
+    // gc names its default profile `DEFAULT`; names match case-insensitively.
+    let Some((found_name, table)) = tables.and_then(|t| {
+        t.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(k, v)| v.as_table().map(|t| (k.clone(), t)))
+    }) else {
+        return Ok(None);
+    };
+    let get = |k: &str| {
+        table
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let values = match kind {
+        ProfileKind::Own => ProfileValues {
+            client_id: get("client_id"),
+            client_secret: get("client_secret"),
+            region: get("region"),
+            scopes: get("scopes").or_else(|| {
+                table.get("scopes").and_then(|v| v.as_array()).map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            }),
+        },
+        ProfileKind::Gc => ProfileValues {
+            client_id: get("client_credentials"),
+            client_secret: get("client_secret"),
+            region: get("environment"),
+            scopes: None,
+        },
+    };
+    if values.client_secret.is_some()
+        && let Some(mode) = group_or_world_readable(path)
+    {
+        warnings.push(format!(
+            "{} holds a client secret and can be read by others (mode {mode:o}); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(Some(FoundProfile {
+        path: path.to_owned(),
+        name: found_name,
+        values,
+    }))
+}
+
+#[cfg(unix)]
+fn group_or_world_readable(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn group_or_world_readable(_path: &Path) -> Option<u32> {
+    None
+}

@@ -1,0 +1,243 @@
+//! The one error type callers match on. Every message says what happened and what to do next,
+//! and none contains the client secret or a token.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+/// Everything that can go wrong getting or using a token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Missing or invalid settings, found before any request was made.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// The login host refused the client id and secret (401, or 400 `invalid_client`).
+    #[error(
+        "{login_host} rejected client {client_id} (HTTP {status}, invalid_client); check the secret, and that this client belongs to region {region}"
+    )]
+    InvalidClient {
+        /// The login host that was asked: a wrong region is the usual cause.
+        login_host: String,
+        /// The client id, shortened.
+        client_id: String,
+        /// The region that was used.
+        region: String,
+        /// 400 or 401.
+        status: u16,
+    },
+
+    /// The server understood but refused (403), usually a missing scope or permission.
+    #[error(
+        "{endpoint} answered 403 Forbidden: {excerpt}; check the OAuth client's scopes and role"
+    )]
+    Forbidden {
+        /// What was asked.
+        endpoint: String,
+        /// A short, secret-free excerpt of the body.
+        excerpt: String,
+    },
+
+    /// Rate limited (429, or the token endpoint's 400 "rate limit exceeded"), after retries.
+    #[error("{endpoint} is rate limiting this client{}{}", retry_after.map(|d| format!("; it asks to wait {} s", d.as_secs())).unwrap_or_default(), attempts_text(*attempts))]
+    RateLimited {
+        /// What was asked.
+        endpoint: String,
+        /// The wait the server asked for, if it said.
+        retry_after: Option<Duration>,
+        /// Attempts made.
+        attempts: u32,
+    },
+
+    /// The server failed (5xx), after retries.
+    #[error("{endpoint} answered HTTP {status}{}: {excerpt}; try again later", attempts_text(*attempts))]
+    Server {
+        /// What was asked.
+        endpoint: String,
+        /// The status.
+        status: u16,
+        /// A short, secret-free excerpt of the body.
+        excerpt: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+
+    /// Connection, DNS, TLS or timeout, after retries.
+    #[error("cannot reach {endpoint}: {message}{}; check the network, the region and any proxy", attempts_text(*attempts))]
+    Transport {
+        /// What was asked.
+        endpoint: String,
+        /// What failed, with its causes.
+        message: String,
+        /// Whether it was a timeout.
+        timeout: bool,
+        /// Attempts made.
+        attempts: u32,
+    },
+
+    /// A response that could not be used: not JSON, missing or invalid fields, too large.
+    #[error("{endpoint} sent an unusable response: {reason} (body starts: {excerpt})")]
+    BadResponse {
+        /// What was asked.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+        /// A short, secret-free excerpt of the body.
+        excerpt: String,
+    },
+
+    /// Any other 4xx from the token endpoint; never retried.
+    #[error("{endpoint} refused the token request with HTTP {status}: {excerpt}")]
+    Rejected {
+        /// What was asked.
+        endpoint: String,
+        /// The status.
+        status: u16,
+        /// A short, secret-free excerpt of the body.
+        excerpt: String,
+    },
+
+    /// The API answered with an error status (from the typed helpers such as `get_json`; `send`
+    /// returns every response as it is).
+    #[error("{endpoint} answered HTTP {status}: {excerpt}")]
+    Api {
+        /// What was asked.
+        endpoint: String,
+        /// The status.
+        status: u16,
+        /// A short, secret-free excerpt of the body.
+        excerpt: String,
+    },
+
+    /// The library was used where it cannot work (the blocking facade inside an async runtime).
+    #[error("{0}")]
+    Usage(String),
+
+    /// The ready-made access token (`GENESYSCLOUD_ACCESS_TOKEN`) was refused; it is never renewed.
+    #[error(
+        "the configured access token (from {source_name}) was rejected with HTTP 401; it is used as is and never renewed: set a fresh one, or unset it to use the client credentials"
+    )]
+    AccessTokenRejected {
+        /// Where the token was configured.
+        source_name: String,
+    },
+}
+
+fn attempts_text(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl Error {
+    /// Whether the retry policy may try again: rate limits, 502/503/504 and transport failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::RateLimited { .. } | Error::Transport { .. } => true,
+            Error::Server { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
+    /// The wait the server asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Records how many attempts were made, for the message.
+    pub(crate) fn with_attempts(mut self, n: u32) -> Self {
+        match &mut self {
+            Error::RateLimited { attempts, .. }
+            | Error::Server { attempts, .. }
+            | Error::Transport { attempts, .. } => *attempts = n,
+            _ => {}
+        }
+        self
+    }
+
+    /// Whether this is a configuration error (found before any request).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config(_))
+    }
+}
+
+/// A short excerpt of a response body for an error message, with any token value removed.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    // A body that names an access token (a token response that failed validation) is cut before
+    // the value, so that the token can never reach a message.
+    let safe = match text.find("access_token") {
+        Some(i) => format!("{}access_token…[redacted]", &text[..i]),
+        None => text.into_owned(),
+    };
+    let one_line: String = safe
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    if trimmed.is_empty() {
+        return "(empty)".into();
+    }
+    match trimmed.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &trimmed[..i]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// A client id shortened for messages: enough to recognise, not the whole.
+pub(crate) fn short_id(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 12 {
+        id.to_owned()
+    } else {
+        let head: String = id.chars().take(8).collect();
+        format!("{head}…")
+    }
+}
+
+/// A reqwest error with its causes, in one line.
+pub(crate) fn transport(endpoint: &str, e: &reqwest::Error) -> Error {
+    let mut message = e.without_url_ref();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !message.contains(&s_text) {
+            message.push_str(": ");
+            message.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    Error::Transport {
+        endpoint: endpoint.to_owned(),
+        message,
+        timeout: e.is_timeout(),
+        attempts: 1,
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        if self.is_timeout() {
+            "timed out".into()
+        } else if self.is_connect() {
+            "connection failed".into()
+        } else if self.is_body() || self.is_decode() {
+            "the response broke off".into()
+        } else if self.is_request() {
+            "the request failed".into()
+        } else {
+            "HTTP error".into()
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! The token provider: a cached token served without a lock, one refresh shared by every
+//! concurrent caller, refreshed ahead of expiry, and a still-valid token kept when a refresh fails.
+//!
+//! A cached token is in one of three states:
+//! - **fresh**: returned at once (an `ArcSwap` load and an `Arc` clone);
+//! - **refresh-due** (within a margin of expiry, with jitter): returned at once, and one
+//!   background refresh starts;
+//! - **expired** (or none): callers wait for the one refresh in flight.
+//!
+//! The refresh runs in its own task, so a caller that is cancelled does not cancel it; its result,
+//! error included, reaches every waiter through a `watch` channel. Expiry is computed from the
+//! monotonic clock read before the request was sent.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use rand::Rng as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::error::Error;
+use crate::grant::{AccessToken, TokenExchange, http_client};
+use crate::store::{MemoryStore, StoreKey, StoredToken, TokenStore};
+
+/// When refresh-due begins, before expiry: `min(max(60 s, 10% of lifetime), lifetime / 2)`.
+pub fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10)
+        .max(Duration::from_secs(60))
+        .min(lifetime / 2)
+}
+
+/// How long before the real expiry a token already counts as expired: clocks and networks are
+/// not exact, and a token that dies in flight is a 401.
+pub fn hard_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).min(Duration::from_secs(5))
+}
+
+/// The longest pause between failed refresh attempts.
+const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
+
+type FlightResult = Option<Result<Arc<AccessToken>, Error>>;
+
+struct Cached {
+    token: Arc<AccessToken>,
+    refresh_at: Instant,
+    hard_expiry: Instant,
+}
+
+enum Mode {
+    Exchange(TokenExchange),
+    /// A ready-made token: served as is, never refreshed.
+    Fixed {
+        token: Arc<AccessToken>,
+        source: String,
+    },
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    not_before: Option<Instant>,
+    last_error: Option<Error>,
+}
+
+struct Inner {
+    mode: Mode,
+    current: ArcSwapOption<Cached>,
+    settings: Arc<Settings>,
+    http: reqwest::Client,
+    store: Arc<dyn TokenStore>,
+    key: Option<StoreKey>,
+    clock: Arc<dyn Clock>,
+    flight: Mutex<Option<watch::Receiver<FlightResult>>>,
+    failures: Mutex<Failures>,
+    rejected: Mutex<Option<[u8; 32]>>,
+    jitter: f64,
+}
+
+/// Gets and keeps a valid access token. Cheap to clone; clones share one cache.
+#[derive(Clone)]
+pub struct TokenProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("region", &self.inner.settings.region.value)
+            .field("store", &self.inner.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for a [`TokenProvider`].
+pub struct ProviderBuilder {
+    settings: Settings,
+    store: Option<Arc<dyn TokenStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    http: Option<reqwest::Client>,
+    jitter: f64,
+}
+
+impl std::fmt::Debug for ProviderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderBuilder").finish_non_exhaustive()
+    }
+}
+
+impl ProviderBuilder {
+    /// Where tokens outlive the process (default: memory only).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The time source (default: the system clocks).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The HTTP client (default: one built from the settings' timeouts).
+    pub fn http(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How far the refresh point is spread, as a fraction of the refresh margin (default 0.25),
+    /// so that a fleet does not refresh together. 0 makes it exact.
+    pub fn refresh_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Builds the provider. Fails only on configuration: missing credentials (unless a ready-made
+    /// access token is configured).
+    pub fn build(self) -> Result<TokenProvider, Error> {
+        let settings = Arc::new(self.settings);
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let http = match self.http {
+            Some(h) => h,
+            None => http_client(&settings)?,
+        };
+        let (mode, key) = match &settings.access_token {
+            Some(t) => (
+                Mode::Fixed {
+                    token: Arc::new(AccessToken::fixed(
+                        t.value.clone(),
+                        clock.now(),
+                        clock.wall(),
+                    )),
+                    source: t.source.to_string(),
+                },
+                None,
+            ),
+            None => {
+                let ex = TokenExchange::new(settings.clone(), http.clone(), clock.clone())?;
+                let key = StoreKey::new(&settings, ex.credentials());
+                (Mode::Exchange(ex), Some(key))
+            }
+        };
+        Ok(TokenProvider {
+            inner: Arc::new(Inner {
+                mode,
+                current: ArcSwapOption::empty(),
+                settings,
+                http,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                key,
+                clock,
+                flight: Mutex::new(None),
+                failures: Mutex::new(Failures::default()),
+                rejected: Mutex::new(None),
+                jitter: self.jitter,
+            }),
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+enum Flight {
+    Ready(Arc<AccessToken>),
+    Wait(watch::Receiver<FlightResult>),
+}
+
+impl TokenProvider {
+    /// A provider with the default memory store and system clock.
+    pub fn new(settings: Settings) -> Result<Self, Error> {
+        Self::builder(settings).build()
+    }
+
+    /// Options for a provider.
+    pub fn builder(settings: Settings) -> ProviderBuilder {
+        ProviderBuilder {
+            settings,
+            store: None,
+            clock: None,
+            http: None,
+            jitter: 0.25,
+        }
+    }
+
+    /// A valid token. Fresh: at once, without a lock. Refresh-due: at once, and one background
+    /// refresh starts. Expired or none: waits for the one refresh in flight.
+    pub async fn token(&self) -> Result<Arc<AccessToken>, Error> {
+        if let Mode::Fixed { token, .. } = &self.inner.mode {
+            return Ok(token.clone());
+        }
+        let now = self.inner.clock.now();
+        {
+            let guard = self.inner.current.load();
+            if let Some(c) = guard.as_ref() {
+                if now < c.refresh_at {
+                    return Ok(c.token.clone());
+                }
+                if now < c.hard_expiry {
+                    let token = c.token.clone();
+                    drop(guard);
+                    if !self.inner.backing_off(now) {
+                        let _ = self.inner.start_flight(now);
+                    }
+                    return Ok(token);
+                }
+            }
+        }
+        if let Some(e) = self.inner.failed_recently(now) {
+            return Err(e);
+        }
+        match self.inner.start_flight(now) {
+            Flight::Ready(t) => Ok(t),
+            Flight::Wait(mut rx) => {
+                let result = rx.wait_for(Option::is_some).await.map(|r| r.clone());
+                match result {
+                    Ok(Some(r)) => r,
+                    // The refresh task cannot drop its sender without sending; if the runtime
+                    // is shutting down, say so rather than hang.
+                    _ => Err(Error::Transport {
+                        endpoint: self.inner.settings.region.value.token_url(),
+                        message: "the refresh task ended without a result (runtime shutting down)"
+                            .into(),
+                        timeout: false,
+                        attempts: 0,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Drops `token` if it is still the current one (after a 401), so that the next call
+    /// refreshes. A token someone else already replaced is left alone.
+    pub fn invalidate(&self, token: &AccessToken) {
+        if matches!(self.inner.mode, Mode::Fixed { .. }) {
+            return;
+        }
+        *lock(&self.inner.rejected) = Some(Sha256::digest(token.secret().as_bytes()).into());
+        self.inner.current.rcu(|cur| match cur {
+            Some(c) if c.token.same_token(token) => None,
+            other => other.clone(),
+        });
+    }
+
+    /// Forgets the current token, in memory and in the store (after revoking it).
+    pub async fn forget(&self) -> Result<(), crate::store::StoreError> {
+        if let Some(c) = self.inner.current.swap(None) {
+            *lock(&self.inner.rejected) = Some(Sha256::digest(c.token.secret().as_bytes()).into());
+        }
+        match &self.inner.key {
+            Some(key) => self.inner.store.remove(key).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The cached token, if any, without refreshing.
+    pub fn cached(&self) -> Option<Arc<AccessToken>> {
+        match &self.inner.mode {
+            Mode::Fixed { token, .. } => Some(token.clone()),
+            Mode::Exchange(_) => self.inner.current.load().as_ref().map(|c| c.token.clone()),
+        }
+    }
+
+    /// Whether tokens come from a ready-made access token (never refreshed).
+    pub fn is_fixed(&self) -> bool {
+        matches!(self.inner.mode, Mode::Fixed { .. })
+    }
+
+    /// Where the ready-made token came from, when there is one.
+    pub fn fixed_source(&self) -> Option<&str> {
+        match &self.inner.mode {
+            Mode::Fixed { source, .. } => Some(source),
+            Mode::Exchange(_) => None,
+        }
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.inner.settings
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The store in use.
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.inner.store
+    }
+
+    /// The store key, when tokens come from the client-credentials grant.
+    pub fn store_key(&self) -> Option<&StoreKey> {
+        self.inner.key.as_ref()
+    }
+}
+
+impl Inner {
+    fn backing_off(&self, now: Instant) -> bool {
+        lock(&self.failures).not_before.is_some_and(|t| now < t)
+    }
+
+    fn failed_recently(&self, now: Instant) -> Option<Error> {
+        let f = lock(&self.failures);
+        match (f.not_before, &f.last_error) {
+            (Some(t), Some(e)) if now < t => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Joins the refresh in flight, or starts one. Under the lock, a token installed since the
+    /// caller looked is returned instead: the compare-and-swap that keeps a just-refreshed token
+    /// from being refreshed again.
+    fn start_flight(self: &Arc<Self>, now: Instant) -> Flight {
+        let mut flight = lock(&self.flight);
+        if let Some(rx) = flight.as_ref()
+            && rx.borrow().is_none()
+        {
+            return Flight::Wait(rx.clone());
+        }
+        if let Some(c) = self.current.load().as_ref()
+            && now < c.refresh_at
+        {
+            return Flight::Ready(c.token.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        *flight = Some(rx.clone());
+        drop(flight);
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let result = inner.refresh().await;
+            tx.send_replace(Some(result));
+            let mut flight = lock(&inner.flight);
+            if flight
+                .as_ref()
+                .is_some_and(|r| r.same_channel(&tx.subscribe()))
+            {
+                *flight = None;
+            }
+        });
+        Flight::Wait(rx)
+    }
+
+    fn is_rejected(&self, t: &AccessToken) -> bool {
+        lock(&self.rejected)
+            .is_some_and(|h| h == <[u8; 32]>::from(Sha256::digest(t.secret().as_bytes())))
+    }
+
+    /// A token from the store, if it is there, unexpired and not one a server refused.
+    async fn load_stored(&self, key: &StoreKey) -> Option<AccessToken> {
+        match self.store.load(key).await {
+            Ok(Some(s)) => s
+                .to_token(self.clock.now(), self.clock.wall())
+                .filter(|t| !self.is_rejected(t))
+                .filter(|t| self.clock.now() + hard_margin(t.lifetime()) < t.expires_at()),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(
+                    store = self.store.kind(),
+                    "cannot read the token store, carrying on without it: {e}"
+                );
+                None
+            }
+        }
+    }
+
+    fn is_fresh(&self, t: &AccessToken) -> bool {
+        self.clock.now() + refresh_margin(t.lifetime()) < t.expires_at()
+    }
+
+    async fn refresh(self: &Arc<Self>) -> Result<Arc<AccessToken>, Error> {
+        let (Mode::Exchange(ex), Some(key)) = (&self.mode, &self.key) else {
+            // `token()` serves a ready-made token before any refresh could start.
+            return match &self.mode {
+                Mode::Fixed { token, .. } => Ok(token.clone()),
+                Mode::Exchange(_) => Err(Error::Config(
+                    crate::config::ConfigError::MissingCredentials {
+                        missing: "client id or client secret".into(),
+                        looked_at: self.settings.looked_at.clone(),
+                    },
+                )),
+            };
+        };
+        // A still-valid token to fall back on if the fetch fails: the one held, or the store's.
+        let mut fallback: Option<Arc<AccessToken>> = self
+            .current
+            .load_full()
+            .filter(|c| self.clock.now() < c.hard_expiry)
+            .map(|c| c.token.clone());
+
+        if let Some(t) = self.load_stored(key).await {
+            if self.is_fresh(&t) && !fallback.as_ref().is_some_and(|f| f.same_token(&t)) {
+                tracing::debug!(store = self.store.kind(), "token taken from the store");
+                return Ok(self.install(t));
+            }
+            fallback = better(fallback, Arc::new(t));
+        }
+        let guard = match self.store.lock(key).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(
+                    store = self.store.kind(),
+                    "cannot lock the token store, fetching without the lock: {e}"
+                );
+                None
+            }
+        };
+        if guard.is_some() {
+            // Whoever held the lock may have just stored a fresh token.
+            if let Some(t) = self.load_stored(key).await
+                && self.is_fresh(&t)
+                && !fallback.as_ref().is_some_and(|f| f.same_token(&t))
+            {
+                tracing::debug!(store = self.store.kind(), "token stored by another process");
+                return Ok(self.install(t));
+            }
+        }
+        match ex.fetch().await {
+            Ok(t) => {
+                if let Err(e) = self.store.save(key, &StoredToken::from_token(&t)).await {
+                    tracing::warn!(
+                        store = self.store.kind(),
+                        "cannot save the token, carrying on without persistence: {e}"
+                    );
+                }
+                drop(guard);
+                *lock(&self.failures) = Failures::default();
+                let no_later = fallback
+                    .as_ref()
+                    .is_some_and(|f| t.expires_at() <= f.expires_at());
+                let installed = self.install(t);
+                if no_later {
+                    // A refresh that did not extend the expiry must not be retried at once.
+                    self.note_failure(None);
+                }
+                Ok(installed)
+            }
+            Err(e) => {
+                drop(guard);
+                self.note_failure(Some(e.clone()));
+                match fallback
+                    .filter(|f| self.clock.now() + hard_margin(f.lifetime()) < f.expires_at())
+                {
+                    Some(f) => {
+                        tracing::warn!(
+                            remaining_s = f.remaining(self.clock.now()).as_secs(),
+                            "token refresh failed; keeping the current token, still valid: {e}"
+                        );
+                        let same = self
+                            .current
+                            .load()
+                            .as_ref()
+                            .is_some_and(|c| c.token.same_token(&f));
+                        if !same {
+                            self.install_arc(f.clone());
+                        }
+                        Ok(f)
+                    }
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    fn note_failure(&self, error: Option<Error>) {
+        let now = self.clock.now();
+        let mut f = lock(&self.failures);
+        f.count = f.count.saturating_add(1);
+        let step = Duration::from_secs(1 << f.count.min(6)).min(MAX_FAILURE_BACKOFF);
+        // Never back off past the point where the token held would expire unrefreshed.
+        let step = match self.current.load().as_ref() {
+            Some(c) if c.hard_expiry > now => step.min((c.hard_expiry - now) / 2),
+            _ => step,
+        };
+        f.not_before = Some(now + step);
+        if error.is_some() {
+            f.last_error = error;
+        }
+    }
+
+    fn install(&self, t: AccessToken) -> Arc<AccessToken> {
+        self.install_arc(Arc::new(t))
+    }
+
+    fn install_arc(&self, t: Arc<AccessToken>) -> Arc<AccessToken> {
+        let lifetime = t.lifetime();
+        let margin = refresh_margin(lifetime);
+        let spread = if self.jitter > 0.0 {
+            margin.mul_f64(rand::rng().random_range(0.0..=self.jitter))
+        } else {
+            Duration::ZERO
+        };
+        let expires = t.expires_at();
+        let refresh_at = expires
+            .checked_sub(margin + spread)
+            .unwrap_or(t.obtained_at())
+            .max(t.obtained_at());
+        let hard_expiry = expires
+            .checked_sub(hard_margin(lifetime))
+            .unwrap_or(t.obtained_at());
+        self.current.store(Some(Arc::new(Cached {
+            token: t.clone(),
+            refresh_at,
+            hard_expiry,
+        })));
+        t
+    }
+}
+
+/// The one of two still-valid tokens that expires later.
+fn better(a: Option<Arc<AccessToken>>, b: Arc<AccessToken>) -> Option<Arc<AccessToken>> {
+    match a {
+        Some(a) if a.expires_at() >= b.expires_at() => Some(a),
+        _ => Some(b),
+    }
+}

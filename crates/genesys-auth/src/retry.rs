@@ -1,0 +1,112 @@
+//! The retry policy: which failures are tried again, how long to wait, and when to stop.
+//!
+//! Retried: 429 and the token endpoint's `400 invalid_request "rate limit exceeded"`, 502/503/504,
+//! and transport failures. A `Retry-After` is honoured up to a cap; above the cap the call fails
+//! at once, saying how long the server asked to wait. Otherwise exponential backoff with full
+//! jitter. Bounded by a number of attempts and an overall deadline. Other 4xx are never retried.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use rand::Rng as _;
+
+use crate::clock::Clock;
+use crate::error::Error;
+
+/// How failures are retried. `RetryPolicy::none()` switches retries off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (default 4). 1 means no retry.
+    pub max_attempts: u32,
+    /// The first backoff step before jitter (default 200 ms).
+    pub base_delay: Duration,
+    /// The largest backoff step (default 10 s).
+    pub max_delay: Duration,
+    /// The longest `Retry-After` that is waited for (default 60 s).
+    pub max_retry_after: Duration,
+    /// No retry starts after this much time has passed since the first attempt (default 90 s).
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            deadline: Duration::from_secs(90),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Runs `op` until it succeeds, fails with an error that is not retryable, or the policy is
+    /// spent. Waits go through `clock`, so tests see them without waiting.
+    /// Runs `op` until it succeeds, fails with an error that is not retryable, or the policy is
+    /// spent. Waits go through `clock`, so tests see them without waiting.
+    pub async fn run<T, F, Fut>(&self, clock: &Arc<dyn Clock>, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: Future<Output = Result<T, Error>> + Send,
+        T: Send,
+    {
+        // backon supplies the exponential steps; the loop is ours, because backon's `Retry`
+        // future is not `Send` for every lifetime, and refreshes run in spawned tasks.
+        let mut steps = ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .build();
+        let start = clock.now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let Some(wait) = self.next_wait(&e, steps.next(), clock.now() - start) else {
+                return Err(e.with_attempts(attempts));
+            };
+            tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, attempt = attempts, "retrying");
+            clock.sleep(wait).await;
+        }
+    }
+
+    /// The wait before the next attempt, or `None` to give up.
+    fn next_wait(&self, e: &Error, step: Option<Duration>, elapsed: Duration) -> Option<Duration> {
+        if !e.is_retryable() {
+            return None;
+        }
+        let step = step?;
+        let wait = match e.retry_after() {
+            // Asked to wait longer than we would: fail now, the error says how long.
+            Some(asked) if asked > self.max_retry_after => return None,
+            Some(asked) => asked,
+            // Full jitter: anywhere between zero and the exponential step.
+            None => rand::rng().random_range(Duration::ZERO..=step),
+        };
+        (elapsed + wait <= self.deadline).then_some(wait)
+    }
+}
+
+/// Parses `Retry-After`: delta seconds or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}

@@ -1,0 +1,506 @@
+//! The emulator over real HTTP on loopback, with a real HTTP client.
+
+use std::time::Duration;
+
+use genesys_emulator::{ClientSpec, Emulator, Fault, Target};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ID: &str = "client-1";
+const SECRET: &str = "s3cret-value";
+
+async fn emulator() -> Emulator {
+    Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET).scopes(["user:read", "analytics:conversation:view"]))
+        .client(ClientSpec::new("short-lived", "x").token_ttl(Duration::from_secs(300)))
+        .users(53)
+        .start()
+        .await
+        .expect("emulator starts")
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn grant(emu: &Emulator, id: &str, secret: &str) -> reqwest::Response {
+    http()
+        .post(format!("{}/oauth/token", emu.base_url()))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn token(emu: &Emulator) -> String {
+    let body: Value = grant(emu, ID, SECRET).await.json().await.expect("json");
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+async fn get(emu: &Emulator, path: &str, token: &str) -> reqwest::Response {
+    http()
+        .get(format!("{}{path}", emu.base_url()))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn basic_auth_grant_returns_a_bearer_token_with_scopes() {
+    let emu = emulator().await;
+    let resp = grant(&emu, ID, SECRET).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "bearer");
+    assert_eq!(body["expires_in"], 86_400);
+    assert_eq!(body["scope"], "user:read analytics:conversation:view");
+    let token = body["access_token"].as_str().unwrap();
+    // 256 random bits, base64url without padding.
+    assert_eq!(token.len(), 43);
+    assert_ne!(token, self::token(&emu).await, "tokens are unique");
+    let c = emu.counters();
+    assert_eq!((c.token_requests, c.tokens_issued), (2, 2));
+}
+
+#[tokio::test]
+async fn form_field_credentials_are_accepted_as_the_seed_sends_them() {
+    let emu = emulator().await;
+    let resp = http()
+        .post(format!("{}/oauth/token", emu.base_url()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", ID),
+            ("client_secret", SECRET),
+            ("scope", "user:read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["scope"], "user:read",
+        "a requested scope narrows the grant"
+    );
+}
+
+#[tokio::test]
+async fn a_client_without_scopes_gets_no_scope_field() {
+    let emu = emulator().await;
+    let body: Value = grant(&emu, "short-lived", "x").await.json().await.unwrap();
+    assert!(body.get("scope").is_none());
+    assert_eq!(body["expires_in"], 300);
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_genesys_invalid_client() {
+    let emu = emulator().await;
+    for (id, secret) in [(ID, "wrong"), ("nobody", SECRET)] {
+        let resp = grant(&emu, id, secret).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"error":"invalid_client","description":"authentication failed","error_description":"authentication failed"})
+        );
+    }
+    assert_eq!(emu.counters().unauthorized, 2);
+    assert_eq!(emu.counters().tokens_issued, 0);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_oauth_errors() {
+    let emu = emulator().await;
+    let url = format!("{}/oauth/token", emu.base_url());
+    let unsupported = http()
+        .post(&url)
+        .basic_auth(ID, Some(SECRET))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsupported.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unsupported.json::<Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+
+    let json_body = http()
+        .post(&url)
+        .basic_auth(ID, Some(SECRET))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_body.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json_body.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+
+    let no_grant = http()
+        .post(&url)
+        .basic_auth(ID, Some(SECRET))
+        .form(&[("scope", "user:read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_grant.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        no_grant.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
+
+    let unknown_scope = http()
+        .post(&url)
+        .basic_auth(ID, Some(SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", "admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_scope.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        unknown_scope.json::<Value>().await.unwrap()["error"],
+        "invalid_scope"
+    );
+}
+
+#[tokio::test]
+async fn token_rate_limit_answers_400_rate_limit_exceeded_then_recovers() {
+    let emu = Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET))
+        .token_rate_limit(Some(3))
+        .start()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(grant(&emu, ID, SECRET).await.status(), StatusCode::OK);
+    }
+    let limited = grant(&emu, ID, SECRET).await;
+    assert_eq!(limited.status(), StatusCode::BAD_REQUEST);
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limit exceeded;")
+    );
+    emu.advance_clock(Duration::from_secs(61));
+    assert_eq!(grant(&emu, ID, SECRET).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tokens_me_describes_the_token_and_head_verifies_it() {
+    let emu = emulator().await;
+    let t = token(&emu).await;
+    let body: Value = get(&emu, "/api/v2/tokens/me", &t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["OAuthClient"]["id"], ID);
+    assert_eq!(
+        body["OAuthClient"]["authorizedGrantType"],
+        "CLIENT_CREDENTIALS"
+    );
+    assert_eq!(body["organization"]["name"], "Emulated Organization");
+    assert_eq!(
+        body["authorizedScope"],
+        json!(["user:read", "analytics:conversation:view"])
+    );
+    let head = http()
+        .head(format!("{}/api/v2/tokens/me", emu.base_url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let org: Value = get(&emu, "/api/v2/organizations/me", &t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(org["name"], "Emulated Organization");
+    assert!(org["id"].is_string());
+}
+
+#[tokio::test]
+async fn delete_tokens_me_revokes_the_token_used() {
+    let emu = emulator().await;
+    let t = token(&emu).await;
+    let other = token(&emu).await;
+    let del = http()
+        .delete(format!("{}/api/v2/tokens/me", emu.base_url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        get(&emu, "/api/v2/tokens/me", &t).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&emu, "/api/v2/tokens/me", &other).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn missing_unknown_and_expired_tokens_get_401_json() {
+    let emu = emulator().await;
+    let url = format!("{}/api/v2/organizations/me", emu.base_url());
+    let none = http().get(&url).send().await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(none.json::<Value>().await.unwrap()["status"], 401);
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", "forged")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let body: Value = grant(&emu, "short-lived", "x").await.json().await.unwrap();
+    let t = body["access_token"].as_str().unwrap();
+    emu.advance_clock(Duration::from_secs(299));
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", t).await.status(),
+        StatusCode::OK
+    );
+    emu.advance_clock(Duration::from_secs(1));
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", t).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(emu.counters().unauthorized, 3);
+}
+
+#[tokio::test]
+async fn users_me_requires_a_user_context() {
+    let emu = emulator().await;
+    let t = token(&emu).await;
+    let resp = get(&emu, "/api/v2/users/me", &t).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("requires a user context")
+    );
+}
+
+#[tokio::test]
+async fn users_page_to_the_last_page_by_next_uri() {
+    let emu = emulator().await;
+    let t = token(&emu).await;
+    let mut next = Some("/api/v2/users?pageSize=10".to_owned());
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    while let Some(path) = next {
+        let body: Value = get(&emu, &path, &t).await.json().await.unwrap();
+        pages += 1;
+        assert_eq!(body["total"], 53);
+        assert_eq!(body["pageCount"], 6);
+        for e in body["entities"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+        }
+        next = body["nextUri"].as_str().map(str::to_owned);
+    }
+    assert_eq!(pages, 6);
+    assert_eq!(seen.len(), 53);
+    seen.dedup();
+    assert_eq!(seen.len(), 53);
+    let bad = get(&emu, "/api/v2/users?pageSize=0", &t).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(emu.counters().api_requests["/api/v2/users"], 7);
+}
+
+#[tokio::test]
+async fn unknown_paths_get_json_404() {
+    let emu = emulator().await;
+    let t = token(&emu).await;
+    for path in ["/api/v2/nothing/here", "/elsewhere"] {
+        let resp = get(&emu, path, &t).await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(resp.json::<Value>().await.unwrap()["code"], "not.found");
+    }
+}
+
+#[tokio::test]
+async fn api_rate_limit_answers_429_with_retry_after_and_inin_headers() {
+    let emu = Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET))
+        .api_rate_limit(Some(2))
+        .start()
+        .await
+        .unwrap();
+    let t = token(&emu).await;
+    let first = get(&emu, "/api/v2/organizations/me", &t).await;
+    assert_eq!(first.headers()["inin-ratelimit-count"], "1");
+    assert_eq!(first.headers()["inin-ratelimit-allowed"], "2");
+    assert!(first.headers().contains_key("inin-ratelimit-reset"));
+    get(&emu, "/api/v2/organizations/me", &t).await;
+    let limited = get(&emu, "/api/v2/organizations/me", &t).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    emu.advance_clock(Duration::from_secs(60));
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", &t).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn status_faults_apply_n_times_with_retry_after() {
+    let emu = emulator().await;
+    emu.inject(
+        Target::Token,
+        Fault::Status {
+            status: 503,
+            retry_after: Some(7),
+        },
+        2,
+    );
+    for _ in 0..2 {
+        let resp = grant(&emu, ID, SECRET).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "7");
+    }
+    assert_eq!(grant(&emu, ID, SECRET).await.status(), StatusCode::OK);
+    let c = emu.counters();
+    assert_eq!((c.token_requests, c.tokens_issued), (3, 1));
+
+    emu.inject(Target::Token, Fault::status(400), 1);
+    let body: Value = grant(&emu, ID, SECRET).await.json().await.unwrap();
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limit exceeded;")
+    );
+}
+
+#[tokio::test]
+async fn body_faults_malformed_and_missing_token() {
+    let emu = emulator().await;
+    emu.inject(Target::Token, Fault::MalformedJson, 1);
+    emu.inject(Target::Token, Fault::MissingAccessToken, 1);
+    let malformed = grant(&emu, ID, SECRET).await;
+    assert_eq!(malformed.status(), StatusCode::OK);
+    assert!(serde_json::from_slice::<Value>(&malformed.bytes().await.unwrap()).is_err());
+    let missing: Value = grant(&emu, ID, SECRET).await.json().await.unwrap();
+    assert!(missing.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn drop_fault_breaks_the_connection() {
+    let emu = emulator().await;
+    emu.inject(Target::Token, Fault::DropConnection, 1);
+    let result = async {
+        http()
+            .post(format!("{}/oauth/token", emu.base_url()))
+            .basic_auth(ID, Some(SECRET))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await?
+            .bytes()
+            .await
+    }
+    .await;
+    assert!(result.is_err(), "the client sees a broken connection");
+    assert_eq!(grant(&emu, ID, SECRET).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn delay_fault_holds_the_response_past_a_client_timeout() {
+    let emu = emulator().await;
+    emu.inject(Target::Token, Fault::delay(Duration::from_secs(5)), 1);
+    let err = http()
+        .post(format!("{}/oauth/token", emu.base_url()))
+        .basic_auth(ID, Some(SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+}
+
+#[tokio::test]
+async fn api_faults_and_admin_endpoints_over_http() {
+    let emu = emulator().await;
+    let t = token(&emu).await;
+    let admin = |p: &str| format!("{}/__emulator{p}", emu.base_url());
+    let resp = http()
+        .post(admin("/faults"))
+        .json(&json!({"target": "api", "kind": "status", "status": 502, "count": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    for _ in 0..2 {
+        assert_eq!(
+            get(&emu, "/api/v2/organizations/me", &t).await.status(),
+            StatusCode::BAD_GATEWAY
+        );
+    }
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", &t).await.status(),
+        StatusCode::OK
+    );
+
+    let counters: Value = http()
+        .get(admin("/counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counters["token_requests"], 1);
+    assert_eq!(counters["tokens_issued"], 1);
+    assert_eq!(counters["api_requests"]["/api/v2/organizations/me"], 3);
+
+    http()
+        .post(admin("/clock/advance"))
+        .json(&json!({"seconds": 86_400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", &t).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    http().delete(admin("/counters")).send().await.unwrap();
+    assert_eq!(emu.counters(), genesys_emulator::Counters::default());
+}
+
+#[tokio::test]
+async fn dropping_the_emulator_stops_it() {
+    let emu = emulator().await;
+    let url = format!("{}/oauth/token", emu.base_url());
+    drop(emu);
+    tokio::task::yield_now().await;
+    let result = http()
+        .post(&url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_a_client_secret() {
+    let spec = ClientSpec::new(ID, SECRET);
+    assert!(!format!("{spec:?}").contains(SECRET));
+}
