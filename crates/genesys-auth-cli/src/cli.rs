@@ -65,8 +65,96 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print an access token (cached until shortly before it expires), for $(genesys-auth token)
+    Token(TokenArgs),
+    /// Check the token against the API: organization, OAuth client, scopes, expiry
+    Verify(JsonArg),
+    /// Call the API with the token, in the manner of `gh api`
+    Api(ApiArgs),
+    /// List the Genesys Cloud regions and the spellings accepted for them
+    Regions(JsonArg),
+    /// Show the resolved settings and where each came from; makes no request
+    Config(JsonArg),
+    /// Revoke the cached token (DELETE /api/v2/tokens/me) and remove it from the cache
+    Revoke,
+    /// List or clear the token cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Run the offline Genesys Cloud emulator on 127.0.0.1 until Ctrl-C
     Emulator(EmulatorArgs),
+    /// Walk through the whole flow: offline on the embedded emulator unless --real
+    Demo(DemoArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct JsonArg {
+    /// Print JSON for machines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Print `Authorization: Bearer <token>`
+    #[arg(long, conflicts_with = "json")]
+    pub header: bool,
+    /// Print the token with its type, expiry, scope and region as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The path: /api/v2/users, api/v2/users, or users (taken as /api/v2/users)
+    pub path: String,
+    /// HTTP method [default: GET, or POST when a body is given]
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// JSON body: the text itself, @FILE, or @- for standard input
+    #[arg(short = 'd', long, value_name = "JSON|@FILE|@-")]
+    pub data: Option<String>,
+    /// Query parameter (repeatable)
+    #[arg(short = 'q', long = "query", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub query: Vec<(String, String)>,
+    /// Extra header (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Follow every page and print one JSON array of all the entities
+    #[arg(long)]
+    pub paginate: bool,
+    /// Print the status line and headers on stderr
+    #[arg(short = 'i', long)]
+    pub include: bool,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err("expected KEY=VALUE, e.g. -q pageSize=100".into()),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List cached tokens (never the tokens themselves)
+    List(JsonArg),
+    /// Remove every cached token
+    Clear,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Use the configured credentials against the real region instead of the emulator
+    #[arg(long)]
+    pub real: bool,
+    /// With --real, also revoke the token at the end
+    #[arg(long, requires = "real")]
+    pub revoke: bool,
 }
 
 #[derive(Debug, Args)]

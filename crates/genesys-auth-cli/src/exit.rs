@@ -5,6 +5,8 @@ use genesys_auth::Error;
 /// The process exit codes, as documented in the README and in `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
+    /// Bad arguments (clap uses the same code for its own).
+    Usage = 2,
     /// Missing or invalid settings, unknown region; before any request.
     Config = 3,
     /// The login host rejected the client.
@@ -55,6 +57,8 @@ impl From<Error> for CliError {
             Error::Forbidden { .. } => Exit::Forbidden,
             Error::RateLimited { .. } => Exit::RateLimited,
             Error::Rejected { .. } => Exit::Auth,
+            Error::Api { .. } => Exit::Api,
+            Error::Usage(_) => Exit::Usage,
             _ => Exit::Network,
         };
         CliError::new(exit, e.to_string())

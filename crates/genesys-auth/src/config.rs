@@ -165,7 +165,7 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Things worth telling the user that are not errors (a profile file others can read).
     pub warnings: Vec<String>,
-    /// Every variable and file looked at, for messages.
+    /// Every file looked at (`.env`, profile files), for messages.
     pub looked_at: Vec<String>,
 }
 
@@ -215,15 +215,29 @@ impl Settings {
                 client_id: id.value.clone(),
                 client_secret: secret.value.clone(),
             }),
-            (id, secret) => Err(ConfigError::MissingCredentials {
-                missing: match (id.is_none(), secret.is_none()) {
-                    (true, true) => "client id or client secret",
-                    (true, false) => "client id",
-                    _ => "client secret",
+            (id, secret) => {
+                let mut vars: Vec<&str> = Vec::new();
+                if id.is_none() {
+                    vars.extend(ID_VARS);
                 }
-                .into(),
-                looked_at: self.looked_at.clone(),
-            }),
+                if secret.is_none() {
+                    vars.extend(SECRET_VARS);
+                }
+                let looked_at = vars
+                    .iter()
+                    .map(|v| format!("${v}"))
+                    .chain(self.looked_at.iter().cloned())
+                    .collect();
+                Err(ConfigError::MissingCredentials {
+                    missing: match (id.is_none(), secret.is_none()) {
+                        (true, true) => "client id or client secret",
+                        (true, false) => "client id",
+                        _ => "client secret",
+                    }
+                    .into(),
+                    looked_at,
+                })
+            }
         }
     }
 
@@ -452,9 +466,8 @@ impl Loader {
         let dot = |name: &str| dotenv.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         // Looks a setting up in the environment, then in .env, over a list of variable names.
-        let from_env = |names: &[&str], looked_at: &mut Vec<String>| -> Option<Sourced<String>> {
+        let from_env = |names: &[&str]| -> Option<Sourced<String>> {
             for n in names {
-                looked_at.push(format!("${n}"));
                 if let Some(v) = var(n) {
                     return Some(Sourced {
                         value: v.to_owned(),
@@ -478,9 +491,8 @@ impl Loader {
             None
         };
 
-        let mut scratch = Vec::new();
         let profile = non_empty(self.profile)
-            .or_else(|| from_env(&["GENESYS_PROFILE"], &mut scratch))
+            .or_else(|| from_env(&["GENESYS_PROFILE"]))
             .unwrap_or(Sourced {
                 value: "default".into(),
                 source: Source::Default,
@@ -502,18 +514,16 @@ impl Loader {
         if let Some(dir) = &config_home {
             let path = dir.join("genesys-auth").join("config.toml");
             files.push(path.display().to_string());
-            if let Some(p) = read_profile(&path, &profile.value, ProfileKind::Own, &mut warnings)? {
-                profiles.push(p);
-            }
-            looked_at.push(format!("profile `{}` in {}", profile.value, path.display()));
+            let found = read_profile(&path, &profile.value, ProfileKind::Own, &mut warnings)?;
+            looked_at.push(profile_note(&profile.value, &path, found.is_some()));
+            profiles.extend(found);
         }
         if let Some(home) = &home {
             let path = home.join(".gc").join("config.toml");
             files.push(path.display().to_string());
-            if let Some(p) = read_profile(&path, &profile.value, ProfileKind::Gc, &mut warnings)? {
-                profiles.push(p);
-            }
-            looked_at.push(format!("profile `{}` in {}", profile.value, path.display()));
+            let found = read_profile(&path, &profile.value, ProfileKind::Gc, &mut warnings)?;
+            looked_at.push(profile_note(&profile.value, &path, found.is_some()));
+            profiles.extend(found);
         }
         if profiles.is_empty() && profile.source != Source::Default {
             return Err(ConfigError::NoSuchProfile {
@@ -535,46 +545,27 @@ impl Loader {
         };
 
         let client_id = non_empty(self.client_id)
-            .or_else(|| {
-                from_env(
-                    &[
-                        "GENESYS_CLIENT_ID",
-                        "GENESYSCLOUD_OAUTHCLIENT_ID",
-                        "GENESYS_CLOUD_CLIENT_ID",
-                    ],
-                    &mut looked_at,
-                )
-            })
+            .or_else(|| from_env(&ID_VARS))
             .or_else(|| from_profile(|p| p.client_id.as_ref()));
         let client_secret = self
             .client_secret
             .filter(|s| !s.value.expose_secret().trim().is_empty())
             .or_else(|| {
-                from_env(
-                    &[
-                        "GENESYS_CLIENT_SECRET",
-                        "GENESYSCLOUD_OAUTHCLIENT_SECRET",
-                        "GENESYS_CLOUD_CLIENT_SECRET",
-                    ],
-                    &mut looked_at,
-                )
-                .or_else(|| from_profile(|p| p.client_secret.as_ref()))
-                .map(into_secret)
+                from_env(&SECRET_VARS)
+                    .or_else(|| from_profile(|p| p.client_secret.as_ref()))
+                    .map(into_secret)
             });
         let region_raw = non_empty(self.region)
             .or_else(|| {
-                from_env(
-                    &[
-                        "GENESYS_REGION",
-                        "GENESYSCLOUD_REGION",
-                        "GENESYS_CLOUD_ENVIRONMENT",
-                    ],
-                    &mut scratch,
-                )
+                from_env(&[
+                    "GENESYS_REGION",
+                    "GENESYSCLOUD_REGION",
+                    "GENESYS_CLOUD_ENVIRONMENT",
+                ])
             })
             .or_else(|| from_profile(|p| p.region.as_ref()));
         let scopes = self.scopes.filter(|s| !s.value.is_empty()).or_else(|| {
-            from_env(&["GENESYS_SCOPES"], &mut scratch)
+            from_env(&["GENESYS_SCOPES"])
                 .or_else(|| from_profile(|p| p.scopes.as_ref()))
                 .map(|s| Sourced {
                     value: split_scopes(&s.value),
@@ -584,7 +575,7 @@ impl Loader {
         let access_token = self
             .access_token
             .filter(|s| !s.value.expose_secret().trim().is_empty())
-            .or_else(|| from_env(&["GENESYSCLOUD_ACCESS_TOKEN"], &mut scratch).map(into_secret));
+            .or_else(|| from_env(&["GENESYSCLOUD_ACCESS_TOKEN"]).map(into_secret));
 
         let region = match region_raw {
             Some(r) => Sourced {
@@ -633,6 +624,25 @@ impl Loader {
             looked_at,
         })
     }
+}
+
+/// Environment variables for the client id, in precedence order.
+const ID_VARS: [&str; 3] = [
+    "GENESYS_CLIENT_ID",
+    "GENESYSCLOUD_OAUTHCLIENT_ID",
+    "GENESYS_CLOUD_CLIENT_ID",
+];
+
+/// Environment variables for the client secret, in precedence order.
+const SECRET_VARS: [&str; 3] = [
+    "GENESYS_CLIENT_SECRET",
+    "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+    "GENESYS_CLOUD_CLIENT_SECRET",
+];
+
+fn profile_note(name: &str, path: &Path, found: bool) -> String {
+    let state = if found { "" } else { " (absent)" };
+    format!("profile `{name}` in {}{state}", path.display())
 }
 
 fn non_empty(v: Option<Sourced<String>>) -> Option<Sourced<String>> {

@@ -25,5 +25,6 @@ pub mod store;
 pub use provider::TokenProvider;
 pub use store::{FileStore, MemoryStore, TokenStore};
 pub mod api;
+pub mod blocking;
 
 pub use api::{ApiClient, ApiRequest, ApiResponse, Page};

@@ -1,3 +1,11 @@
 //! One module per command.
 
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod demo;
 pub mod emulator;
+pub mod regions;
+pub mod revoke;
+pub mod token;
+pub mod verify;

@@ -1,0 +1,144 @@
+//! `genesys-auth api PATH`, in the manner of `gh api`.
+
+use std::io::{IsTerminal as _, Read as _};
+
+use futures_util::StreamExt as _;
+use genesys_auth::{ApiClient, ApiRequest, ApiResponse};
+use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
+use serde_json::Value;
+
+use crate::cli::{ApiArgs, Global};
+use crate::context;
+use crate::exit::{CliError, Exit};
+use crate::output::{print_json, print_line};
+
+fn usage(msg: String) -> CliError {
+    CliError::new(Exit::Usage, msg)
+}
+
+/// The body of `-d`: JSON text, `@file` or `@-`, checked to be JSON.
+fn read_body(data: &str) -> Result<Vec<u8>, CliError> {
+    let bytes = match data.strip_prefix('@') {
+        Some("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| usage(format!("cannot read the body from standard input: {e}")))?;
+            buf
+        }
+        Some(path) => std::fs::read(path)
+            .map_err(|e| usage(format!("cannot read the body from {path}: {e}")))?,
+        None => data.as_bytes().to_vec(),
+    };
+    serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| usage(format!("the body given with -d is not JSON: {e}")))?;
+    Ok(bytes)
+}
+
+fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), CliError> {
+    let (name, value) = h
+        .split_once(':')
+        .ok_or_else(|| usage(format!("header `{h}` should look like 'Name: value'")))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| usage(format!("`{}` is not a header name", name.trim())))?;
+    if name == reqwest::header::AUTHORIZATION {
+        return Err(usage(
+            "-H Authorization: the token is attached for you".into(),
+        ));
+    }
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+        usage(format!(
+            "the value of header {name} has characters a header cannot carry"
+        ))
+    })?;
+    Ok((name, value))
+}
+
+pub fn request(args: &ApiArgs) -> Result<ApiRequest, CliError> {
+    let body = args.data.as_deref().map(read_body).transpose()?;
+    let method = match &args.method {
+        Some(m) => Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| usage(format!("`{m}` is not an HTTP method")))?,
+        None if body.is_some() => Method::POST,
+        None => Method::GET,
+    };
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| parse_header(h))
+        .collect::<Result<_, _>>()?;
+    Ok(ApiRequest {
+        method,
+        path: args.path.clone(),
+        query: args.query.clone(),
+        headers,
+        body,
+    })
+}
+
+fn print_head(resp: &ApiResponse) {
+    eprintln!("HTTP {}", resp.status);
+    for (k, v) in &resp.headers {
+        eprintln!("{k}: {}", v.to_str().unwrap_or("(binary)"));
+    }
+    eprintln!();
+}
+
+fn print_body(body: &[u8]) {
+    if body.is_empty() {
+        return;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => print_json(&v),
+        Err(_) => print_line(String::from_utf8_lossy(body).trim_end()),
+    }
+}
+
+pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
+    let req = request(&args)?;
+    let settings = context::settings(global)?;
+    let api = ApiClient::new(context::provider(global, settings)?);
+    if args.paginate {
+        return paginate(&api, req).await;
+    }
+    let resp = api.send(req).await?;
+    if args.include {
+        print_head(&resp);
+    }
+    if !resp.status.is_success() {
+        return Err(super::verify::status_error(&resp));
+    }
+    print_body(&resp.body);
+    Ok(())
+}
+
+async fn paginate(api: &ApiClient, req: ApiRequest) -> Result<(), CliError> {
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("fetching pages");
+        bar
+    });
+    let mut all = Vec::new();
+    let mut pages = 0usize;
+    let mut stream = std::pin::pin!(api.pages(req));
+    while let Some(page) = stream.next().await {
+        let page = page?;
+        pages += 1;
+        all.extend(page.entities);
+        if let Some(bar) = &progress {
+            let of = page
+                .page_count
+                .map(|c| format!(" of {c}"))
+                .unwrap_or_default();
+            bar.set_message(format!("page {pages}{of}, {} entities", all.len()));
+            bar.tick();
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    tracing::info!(pages, entities = all.len(), "paginated");
+    print_json(&Value::Array(all));
+    Ok(())
+}

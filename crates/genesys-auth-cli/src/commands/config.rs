@@ -1,0 +1,98 @@
+//! `genesys-auth config`: the resolved settings and where each came from. No request is made,
+//! and the secret and any access token show only as set or unset.
+
+use genesys_auth::Source;
+use serde_json::{Value, json};
+
+use crate::cli::{Global, JsonArg};
+use crate::context;
+use crate::exit::CliError;
+use crate::output::{print_json, print_line};
+
+fn src(s: &Source) -> String {
+    s.to_string()
+}
+
+pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
+    let s = context::settings(global)?;
+    let cache = if global.no_cache {
+        None
+    } else {
+        context::file_store().map(|f| f.dir().display().to_string())
+    };
+    let region = &s.region;
+    let set = |v: bool| if v { "set" } else { "unset" };
+    if args.json {
+        let opt = |v: Option<(Value, String)>| match v {
+            Some((value, source)) => json!({"value": value, "source": source}),
+            None => json!({"value": null, "source": null}),
+        };
+        print_json(&json!({
+            "profile": {"value": s.profile.value, "source": src(&s.profile.source)},
+            "region": {
+                "value": region.value.name(),
+                "source": src(&region.source),
+                "api_base_url": region.value.api_base_url(),
+                "login_base_url": region.value.login_base_url(),
+            },
+            "client_id": opt(s.client_id.as_ref().map(|c| (json!(c.value), src(&c.source)))),
+            "client_secret": opt(s.client_secret.as_ref().map(|c| (json!("set"), src(&c.source)))),
+            "scopes": opt(s.scopes.as_ref().map(|c| (json!(c.value), src(&c.source)))),
+            "access_token": opt(s.access_token.as_ref().map(|c| (json!("set"), src(&c.source)))),
+            "timeout_s": s.timeout.as_secs_f64(),
+            "connect_timeout_s": s.connect_timeout.as_secs_f64(),
+            "token_cache": cache,
+            "warnings": s.warnings,
+        }));
+        return Ok(());
+    }
+    let from = |source: &Source| format!("  (from {source})");
+    let mut lines = vec![
+        format!(
+            "profile:        {}{}",
+            s.profile.value,
+            from(&s.profile.source)
+        ),
+        format!(
+            "region:         {}{}",
+            region.value.name(),
+            from(&region.source)
+        ),
+        format!("api base URL:   {}", region.value.api_base_url()),
+        format!("login base URL: {}", region.value.login_base_url()),
+    ];
+    lines.push(match &s.client_id {
+        Some(c) => format!("client id:      {}{}", c.value, from(&c.source)),
+        None => "client id:      unset".into(),
+    });
+    lines.push(match &s.client_secret {
+        Some(c) => format!("client secret:  {}{}", set(true), from(&c.source)),
+        None => format!("client secret:  {}", set(false)),
+    });
+    lines.push(match &s.scopes {
+        Some(c) => format!("scopes:         {}{}", c.value.join(" "), from(&c.source)),
+        None => "scopes:         (the client's own)".into(),
+    });
+    if let Some(t) = &s.access_token {
+        lines.push(format!(
+            "access token:   set, used as is{}",
+            from(&t.source)
+        ));
+    }
+    lines.push(format!(
+        "timeouts:       {} s total, {} s connect",
+        s.timeout.as_secs_f64(),
+        s.connect_timeout.as_secs_f64()
+    ));
+    lines.push(format!(
+        "token cache:    {}",
+        cache.unwrap_or_else(|| "off".into())
+    ));
+    for l in lines {
+        print_line(&l);
+    }
+    for w in &s.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}

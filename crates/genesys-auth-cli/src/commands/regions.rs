@@ -1,0 +1,71 @@
+//! `genesys-auth regions`: the table of regions and accepted spellings.
+
+use genesys_auth::REGIONS;
+use serde_json::json;
+
+use crate::cli::JsonArg;
+use crate::output::{print_json, print_line};
+
+pub fn run(args: JsonArg) {
+    if args.json {
+        let rows: Vec<_> = REGIONS
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "domain": r.domain,
+                    "api_host": r.api_host(),
+                    "login_host": r.login_host(),
+                    "location": r.location,
+                    "short_codes": r.short_codes,
+                })
+            })
+            .collect();
+        print_json(&json!(rows));
+        return;
+    }
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "DOMAIN".into(),
+        "API HOST".into(),
+        "LOGIN HOST".into(),
+        "LOCATION".into(),
+        "SHORT".into(),
+    ]];
+    rows.extend(REGIONS.iter().map(|r| {
+        [
+            r.name.to_owned(),
+            r.domain.to_owned(),
+            r.api_host(),
+            r.login_host(),
+            r.location.to_owned(),
+            r.short_codes.join(","),
+        ]
+    }));
+    for line in table(&rows) {
+        print_line(&line);
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if i + 1 < N {
+                    let pad = widths[i] - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            line.trim_end().to_owned()
+        })
+        .collect()
+}

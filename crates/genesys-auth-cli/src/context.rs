@@ -1,0 +1,117 @@
+//! Turns the global options into the library's settings and provider: flags first, then the
+//! environment, `.env` and profiles, as the library resolves them.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+use genesys_auth::{FileStore, Settings, TokenProvider, TokenStore};
+
+use crate::cli::{ColorChoice, Global};
+use crate::exit::{CliError, Exit};
+
+/// Whether stderr gets colour: `--color`, then `NO_COLOR`, then whether it is a terminal.
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    }
+}
+
+/// Reads the secret from the file or standard input the flags name.
+fn read_secret(global: &Global) -> Result<Option<(String, String)>, CliError> {
+    let first_line = |text: &str| text.lines().next().unwrap_or("").trim().to_owned();
+    if let Some(path) = &global.client_secret_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                Exit::Config,
+                format!("cannot read the client secret from {}: {e}", path.display()),
+            )
+        })?;
+        let secret = first_line(&text);
+        if secret.is_empty() {
+            return Err(CliError::new(
+                Exit::Config,
+                format!(
+                    "{} is empty; put the client secret on its first line",
+                    path.display()
+                ),
+            ));
+        }
+        return Ok(Some((
+            secret,
+            format!("--client-secret-file {}", path.display()),
+        )));
+    }
+    if global.client_secret_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            CliError::new(
+                Exit::Config,
+                format!("cannot read the client secret from standard input: {e}"),
+            )
+        })?;
+        let secret = first_line(&line);
+        if secret.is_empty() {
+            return Err(CliError::new(
+                Exit::Config,
+                "standard input held no client secret; pipe it in, e.g. `pass show genesys | genesys-auth --client-secret-stdin token`",
+            ));
+        }
+        return Ok(Some((secret, "--client-secret-stdin".into())));
+    }
+    Ok(None)
+}
+
+/// The settings the flags and the environment resolve to.
+pub fn settings(global: &Global) -> Result<Settings, CliError> {
+    let mut loader = Settings::loader();
+    if let Some(p) = &global.profile {
+        loader = loader.profile_from(p, "--profile");
+    }
+    if let Some(r) = &global.region {
+        loader = loader.region_from(r, "--region");
+    }
+    if let Some(id) = &global.client_id {
+        loader = loader.client_id_from(id, "--client-id");
+    }
+    if let Some((secret, label)) = read_secret(global)? {
+        loader = loader.client_secret_from(secret, &label);
+    }
+    if !global.scopes.is_empty() {
+        loader = loader.scopes_from(global.scopes.iter().cloned(), "--scope");
+    }
+    if let Some(t) = global.timeout {
+        if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+            return Err(CliError::new(
+                Exit::Config,
+                format!("--timeout {t}: give a number of seconds between 0 and 3600"),
+            ));
+        }
+        loader = loader
+            .timeout(Duration::from_secs_f64(t))
+            .connect_timeout(Duration::from_secs_f64(t.min(5.0)));
+    }
+    Ok(loader.load()?)
+}
+
+/// The token cache the CLI uses: the file store, unless `--no-cache`.
+pub fn file_store() -> Option<FileStore> {
+    FileStore::default_dir().map(FileStore::new)
+}
+
+/// A provider over `settings`, with the file store unless `--no-cache`.
+pub fn provider(global: &Global, settings: Settings) -> Result<TokenProvider, CliError> {
+    let mut builder = TokenProvider::builder(settings);
+    if !global.no_cache {
+        match file_store() {
+            Some(store) => builder = builder.store(Arc::new(store) as Arc<dyn TokenStore>),
+            None => tracing::warn!("neither XDG_CACHE_HOME nor HOME is set; tokens are not cached"),
+        }
+    }
+    Ok(builder.build()?)
+}

@@ -1,0 +1,62 @@
+//! Presentation helpers: JSON on stdout, times and durations for people.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+/// Writes JSON to stdout: pretty on a terminal, compact otherwise, then a newline.
+pub fn print_json(v: &Value) {
+    let text = if std::io::stdout().is_terminal() {
+        serde_json::to_string_pretty(v)
+    } else {
+        serde_json::to_string(v)
+    }
+    .unwrap_or_default();
+    print_line(&text);
+}
+
+/// Writes one line to stdout, ignoring a closed pipe (as `head` leaves it).
+pub fn print_line(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// `23 h 59 m`, `4 m 10 s`, `12 s`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} m {} s", s / 60, s % 60),
+        _ => format!("{} h {} m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// RFC 3339 in UTC.
+pub fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|ts| ts.to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Local time, e.g. `2026-11-24 23:58:12 CET`.
+pub fn local_time(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|ts| {
+            ts.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A millisecond figure with enough precision for both network and cache latencies.
+pub fn millis(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 10.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
