@@ -276,6 +276,15 @@ impl TokenProvider {
         }
     }
 
+    /// Waits for the refresh in flight, if any, to finish (e.g. before shutting down, or in tests
+    /// after a call that started a background refresh).
+    pub async fn wait_idle(&self) {
+        let rx = lock(&self.inner.flight).clone();
+        if let Some(mut rx) = rx {
+            let _ = rx.wait_for(Option::is_some).await;
+        }
+    }
+
     /// The cached token, if any, without refreshing.
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
         match &self.inner.mode {

@@ -1,0 +1,345 @@
+//! Every configuration source and the precedence between them, with temporary directories and
+//! explicit environment maps (never the process environment).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use genesys_auth::config::Loader;
+use genesys_auth::{ConfigError, Settings, Source};
+use secrecy::ExposeSecret as _;
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+    fn write(&self, rel: &str, text: &str) -> std::path::PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        set_mode(&p, 0o600);
+        p
+    }
+    /// A loader that reads only this sandbox: its .env, its config home, its home.
+    fn loader(&self, env: &[(&str, &str)]) -> Loader {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Settings::loader()
+            .env(env)
+            .dotenv(Some(self.path("work/.env")))
+            .config_home(Some(self.path("config")))
+            .home(Some(self.path("home")))
+    }
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const OWN: &str = "config/genesys-auth/config.toml";
+const GC: &str = "home/.gc/config.toml";
+
+#[test]
+fn defaults_when_nothing_is_set() {
+    let sb = Sandbox::new();
+    let s = sb.loader(&[]).load().unwrap();
+    assert_eq!(s.region.value.name(), "us-east-1");
+    assert_eq!(s.region.source, Source::Default);
+    assert!(s.client_id.is_none() && s.client_secret.is_none());
+    assert_eq!(s.timeout.as_secs(), 15);
+    assert_eq!(s.connect_timeout.as_secs(), 5);
+    assert_eq!(s.profile.value, "default");
+}
+
+#[test]
+fn precedence_explicit_then_env_then_dotenv_then_profile() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "GENESYS_CLIENT_ID=dotenv-id\nGENESYS_CLIENT_SECRET=dotenv-secret\nGENESYS_REGION=jp\nGENESYS_SCOPES=\"a:b c:d\"\n",
+    );
+    sb.write(
+        OWN,
+        "[profiles.default]\nclient_id = \"profile-id\"\nclient_secret = \"profile-secret\"\nregion = \"eu-west-2\"\n",
+    );
+    // Profile only fills what nobody else set.
+    let s = sb.loader(&[]).load().unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "dotenv-id");
+    assert!(
+        matches!(&s.client_id.as_ref().unwrap().source, Source::DotEnv { var, .. } if var == "GENESYS_CLIENT_ID")
+    );
+    assert_eq!(s.region.value.name(), "ap-northeast-1");
+    assert_eq!(s.scopes.as_ref().unwrap().value, vec!["a:b", "c:d"]);
+
+    let s = sb
+        .loader(&[
+            ("GENESYS_CLIENT_ID", "env-id"),
+            ("GENESYSCLOUD_REGION", "mypurecloud.de"),
+        ])
+        .load()
+        .unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "env-id");
+    assert_eq!(
+        s.client_id.as_ref().unwrap().source,
+        Source::Env("GENESYS_CLIENT_ID".into())
+    );
+    assert_eq!(s.region.value.name(), "eu-central-1");
+    assert_eq!(s.region.source, Source::Env("GENESYSCLOUD_REGION".into()));
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().value.expose_secret(),
+        "dotenv-secret"
+    );
+
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_ID", "env-id")])
+        .client_id_from("flag-id", "--client-id")
+        .load()
+        .unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "flag-id");
+    assert_eq!(
+        s.client_id.as_ref().unwrap().source,
+        Source::Explicit("--client-id".into())
+    );
+}
+
+#[test]
+fn seed_names_win_over_genesys_names_which_win_over_sdk_tutorial_names() {
+    let sb = Sandbox::new();
+    let s = sb
+        .loader(&[
+            ("GENESYSCLOUD_OAUTHCLIENT_ID", "gc-id"),
+            ("GENESYS_CLOUD_CLIENT_ID", "sdk-id"),
+            ("GENESYS_CLOUD_CLIENT_SECRET", "sdk-secret"),
+            ("GENESYS_CLOUD_ENVIRONMENT", "mypurecloud.com.au"),
+        ])
+        .load()
+        .unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "gc-id");
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().source,
+        Source::Env("GENESYS_CLOUD_CLIENT_SECRET".into())
+    );
+    assert_eq!(s.region.value.name(), "ap-southeast-2");
+}
+
+#[test]
+fn dotenv_fills_only_what_the_environment_lacks_and_leaves_the_process_alone() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "GENESYS_CLIENT_ID=from-file\nGENESYS_CLIENT_SECRET=file-secret\nGENESYS_TEST_MARKER_7=1\n",
+    );
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_ID", "from-env")])
+        .load()
+        .unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "from-env");
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().value.expose_secret(),
+        "file-secret"
+    );
+    assert!(
+        std::env::var_os("GENESYS_TEST_MARKER_7").is_none(),
+        "the process environment is untouched"
+    );
+}
+
+#[test]
+fn empty_and_whitespace_values_count_as_unset() {
+    let sb = Sandbox::new();
+    sb.write("work/.env", "GENESYS_CLIENT_ID=dotenv-id\n");
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_ID", "   "), ("GENESYS_REGION", "")])
+        .client_secret("  ")
+        .load()
+        .unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "dotenv-id");
+    assert!(s.client_secret.is_none());
+    assert_eq!(s.region.source, Source::Default);
+}
+
+#[test]
+fn own_profiles_by_name_and_gc_profiles_with_their_key_names() {
+    let sb = Sandbox::new();
+    sb.write(
+        OWN,
+        "[profiles.prod]\nclient_id = \"own-id\"\nregion = \"eu\"\nscopes = [\"users:read\", \"x:y\"]\n",
+    );
+    sb.write(
+        GC,
+        "[DEFAULT]\nenvironment = \"mypurecloud.jp\"\nclient_credentials = \"gc-id\"\nclient_secret = \"gc-secret\"\n\n[prod]\nclient_secret = \"gc-prod-secret\"\n",
+    );
+    let s = sb.loader(&[]).load().unwrap();
+    assert_eq!(
+        s.client_id.as_ref().unwrap().value,
+        "gc-id",
+        "gc's DEFAULT is our default"
+    );
+    assert_eq!(s.region.value.name(), "ap-northeast-1");
+    let s = sb.loader(&[("GENESYS_PROFILE", "prod")]).load().unwrap();
+    assert_eq!(s.profile.source, Source::Env("GENESYS_PROFILE".into()));
+    assert_eq!(s.client_id.as_ref().unwrap().value, "own-id");
+    assert_eq!(s.scopes.as_ref().unwrap().value, vec!["users:read", "x:y"]);
+    // Our file first, then gc's fills the secret.
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().value.expose_secret(),
+        "gc-prod-secret"
+    );
+    assert!(
+        matches!(&s.client_secret.as_ref().unwrap().source, Source::Profile { profile, path } if profile == "prod" && path.ends_with(".gc/config.toml"))
+    );
+    let s = sb
+        .loader(&[("GENESYS_PROFILE", "prod")])
+        .profile_from("default", "--profile")
+        .load()
+        .unwrap();
+    assert_eq!(
+        s.client_id.as_ref().unwrap().value,
+        "gc-id",
+        "--profile wins over GENESYS_PROFILE"
+    );
+}
+
+#[test]
+fn a_named_profile_that_exists_nowhere_is_an_error_naming_the_files() {
+    let sb = Sandbox::new();
+    let e = sb
+        .loader(&[])
+        .profile_from("staging", "--profile")
+        .load()
+        .unwrap_err();
+    assert!(matches!(e, ConfigError::NoSuchProfile { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("staging") && msg.contains("--profile") && msg.contains(".gc/config.toml"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_profile_file_with_a_secret_readable_by_others_gets_a_warning() {
+    let sb = Sandbox::new();
+    let p = sb.write(
+        OWN,
+        "[profiles.default]\nclient_id = \"id\"\nclient_secret = \"s\"\n",
+    );
+    assert!(sb.loader(&[]).load().unwrap().warnings.is_empty());
+    set_mode(&p, 0o644);
+    let w = sb.loader(&[]).load().unwrap().warnings;
+    assert_eq!(w.len(), 1);
+    assert!(w[0].contains("chmod 600"), "{w:?}");
+    // No secret, no warning.
+    sb.write(OWN, "[profiles.default]\nregion = \"eu\"\n");
+    set_mode(&p, 0o644);
+    assert!(sb.loader(&[]).load().unwrap().warnings.is_empty());
+}
+
+#[test]
+fn broken_files_are_errors_that_name_the_file() {
+    let sb = Sandbox::new();
+    sb.write(OWN, "[profiles.default\nclient_id = ");
+    let e = sb.loader(&[]).load().unwrap_err().to_string();
+    assert!(e.contains("config.toml") && e.contains("TOML"), "{e}");
+}
+
+#[test]
+fn ids_and_secrets_with_inner_whitespace_or_control_characters_are_errors_without_the_secret() {
+    let sb = Sandbox::new();
+    let e = sb
+        .loader(&[("GENESYS_CLIENT_SECRET", "abc def-SECRETPART")])
+        .load()
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("client secret") && msg.contains("GENESYS_CLIENT_SECRET"),
+        "{msg}"
+    );
+    assert!(!msg.contains("SECRETPART"), "{msg}");
+    let e = sb
+        .loader(&[("GENESYS_CLIENT_ID", "id\u{7}x")])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("control character"), "{e}");
+    // Surrounding whitespace (a trailing newline from a file) is trimmed, not an error.
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_SECRET", "  ok-secret\n")])
+        .load()
+        .unwrap();
+    assert_eq!(s.client_secret.unwrap().value.expose_secret(), "ok-secret");
+}
+
+#[test]
+fn a_bad_region_says_where_it_came_from() {
+    let sb = Sandbox::new();
+    let e = sb
+        .loader(&[("GENESYS_REGION", "za")])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("South Africa") && e.contains("GENESYS_REGION"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_credentials_name_every_variable_and_file_looked_at() {
+    let sb = Sandbox::new();
+    let s = sb.loader(&[]).load().unwrap();
+    let msg = s.credentials().unwrap_err().to_string();
+    for needle in [
+        "GENESYS_CLIENT_ID",
+        "GENESYSCLOUD_OAUTHCLIENT_ID",
+        "GENESYS_CLIENT_SECRET",
+        "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+        ".env",
+        "genesys-auth/config.toml",
+        ".gc/config.toml",
+    ] {
+        assert!(msg.contains(needle), "{needle} missing from: {msg}");
+    }
+    let s = sb.loader(&[("GENESYS_CLIENT_ID", "x")]).load().unwrap();
+    let msg = s.credentials().unwrap_err().to_string();
+    assert!(msg.starts_with("no client secret"), "{msg}");
+    assert!(!msg.contains("$GENESYS_CLIENT_ID"), "{msg}");
+}
+
+#[test]
+fn a_ready_made_access_token_is_read() {
+    let sb = Sandbox::new();
+    let s = sb
+        .loader(&[("GENESYSCLOUD_ACCESS_TOKEN", "tok-123")])
+        .load()
+        .unwrap();
+    let t = s.access_token.as_ref().unwrap();
+    assert_eq!(t.value.expose_secret(), "tok-123");
+    assert_eq!(t.source, Source::Env("GENESYSCLOUD_ACCESS_TOKEN".into()));
+}
+
+#[test]
+fn debug_of_settings_never_shows_the_secret_or_the_token() {
+    let sb = Sandbox::new();
+    let s = sb
+        .loader(&[("GENESYSCLOUD_ACCESS_TOKEN", "TOKEN-VALUE-42")])
+        .client_id("id")
+        .client_secret("SECRET-VALUE-42")
+        .load()
+        .unwrap();
+    let dbg = format!("{s:?} {:?}", s.credentials().unwrap());
+    assert!(
+        !dbg.contains("SECRET-VALUE-42") && !dbg.contains("TOKEN-VALUE-42"),
+        "{dbg}"
+    );
+}
