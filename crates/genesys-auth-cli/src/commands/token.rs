@@ -15,7 +15,7 @@ pub async fn run(global: &Global, args: TokenArgs) -> Result<(), CliError> {
     if args.json {
         print_json(&token_json(&provider, &token));
     } else if args.header {
-        print_line(&token.authorization());
+        print_line(&format!("Authorization: {}", token.authorization()));
     } else {
         print_line(token.secret());
     }

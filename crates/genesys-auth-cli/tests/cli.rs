@@ -1,0 +1,595 @@
+//! The `genesys-auth` binary against the emulator: every command, the exit codes and the error
+//! paths. Every run goes through one helper that fails if the client secret or an access token
+//! appears anywhere in stdout or stderr.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use genesys_emulator::{ClientSpec, Emulator, Fault, Target};
+use serde_json::Value;
+
+const ID: &str = "cli-client-0001";
+const SECRET: &str = "cli-secret-Hq7-never-printed";
+
+/// One runtime for every test's emulator: the emulators live on its threads.
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime"))
+}
+
+struct Env {
+    emu: Emulator,
+    dir: tempfile::TempDir,
+    /// Tokens seen so far, to search every later output for.
+    tokens: std::cell::RefCell<Vec<String>>,
+}
+
+fn env() -> Env {
+    env_with(|b| b)
+}
+
+fn env_with(
+    f: impl FnOnce(genesys_emulator::EmulatorBuilder) -> genesys_emulator::EmulatorBuilder,
+) -> Env {
+    let emu = rt()
+        .block_on(
+            f(Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET).scopes(["users:read", "organization:readonly"]))
+                .token_rate_limit(None))
+            .start(),
+        )
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("secret.txt"), format!("{SECRET}\n")).unwrap();
+    std::fs::create_dir_all(dir.path().join("work")).unwrap();
+    Env {
+        emu,
+        dir,
+        tokens: Default::default(),
+    }
+}
+
+impl Env {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The binary with a clean environment: a private HOME, cache and config, the emulator as
+    /// region, the client id in the environment and the secret in a file.
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("genesys-auth").expect("binary");
+        c.env_clear()
+            .current_dir(self.path("work"))
+            .env("HOME", self.path("home"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("GENESYS_REGION", self.emu.base_url())
+            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_SECRET", SECRET)
+            .timeout(Duration::from_secs(60));
+        c
+    }
+
+    fn run(&self, c: &mut Command) -> Output {
+        let out = c.output().expect("runs");
+        self.check_clean(&out);
+        out
+    }
+
+    fn run_args(&self, args: &[&str]) -> Output {
+        self.run(self.cmd().args(args))
+    }
+
+    fn check_clean(&self, out: &Output) {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            assert!(!text.contains(SECRET), "the secret is in {name}: {text}");
+        }
+        // Tokens may be on stdout only when asked for (token, token --json/--header).
+        for t in self.tokens.borrow().iter() {
+            assert!(
+                !stderr.contains(t.as_str()),
+                "a token is in stderr: {stderr}"
+            );
+        }
+    }
+
+    fn remember(&self, token: &str) {
+        self.tokens.borrow_mut().push(token.to_owned());
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn token_prints_exactly_one_line_and_is_cached_across_processes() {
+    let e = env();
+    let out = e.run_args(&["token"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.ends_with('\n'));
+    let token = text.trim().to_owned();
+    assert_eq!(token.len(), 43);
+    e.remember(&token);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let again = e.run_args(&["token"]);
+    assert_eq!(stdout(&again).trim(), token);
+    assert_eq!(e.emu.counters().token_requests, 1);
+    let fresh = e.run_args(&["token", "--no-cache"]);
+    assert_ne!(stdout(&fresh).trim(), token);
+    e.remember(stdout(&fresh).trim());
+    assert_eq!(e.emu.counters().token_requests, 2);
+}
+
+#[test]
+fn token_header_and_json() {
+    let e = env();
+    let token = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&token);
+    let header = e.run_args(&["token", "--header"]);
+    assert_eq!(stdout(&header), format!("Authorization: Bearer {token}\n"));
+    let json: Value = serde_json::from_slice(&e.run_args(&["token", "--json"]).stdout).unwrap();
+    assert_eq!(json["access_token"], token.as_str());
+    assert_eq!(json["token_type"], "bearer");
+    assert!(json["expires_in"].as_u64().unwrap() > 86_000);
+    assert!(json["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(json["scope"], "users:read organization:readonly");
+    assert_eq!(json["region"], "custom");
+    assert_eq!(json["api_base_url"], e.emu.base_url().as_str());
+}
+
+#[test]
+fn the_secret_comes_from_a_file_or_stdin_never_an_argument() {
+    let e = env();
+    let file = e.path("secret.txt");
+    let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_SECRET").args([
+        "--client-secret-file",
+        file.to_str().unwrap(),
+        "token",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let out = e.run(
+        e.cmd()
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .args(["--client-secret-stdin", "--no-cache", "token"])
+            .write_stdin(format!("{SECRET}\n")),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let out = e.run_args(&["--client-secret", SECRET, "token"]);
+    assert_eq!(code(&out), 2, "no such flag");
+}
+
+#[test]
+fn verify_prints_the_organization_client_scopes_and_expiry() {
+    let e = env();
+    let out = e.run_args(&["verify"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "Emulated Organization",
+        ID,
+        "users:read organization:readonly",
+        "(in 23 h 59 m)",
+        &e.emu.addr().to_string(),
+    ] {
+        assert!(text.contains(needle), "{needle} not in {text}");
+    }
+    let json: Value = serde_json::from_slice(&e.run_args(&["verify", "--json"]).stdout).unwrap();
+    assert_eq!(json["valid"], true);
+    assert_eq!(json["oauth_client"]["id"], ID);
+    assert_eq!(json["organization"]["name"], "Emulated Organization");
+    let c = e.emu.counters();
+    assert!(c.api_requests.contains_key("/api/v2/tokens/me"));
+    assert!(!c.api_requests.contains_key("/api/v2/users/me"));
+}
+
+#[test]
+fn exit_3_for_configuration_errors_before_any_request() {
+    let e = env();
+    let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_ID").arg("token"));
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains("GENESYSCLOUD_OAUTHCLIENT_ID"),
+        "{}",
+        stderr(&out)
+    );
+    let out = e.run_args(&["--region", "eu-wst-1", "token"]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains("did you mean `eu-west-1`?"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("--region"), "{}", stderr(&out));
+    let out = e.run_args(&["--region", "http://gateway.example.com", "token"]);
+    assert_eq!(code(&out), 3);
+    assert!(stderr(&out).contains("loopback"));
+    let out = e.run_args(&["--timeout", "0", "token"]);
+    assert_eq!(code(&out), 3);
+    assert_eq!(e.emu.counters().token_requests, 0);
+}
+
+#[test]
+fn exit_4_for_a_rejected_client_naming_the_login_host() {
+    let e = env();
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_CLIENT_SECRET", "not-the-secret")
+            .arg("token"),
+    );
+    assert_eq!(code(&out), 4);
+    let err = stderr(&out);
+    assert!(err.contains("rejected client cli-clie"), "{err}");
+    assert!(
+        err.contains(&e.emu.addr().to_string()) && err.contains("GENESYS_REGION"),
+        "{err}"
+    );
+    assert!(err.lines().count() <= 2, "{err}");
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn exit_5_6_7_for_forbidden_rate_limited_and_server_errors() {
+    let e = env();
+    e.emu.inject(Target::Token, Fault::status(403), 1);
+    assert_eq!(code(&e.run_args(&["token"])), 5);
+    e.emu.inject(
+        Target::Token,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        4,
+    );
+    let out = e.run_args(&["token"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("after 4 attempts"),
+        "{}",
+        stderr(&out)
+    );
+    e.emu.inject(Target::Token, Fault::status(500), 1);
+    assert_eq!(code(&e.run_args(&["token"])), 7);
+    e.emu.inject(Target::Token, Fault::MalformedJson, 1);
+    assert_eq!(code(&e.run_args(&["token"])), 7);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = e.run_args(&[
+        "--region",
+        &format!("http://{closed}"),
+        "--timeout",
+        "2",
+        "token",
+    ]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+}
+
+#[test]
+fn exit_8_for_other_api_errors_with_the_body_on_stdout() {
+    let e = env();
+    let out = e.run_args(&["api", "/api/v2/nothing"]);
+    assert_eq!(code(&out), 8);
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["status"], 404);
+    let out = e.run_args(&["api", "users/me"]);
+    assert_eq!(code(&out), 8);
+    assert!(stdout(&out).contains("requires a user context"));
+}
+
+#[test]
+fn api_get_with_query_headers_and_include() {
+    let e = env();
+    let out = e.run_args(&["api", "users", "-q", "pageSize=5", "-H", "X-Test: 1", "-i"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["entities"].as_array().unwrap().len(), 5);
+    assert!(
+        stdout(&out).lines().count() == 1,
+        "compact when not a terminal"
+    );
+    assert!(stderr(&out).starts_with("HTTP 200"), "{}", stderr(&out));
+    let out = e.run_args(&["api", "users", "-H", "Authorization: Bearer x"]);
+    assert_eq!(code(&out), 2);
+    let out = e.run_args(&["api", "users", "-d", "{not json"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("not JSON"));
+}
+
+#[test]
+fn api_with_a_body_posts_it() {
+    let e = env();
+    // The emulator has no POST route on /users: the method and body still reach it.
+    let out = e.run(
+        e.cmd()
+            .args(["api", "users", "-d", "@-"])
+            .write_stdin("{\"name\":\"x\"}"),
+    );
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(stderr(&out).contains("POST"), "{}", stderr(&out));
+}
+
+#[test]
+fn paginate_merges_every_page() {
+    let e = env_with(|b| b.users(137));
+    let out = e.run_args(&["api", "/api/v2/users", "-q", "pageSize=25", "--paginate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.len(), 137);
+    assert_eq!(all[136]["name"], "User 137");
+    assert_eq!(e.emu.counters().api_requests["/api/v2/users"], 6);
+}
+
+#[test]
+fn config_shows_each_source_and_never_the_secret() {
+    let e = env();
+    std::fs::write(
+        e.path("work/.env"),
+        "GENESYS_CLIENT_SECRET=dotenv-secret-value\n",
+    )
+    .unwrap();
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, "[profiles.default]\nscopes = \"users:read\"\n").unwrap();
+    let out = e.run(
+        e.cmd()
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .args(["--region", "eu", "config"]),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("eu-west-1  (from --region)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{ID}  (from environment variable GENESYS_CLIENT_ID)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("client secret:  set  (from GENESYS_CLIENT_SECRET in"),
+        "{text}"
+    );
+    assert!(text.contains(".env"), "{text}");
+    assert!(
+        text.contains("users:read  (from profile `default` in"),
+        "{text}"
+    );
+    assert!(!text.contains("dotenv-secret-value"));
+    let json: Value = serde_json::from_slice(
+        &e.run(
+            e.cmd()
+                .env_remove("GENESYS_CLIENT_SECRET")
+                .args(["config", "--json"]),
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["client_secret"]["value"], "set");
+    assert_eq!(
+        json["client_id"]["source"],
+        "environment variable GENESYS_CLIENT_ID"
+    );
+    assert_eq!(
+        e.emu.counters().token_requests,
+        0,
+        "config makes no request"
+    );
+}
+
+#[test]
+fn regions_lists_all_18() {
+    let e = env();
+    let out = e.run_args(&["regions"]);
+    assert_eq!(stdout(&out).lines().count(), 19);
+    assert!(stdout(&out).contains("login.mypurecloud.ie"));
+    let json: Vec<Value> =
+        serde_json::from_slice(&e.run_args(&["regions", "--json"]).stdout).unwrap();
+    assert_eq!(json.len(), 18);
+    assert!(
+        json.iter()
+            .any(|r| r["name"] == "eu-west-1" && r["short_codes"][0] == "eu")
+    );
+}
+
+#[test]
+fn cache_list_clear_and_revoke() {
+    let e = env();
+    let token = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&token);
+    let list = e.run_args(&["cache", "list"]);
+    assert!(stdout(&list).contains(ID), "{}", stdout(&list));
+    assert!(!stdout(&list).contains(&token));
+    let out = e.run_args(&["revoke"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("revoked"));
+    // The revoked token is refused and no longer cached.
+    let status = rt().block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/api/v2/tokens/me", e.emu.base_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 401);
+    assert!(stderr(&e.run_args(&["revoke"])).contains("nothing to revoke"));
+    let next = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&next);
+    assert_ne!(next, token);
+    let out = e.run_args(&["cache", "clear"]);
+    assert!(stderr(&out).contains("removed 1"), "{}", stderr(&out));
+    assert!(stdout(&e.run_args(&["cache", "list", "--json"])).trim() == "[]");
+}
+
+#[test]
+fn twenty_processes_on_a_cold_cache_make_one_token_request() {
+    let e = env();
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"));
+            c.env_clear()
+                .current_dir(e.path("work"))
+                .env("HOME", e.path("home"))
+                .env("XDG_CACHE_HOME", e.path("cache"))
+                .env("GENESYS_REGION", e.emu.base_url())
+                .env("GENESYS_CLIENT_ID", ID)
+                .env("GENESYS_CLIENT_SECRET", SECRET)
+                .arg("token")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        e.check_clean(&out);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        tokens.insert(stdout(&out).trim().to_owned());
+    }
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(e.emu.counters().token_requests, 1);
+}
+
+#[test]
+fn a_ready_made_token_is_used_as_is() {
+    let e = env();
+    let out = e.run(
+        e.cmd()
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "ready-made-token")
+            .args(["api", "organizations/me"]),
+    );
+    assert_eq!(code(&out), 4);
+    assert!(
+        stderr(&out).contains("GENESYSCLOUD_ACCESS_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("ready-made-token"));
+    assert_eq!(e.emu.counters().token_requests, 0);
+}
+
+#[test]
+fn a_profile_file_readable_by_others_warns() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let e = env();
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        "[profiles.default]\nclient_secret = \"profile-secret-value\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_SECRET").arg("config"));
+    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("profile-secret-value"));
+}
+
+#[test]
+fn demo_walks_through_every_step_offline() {
+    let e = env();
+    let out = e.run(
+        e.cmd()
+            .env_remove("GENESYS_CLIENT_ID")
+            .env_remove("GENESYS_REGION")
+            .arg("demo"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    for step in [
+        "1. settings",
+        "2. first token",
+        "3. second token",
+        "the same token, from the file cache",
+        "4. verify",
+        "5. API call",
+        "6. paged call",
+        "60 users",
+        "7. revoke",
+        "done",
+    ] {
+        assert!(text.contains(step), "{step} not in {text}");
+    }
+}
+
+#[test]
+fn the_emulator_command_serves_until_killed() {
+    let e = env();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .args(["emulator", "--client", "a:b", "--users", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut l).unwrap();
+        lines.push(l);
+    }
+    let base = lines[1]
+        .trim()
+        .strip_prefix("export GENESYS_REGION=")
+        .unwrap()
+        .to_owned();
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_REGION", &base)
+            .env("GENESYS_CLIENT_ID", "a")
+            .env("GENESYS_CLIENT_SECRET", "b")
+            .args(["api", "users", "--paginate"]),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+#[test]
+fn completions_are_generated() {
+    let e = env();
+    let out = e.run_args(&["completions", "bash"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).contains("genesys-auth"));
+}
+
+fn help(args: &[&str]) -> String {
+    let out = Command::cargo_bin("genesys-auth")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn help_texts() {
+    insta::assert_snapshot!("help", help(&["--help"]));
+    insta::assert_snapshot!("help_token", help(&["token", "--help"]));
+    insta::assert_snapshot!("help_api", help(&["api", "--help"]));
+    insta::assert_snapshot!("help_emulator", help(&["emulator", "--help"]));
+}

@@ -1,0 +1,398 @@
+//! The token provider against the emulator, with a manual clock wherever time matters.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use genesys_auth::provider::refresh_margin;
+use genesys_auth::{ApiClient, ApiRequest, Error, RetryPolicy, TokenProvider};
+use genesys_emulator::{ClientSpec, Fault, Target};
+
+fn provider(
+    settings: genesys_auth::Settings,
+    clock: Arc<dyn genesys_auth::Clock>,
+) -> TokenProvider {
+    TokenProvider::builder(settings)
+        .clock(clock)
+        .refresh_jitter(0.0)
+        .build()
+        .unwrap()
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[tokio::test]
+async fn a_fresh_token_is_served_from_the_cache() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let a = p.token().await.unwrap();
+    manual.advance(DAY - refresh_margin(DAY) - Duration::from_secs(1));
+    let b = p.token().await.unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+#[tokio::test]
+async fn refresh_due_serves_the_old_token_and_refreshes_once_in_the_background() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let old = p.token().await.unwrap();
+    manual.advance(DAY - refresh_margin(DAY) + Duration::from_secs(1));
+    for _ in 0..50 {
+        let t = p.token().await.unwrap();
+        assert!(t.same_token(&old) || emu.counters().tokens_issued == 2);
+    }
+    p.wait_idle().await;
+    assert_eq!(
+        emu.counters().tokens_issued,
+        2,
+        "exactly one background refresh"
+    );
+    let new = p.token().await.unwrap();
+    assert!(!new.same_token(&old));
+    assert_eq!(emu.counters().tokens_issued, 2);
+}
+
+#[tokio::test]
+async fn an_expired_token_makes_callers_wait_for_one_refresh() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let old = p.token().await.unwrap();
+    manual.advance(DAY);
+    let (a, b) = tokio::join!(p.token(), p.token());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.same_token(&b) && !a.same_token(&old));
+    assert_eq!(emu.counters().tokens_issued, 2);
+}
+
+#[tokio::test]
+async fn the_hard_margin_counts_as_expired() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let old = p.token().await.unwrap();
+    // 3 s before the real expiry: inside the 5 s hard margin, so no longer served.
+    manual.advance(DAY - Duration::from_secs(3));
+    emu.inject(Target::Token, Fault::status(500), 1);
+    let e = p.token().await.unwrap_err();
+    assert!(matches!(e, Error::Server { .. }), "{e:?}");
+    drop(old);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herd_of_1000_callers_on_a_cold_provider_makes_one_request() {
+    let emu = emulator().await;
+    let p = TokenProvider::new(settings(&emu)).unwrap();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { p.token().await.map(|t| t.secret().to_owned()) })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        tokens.insert(t.await.unwrap().unwrap());
+    }
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_reaches_every_waiter_once_without_each_retrying() {
+    let emu = emulator().await;
+    let s = loader(&emu).retry(RetryPolicy::none()).load().unwrap();
+    let p = TokenProvider::new(s).unwrap();
+    emu.inject(Target::Token, Fault::status(403), 1);
+    let results = futures_util::future::join_all((0..100).map(|_| p.token())).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(Error::Forbidden { .. })))
+    );
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_valid_token_backs_off_then_recovers() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let s = loader(&emu).retry(RetryPolicy::none()).load().unwrap();
+    let p = provider(s, clock);
+    let old = p.token().await.unwrap();
+    manual.advance(DAY - refresh_margin(DAY) + Duration::from_secs(1));
+    emu.inject(Target::Token, Fault::status(503), 1);
+    let t = p.token().await.unwrap();
+    assert!(t.same_token(&old));
+    p.wait_idle().await;
+    assert_eq!(emu.counters().token_requests, 2);
+    // Still the old token, and no new request while backing off.
+    for _ in 0..10 {
+        assert!(p.token().await.unwrap().same_token(&old));
+    }
+    p.wait_idle().await;
+    assert_eq!(
+        emu.counters().token_requests,
+        2,
+        "backs off after a failure"
+    );
+    manual.advance(Duration::from_secs(5));
+    assert!(p.token().await.unwrap().same_token(&old));
+    p.wait_idle().await;
+    assert_eq!(emu.counters().token_requests, 3);
+    let new = p.token().await.unwrap();
+    assert!(!new.same_token(&old), "recovered");
+}
+
+#[tokio::test]
+async fn with_no_valid_token_left_the_error_reaches_the_caller() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let s = loader(&emu).retry(RetryPolicy::none()).load().unwrap();
+    let p = provider(s, clock);
+    p.token().await.unwrap();
+    manual.advance(DAY);
+    emu.inject(Target::Token, Fault::status(503), 1);
+    assert!(matches!(
+        p.token().await,
+        Err(Error::Server { status: 503, .. })
+    ));
+    // Within the backoff the last error is returned without a new request.
+    assert!(matches!(
+        p.token().await,
+        Err(Error::Server { status: 503, .. })
+    ));
+    assert_eq!(emu.counters().token_requests, 2);
+    manual.advance(Duration::from_secs(3));
+    assert!(p.token().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_first_caller_does_not_strand_the_others() {
+    let emu = emulator().await;
+    let p = TokenProvider::new(settings(&emu)).unwrap();
+    emu.inject(Target::Token, Fault::delay(Duration::from_millis(300)), 1);
+    let first = tokio::spawn({
+        let p = p.clone();
+        async move { p.token().await }
+    });
+    // Wait until the request is at the server, then cancel the caller that started it.
+    while emu.counters().token_requests == 0 {
+        tokio::task::yield_now().await;
+    }
+    first.abort();
+    let t = p.token().await.unwrap();
+    assert!(!t.secret().is_empty());
+    assert_eq!(
+        emu.counters().token_requests,
+        1,
+        "the refresh went on without its caller"
+    );
+}
+
+#[tokio::test]
+async fn invalidate_drops_exactly_that_token() {
+    let emu = emulator().await;
+    let (_, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let first = p.token().await.unwrap();
+    p.invalidate(&first);
+    let second = p.token().await.unwrap();
+    assert!(!second.same_token(&first));
+    // A stale invalidate (someone already replaced that token) changes nothing.
+    p.invalidate(&first);
+    assert!(p.token().await.unwrap().same_token(&second));
+    assert_eq!(emu.counters().tokens_issued, 2);
+}
+
+#[tokio::test]
+async fn a_ready_made_token_is_served_as_is_and_a_401_is_reported() {
+    let emu = emulator().await;
+    let s = loader(&emu)
+        .access_token("not-a-real-token")
+        .load()
+        .unwrap();
+    let p = TokenProvider::new(s).unwrap();
+    assert_eq!(p.token().await.unwrap().secret(), "not-a-real-token");
+    assert!(p.is_fixed());
+    let e = ApiClient::new(p)
+        .get("/api/v2/organizations/me")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AccessTokenRejected { .. }), "{e:?}");
+    assert!(e.to_string().contains("never renewed"), "{e}");
+    assert!(!e.to_string().contains("not-a-real-token"));
+    assert_eq!(emu.counters().token_requests, 0);
+    assert_eq!(
+        emu.counters().api_requests["/api/v2/organizations/me"],
+        1,
+        "not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_ready_made_token_needs_no_credentials() {
+    let s = genesys_auth::Settings::loader()
+        .isolated()
+        .access_token("tok")
+        .load()
+        .unwrap();
+    assert!(TokenProvider::new(s).is_ok());
+    let s = genesys_auth::Settings::loader().isolated().load().unwrap();
+    assert!(matches!(TokenProvider::new(s), Err(Error::Config(_))));
+}
+
+#[tokio::test]
+async fn a_short_lived_token_is_refreshed_at_its_own_margin() {
+    let emu = genesys_emulator::Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET).token_ttl(Duration::from_secs(300)))
+        .start()
+        .await
+        .unwrap();
+    let (manual, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let t = p.token().await.unwrap();
+    assert_eq!(t.lifetime(), Duration::from_secs(300));
+    // min(max(60, 30), 150) = 60 s before expiry.
+    manual.advance(Duration::from_secs(239));
+    p.token().await.unwrap();
+    p.wait_idle().await;
+    assert_eq!(emu.counters().tokens_issued, 1);
+    manual.advance(Duration::from_secs(2));
+    p.token().await.unwrap();
+    p.wait_idle().await;
+    assert_eq!(emu.counters().tokens_issued, 2);
+}
+
+#[test]
+fn the_refresh_margin_follows_the_lifetime() {
+    assert_eq!(refresh_margin(DAY), Duration::from_secs(8640));
+    assert_eq!(
+        refresh_margin(Duration::from_secs(300)),
+        Duration::from_secs(60)
+    );
+    assert_eq!(
+        refresh_margin(Duration::from_secs(60)),
+        Duration::from_secs(30)
+    );
+}
+
+#[tokio::test]
+async fn the_api_client_refreshes_once_and_retries_once_on_a_401() {
+    let emu = emulator().await;
+    let (_, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let api = ApiClient::new(p.clone());
+    let first = p.token().await.unwrap();
+    // Revoke it behind the provider's back.
+    reqwest::Client::new()
+        .delete(format!("{}/api/v2/tokens/me", emu.base_url()))
+        .bearer_auth(first.secret())
+        .send()
+        .await
+        .unwrap();
+    let resp = api.get("/api/v2/organizations/me").await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(emu.counters().tokens_issued, 2);
+    assert_eq!(emu.counters().api_requests["/api/v2/organizations/me"], 2);
+    // A 401 that persists is returned after one retry, not looped on.
+    emu.inject(Target::Api, Fault::status(401), 5);
+    let resp = api.get("/api/v2/organizations/me").await.unwrap();
+    assert_eq!(resp.status, 401);
+    assert_eq!(emu.counters().api_requests["/api/v2/organizations/me"], 4);
+}
+
+#[tokio::test]
+async fn the_api_client_honours_retry_after_on_429_and_retries_gateway_errors_for_gets() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let p = provider(settings(&emu), clock);
+    let api = ApiClient::new(p);
+    emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        },
+        1,
+    );
+    emu.inject(Target::Api, Fault::status(503), 1);
+    let resp = api.get("organizations/me").await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(manual.sleeps()[0], Duration::from_secs(3));
+    // POST is not idempotent: a 502 comes back as it is.
+    emu.inject(Target::Api, Fault::status(502), 1);
+    let resp = api
+        .send(
+            ApiRequest::new(reqwest::Method::POST, "/api/v2/users")
+                .json(&serde_json::json!({}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 502);
+}
+
+#[tokio::test]
+async fn the_api_client_shows_rate_limit_headers() {
+    let emu = emulator_with(|b| b.api_rate_limit(Some(100))).await;
+    let api = ApiClient::new(TokenProvider::new(settings(&emu)).unwrap());
+    let resp = api.get("/api/v2/organizations/me").await.unwrap();
+    let rl = resp.rate_limit().unwrap();
+    assert_eq!((rl.count, rl.allowed), (1, 100));
+}
+
+#[tokio::test]
+async fn the_api_client_never_sends_the_token_off_origin() {
+    let emu = emulator().await;
+    let api = ApiClient::new(TokenProvider::new(settings(&emu)).unwrap());
+    let e = api
+        .get("https://evil.example.com/api/v2/users")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Usage(_)));
+    assert_eq!(emu.counters().token_requests, 0);
+}
+
+#[tokio::test]
+async fn pages_follow_next_uri_to_the_last_page() {
+    use futures_util::TryStreamExt as _;
+    let emu = emulator_with(|b| b.users(53)).await;
+    let api = ApiClient::new(TokenProvider::new(settings(&emu)).unwrap());
+    let pages: Vec<_> = api
+        .pages(ApiRequest::get("/api/v2/users").query("pageSize", "10"))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 6);
+    let n: usize = pages.iter().map(|p| p.entities.len()).sum();
+    assert_eq!(n, 53);
+    assert_eq!(pages.last().unwrap().page_number, Some(6));
+}
+
+#[test]
+fn the_blocking_facade_works_without_a_runtime() {
+    // The emulator runs on its own runtime thread; the caller has none.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(emulator());
+    let p = genesys_auth::blocking::TokenProvider::new(settings(&emu)).unwrap();
+    let t = p.token().unwrap();
+    assert!(p.token().unwrap().same_token(&t));
+    let api = p.api();
+    let org: serde_json::Value = api.get_json("/api/v2/organizations/me").unwrap();
+    assert_eq!(org["name"], "Emulated Organization");
+    let pages = api.pages(ApiRequest::get("/api/v2/users")).unwrap();
+    assert_eq!(pages.iter().map(|p| p.entities.len()).sum::<usize>(), 60);
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+#[tokio::test]
+async fn the_blocking_facade_refuses_to_run_inside_a_runtime() {
+    let emu = emulator().await;
+    let e = genesys_auth::blocking::TokenProvider::new(settings(&emu)).unwrap_err();
+    assert!(matches!(e, Error::Usage(_)));
+}
