@@ -86,7 +86,8 @@ async fn every_status_maps_to_its_error_kind() {
         loader(&emu).retry(RetryPolicy::none()).load().unwrap(),
         clock,
     );
-    let cases: Vec<(u16, fn(&Error) -> bool)> = vec![
+    type Is = fn(&Error) -> bool;
+    let cases: Vec<(u16, Is)> = vec![
         (403, |e| matches!(e, Error::Forbidden { .. })),
         (429, |e| matches!(e, Error::RateLimited { .. })),
         (400, |e| matches!(e, Error::RateLimited { .. })),
