@@ -227,3 +227,41 @@ async fn forget_removes_the_entry_and_the_token_is_not_reloaded() {
     assert!(entry_files(tmp.path()).is_empty());
     assert!(!p.token().await.unwrap().same_token(&t));
 }
+
+#[tokio::test]
+async fn an_entry_owned_by_another_user_is_not_trusted() {
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let first = provider_in(tmp.path(), settings(&emu))
+        .token()
+        .await
+        .unwrap();
+    let file = entry_files(tmp.path()).remove(0);
+    // Handing the file to another user needs root; CI runs as root.
+    if let Err(e) = std::os::unix::fs::chown(&file, Some(65_534), Some(65_534)) {
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+        eprintln!("not root: the foreign-owner case cannot be set up here");
+        return;
+    }
+    let second = provider_in(tmp.path(), settings(&emu))
+        .token()
+        .await
+        .unwrap();
+    assert!(
+        !second.same_token(&first),
+        "a foreign-owned entry is ignored"
+    );
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().uid(),
+        unsafe_free_euid(),
+        "and replaced by ours"
+    );
+}
+
+/// This process's effective uid, read from a file it creates.
+fn unsafe_free_euid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid()
+}
