@@ -56,7 +56,7 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-#[divan::bench(threads = [1, 2, 8])]
+#[divan::bench(threads = [1, 2, 8], sample_size = 5000)]
 fn cached_token(b: divan::Bencher) {
     let p = &fixture().fresh;
     b.bench(|| p.token().now_or_never().expect("ready").expect("token"));
@@ -94,4 +94,24 @@ fn build_authenticated_request(b: divan::Bencher) {
             .build()
             .expect("request")
     });
+}
+
+/// The floor under `cached_token`: one monotonic clock read.
+#[divan::bench(threads = [1, 2], sample_size = 5000)]
+fn clock_read() -> Instant {
+    Instant::now()
+}
+
+#[divan::bench(threads = [1, 2], sample_size = 5000)]
+fn arcswap_load_clone(b: divan::Bencher) {
+    static A: OnceLock<arc_swap::ArcSwapOption<u64>> = OnceLock::new();
+    let a = A.get_or_init(|| arc_swap::ArcSwapOption::from_pointee(1));
+    b.bench(|| a.load().as_ref().map(Arc::clone));
+}
+
+#[divan::bench(threads = [1, 2], sample_size = 5000)]
+fn shared_arc_clone(b: divan::Bencher) {
+    static A: OnceLock<Arc<u64>> = OnceLock::new();
+    let a = A.get_or_init(|| Arc::new(1));
+    b.bench(|| a.clone());
 }

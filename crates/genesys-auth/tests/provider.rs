@@ -29,10 +29,19 @@ async fn a_fresh_token_is_served_from_the_cache() {
     let (manual, clock) = clock();
     let p = provider(settings(&emu), clock);
     let a = p.token().await.unwrap();
+    // The second call makes this thread's own copy; the third is served from it.
+    for _ in 0..2 {
+        assert!(p.token().await.unwrap().same_token(&a));
+    }
     manual.advance(DAY - refresh_margin(DAY) - Duration::from_secs(1));
-    let b = p.token().await.unwrap();
-    assert!(Arc::ptr_eq(&a, &b));
+    assert!(p.token().await.unwrap().same_token(&a));
     assert_eq!(emu.counters().token_requests, 1);
+    // Past the refresh point the thread's copy is not served blindly: a refresh starts.
+    manual.advance(Duration::from_secs(2));
+    assert!(p.token().await.unwrap().same_token(&a));
+    p.wait_idle().await;
+    assert_eq!(emu.counters().token_requests, 2);
+    assert!(!p.token().await.unwrap().same_token(&a));
 }
 
 #[tokio::test]
@@ -200,6 +209,8 @@ async fn invalidate_drops_exactly_that_token() {
     let (_, clock) = clock();
     let p = provider(settings(&emu), clock);
     let first = p.token().await.unwrap();
+    // A second call leaves this thread a copy, which the invalidation must also retire.
+    assert!(p.token().await.unwrap().same_token(&first));
     p.invalidate(&first);
     let second = p.token().await.unwrap();
     assert!(!second.same_token(&first));
