@@ -36,8 +36,8 @@ fn main() -> ExitCode {
     if let Some(result) = quick {
         return finish(result, color);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a command is one short flow, and worker threads cost start-up time.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

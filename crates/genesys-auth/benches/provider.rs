@@ -88,6 +88,7 @@ fn build_authenticated_request(b: divan::Bencher) {
     b.bench(|| {
         let t = p.token().now_or_never().expect("ready").expect("token");
         p.http()
+            .expect("client")
             .get(&url)
             .bearer_auth(t.secret())
             .header("accept", "application/json")

@@ -238,7 +238,7 @@ impl ApiClient {
             let token = self.provider.token().await?;
             let mut builder = self
                 .provider
-                .http()
+                .http()?
                 .request(req.method.clone(), &url)
                 .bearer_auth(token.secret())
                 .header(reqwest::header::ACCEPT, "application/json");

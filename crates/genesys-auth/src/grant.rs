@@ -2,7 +2,7 @@
 //! validated into an [`AccessToken`], every failure mapped to a typed [`Error`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -195,6 +195,46 @@ pub fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
         .map_err(|e| transport("the HTTP client", &e))
 }
 
+/// The HTTP client, built on first use: building it sets up TLS, which costs more than a
+/// `token` call served from the cache does in all, and many runs never make a request.
+#[derive(Clone)]
+pub struct LazyClient {
+    cell: Arc<OnceLock<Result<reqwest::Client, Error>>>,
+    settings: Arc<Settings>,
+}
+
+impl fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LazyClient")
+    }
+}
+
+impl LazyClient {
+    /// A client built from `settings` when first needed.
+    pub fn new(settings: Arc<Settings>) -> Self {
+        Self {
+            cell: Arc::new(OnceLock::new()),
+            settings,
+        }
+    }
+
+    /// A client already built.
+    pub fn ready(client: reqwest::Client, settings: Arc<Settings>) -> Self {
+        Self {
+            cell: Arc::new(OnceLock::from(Ok(client))),
+            settings,
+        }
+    }
+
+    /// The client, building it on the first call.
+    pub fn get(&self) -> Result<&reqwest::Client, Error> {
+        self.cell
+            .get_or_init(|| http_client(&self.settings))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
 /// Reads a body up to [`MAX_BODY`].
 pub(crate) async fn read_capped(
     endpoint: &str,
@@ -217,7 +257,7 @@ pub(crate) async fn read_capped(
 /// Performs the client-credentials grant with retries.
 #[derive(Clone, Debug)]
 pub struct TokenExchange {
-    http: reqwest::Client,
+    http: LazyClient,
     settings: Arc<Settings>,
     credentials: Credentials,
     clock: Arc<dyn Clock>,
@@ -227,7 +267,7 @@ impl TokenExchange {
     /// Prepares an exchange from resolved settings; fails if the credentials are missing.
     pub fn new(
         settings: Arc<Settings>,
-        http: reqwest::Client,
+        http: LazyClient,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let credentials = settings.credentials()?;
@@ -275,6 +315,7 @@ impl TokenExchange {
         tracing::debug!(url = %url, client_id = %short_id(&self.credentials.client_id), "requesting a token");
         let resp = self
             .http
+            .get()?
             .post(&url)
             .basic_auth(
                 &self.credentials.client_id,

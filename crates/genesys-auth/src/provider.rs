@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::grant::{AccessToken, TokenExchange, http_client};
+use crate::grant::{AccessToken, LazyClient, TokenExchange};
 use crate::store::{MemoryStore, StoreKey, StoredToken, TokenStore};
 
 /// When refresh-due begins, before expiry: `min(max(60 s, 10% of lifetime), lifetime / 2)`.
@@ -75,7 +75,7 @@ struct Inner {
     mode: Mode,
     current: ArcSwapOption<Cached>,
     settings: Arc<Settings>,
-    http: reqwest::Client,
+    http: LazyClient,
     store: Arc<dyn TokenStore>,
     key: Option<StoreKey>,
     clock: Arc<dyn Clock>,
@@ -147,8 +147,8 @@ impl ProviderBuilder {
         let settings = Arc::new(self.settings);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let http = match self.http {
-            Some(h) => h,
-            None => http_client(&settings)?,
+            Some(h) => LazyClient::ready(h, settings.clone()),
+            None => LazyClient::new(settings.clone()),
         };
         let (mode, key) = match &settings.access_token {
             Some(t) => (
@@ -353,9 +353,9 @@ impl TokenProvider {
         &self.inner.settings
     }
 
-    /// The shared HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The shared HTTP client (built on first use; an error only if TLS cannot be set up).
+    pub fn http(&self) -> Result<&reqwest::Client, Error> {
+        self.inner.http.get()
     }
 
     /// The clock in use.

@@ -16,8 +16,9 @@ fn exchange(
     settings: genesys_auth::Settings,
     clock: Arc<dyn genesys_auth::Clock>,
 ) -> TokenExchange {
-    let http = genesys_auth::grant::http_client(&settings).unwrap();
-    TokenExchange::new(Arc::new(settings), http, clock).unwrap()
+    let settings = Arc::new(settings);
+    let http = genesys_auth::grant::LazyClient::new(settings.clone());
+    TokenExchange::new(settings, http, clock).unwrap()
 }
 
 fn check_error(e: &Error) {

@@ -194,7 +194,7 @@ pub async fn run(global: &Global, args: DemoArgs) -> Result<(), CliError> {
             .await?;
         // Checked with the plain client: the API client would answer the 401 with a new token.
         let check = second
-            .http()
+            .http()?
             .head(format!("{}/api/v2/tokens/me", region.api_base_url()))
             .bearer_auth(token.secret())
             .timeout(Duration::from_secs(10))

@@ -33,7 +33,7 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
     );
     use secrecy::ExposeSecret as _;
     let resp = provider
-        .http()
+        .http()?
         .delete(&url)
         .bearer_auth(stored.access_token.expose_secret())
         .send()
