@@ -45,6 +45,16 @@ pub struct Global {
     /// Neither read nor write the token cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Where tokens are cached: file (default), memory, or redis://host:port/db (rediss:// for
+    /// TLS) to share one token across processes and machines
+    #[arg(
+        long,
+        global = true,
+        value_name = "STORE",
+        env = "GENESYS_TOKEN_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
     /// Total timeout of each HTTP exchange, in seconds [default: 15]
     #[arg(long, global = true, value_name = "SECS")]
     pub timeout: Option<f64>,

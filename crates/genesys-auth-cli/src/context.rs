@@ -104,14 +104,41 @@ pub fn file_store() -> Option<FileStore> {
     FileStore::default_dir().map(FileStore::new)
 }
 
-/// A provider over `settings`, with the file store unless `--no-cache`.
+/// The store `--store` / `GENESYS_TOKEN_STORE` names; `None` for memory only.
+pub fn store(global: &Global) -> Result<Option<Arc<dyn TokenStore>>, CliError> {
+    if global.no_cache {
+        return Ok(None);
+    }
+    let spec = global.store.as_deref().map(str::trim).unwrap_or("file");
+    match spec {
+        "" | "file" => match file_store() {
+            Some(store) => Ok(Some(Arc::new(store))),
+            None => {
+                tracing::warn!("neither XDG_CACHE_HOME nor HOME is set; tokens are not cached");
+                Ok(None)
+            }
+        },
+        "memory" | "none" => Ok(None),
+        s if s.starts_with("redis://") || s.starts_with("rediss://") => {
+            let store = genesys_auth::store::RedisStore::new(s)
+                .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
+            Ok(Some(Arc::new(store)))
+        }
+        other => Err(CliError::new(
+            Exit::Config,
+            format!(
+                "unknown token store `{}`; use file, memory, or redis://host:port/db",
+                other.split('@').next_back().unwrap_or(other)
+            ),
+        )),
+    }
+}
+
+/// A provider over `settings`, with the store the options name (the file store by default).
 pub fn provider(global: &Global, settings: Settings) -> Result<TokenProvider, CliError> {
     let mut builder = TokenProvider::builder(settings);
-    if !global.no_cache {
-        match file_store() {
-            Some(store) => builder = builder.store(Arc::new(store) as Arc<dyn TokenStore>),
-            None => tracing::warn!("neither XDG_CACHE_HOME nor HOME is set; tokens are not cached"),
-        }
+    if let Some(store) = store(global)? {
+        builder = builder.store(store);
     }
     Ok(builder.build()?)
 }

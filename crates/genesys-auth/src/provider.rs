@@ -513,15 +513,13 @@ impl Inner {
                 None
             }
         };
-        if guard.is_some() {
-            // Whoever held the lock may have just stored a fresh token.
-            if let Some(t) = self.load_stored(key).await
-                && self.is_fresh(&t)
-                && !fallback.as_ref().is_some_and(|f| f.same_token(&t))
-            {
-                tracing::debug!(store = self.store.kind(), "token stored by another process");
-                return Ok(self.install(t));
-            }
+        // Whoever held the lock, or whom the store waited for, may have just stored a fresh token.
+        if let Some(t) = self.load_stored(key).await
+            && self.is_fresh(&t)
+            && !fallback.as_ref().is_some_and(|f| f.same_token(&t))
+        {
+            tracing::debug!(store = self.store.kind(), "token stored by another process");
+            return Ok(self.install(t));
         }
         match ex.fetch().await {
             Ok(t) => {

@@ -1,7 +1,5 @@
 //! `genesys-auth revoke`: revokes the cached token and removes it from the cache.
 
-use genesys_auth::TokenStore as _;
-
 use crate::cli::Global;
 use crate::context;
 use crate::exit::{CliError, Exit};
@@ -15,13 +13,18 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
         ));
     }
     let provider = context::provider(global, settings)?;
-    let (Some(key), Some(store)) = (provider.store_key(), context::file_store()) else {
+    let Some(key) = provider.store_key() else {
         return Err(CliError::new(
             Exit::Config,
-            "there is no token cache here (a ready-made access token, or no cache directory)",
+            "a ready-made access token is configured: there is no cached token to revoke",
         ));
     };
-    let Some(stored) = store.load(key).await.ok().flatten() else {
+    let stored = provider
+        .store()
+        .load(key)
+        .await
+        .map_err(|e| CliError::new(Exit::Network, e.to_string()))?;
+    let Some(stored) = stored else {
         eprintln!("no cached token for these settings; nothing to revoke");
         return Ok(());
     };

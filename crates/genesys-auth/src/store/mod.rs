@@ -4,6 +4,8 @@
 
 mod file;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::fmt;
 use std::future::Future;
@@ -15,6 +17,8 @@ use sha2::{Digest as _, Sha256};
 
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 
 use crate::config::{Credentials, Settings};
 use crate::grant::AccessToken;
@@ -30,7 +34,7 @@ pub struct StoreError(pub String);
 
 /// Identifies one cache entry: the login URL, the client id, the scopes and a hash of the client
 /// secret (so that a changed secret misses the cache). Never holds the secret.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct StoreKey {
     /// The token endpoint's origin.
     pub login_url: String,
@@ -39,6 +43,23 @@ pub struct StoreKey {
     /// The requested scopes, sorted.
     pub scopes: Vec<String>,
     id: String,
+    /// For stores that encrypt what they keep (Redis): their key is derived from the secret.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    secret: SecretString,
+}
+
+impl PartialEq for StoreKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for StoreKey {}
+
+impl std::hash::Hash for StoreKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
 }
 
 impl fmt::Debug for StoreKey {
@@ -74,6 +95,7 @@ impl StoreKey {
             client_id: credentials.client_id.clone(),
             scopes,
             id: hex::encode(&h.finalize()[..16]),
+            secret: credentials.client_secret.clone(),
         }
     }
 

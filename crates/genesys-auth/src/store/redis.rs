@@ -1,0 +1,392 @@
+//! The Redis store: one token shared by a fleet of processes and machines.
+//!
+//! - Fleet-wide single flight: a member that finds no usable token takes a short-lived lock
+//!   (`SET NX PX` with a random value, released by compare-and-delete), fetches, and publishes
+//!   the token with a TTL just under its expiry; the others wait for it, up to a bound, then fetch
+//!   for themselves. A lock whose holder died expires on its own.
+//! - What Redis holds is sealed with AES-256-GCM under a key derived from the client secret
+//!   (HKDF-SHA256), a fresh nonce per entry, the Redis key as associated data: whoever reads Redis
+//!   without the secret gains nothing usable. Keys are an opaque hash, never the client id.
+//! - Redis down, slow or answering garbage: every operation fails fast (short timeouts, and a
+//!   pause of a few seconds after a failure) and the provider carries on alone, with a warning;
+//!   sharing resumes when Redis answers again.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use redis::AsyncCommands as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::{StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, unix};
+
+const PREFIX: &str = "genesys-auth:v1";
+/// Published tokens leave Redis this long before they expire.
+const TTL_MARGIN: Duration = Duration::from_secs(5);
+
+/// Tokens in Redis, sealed, shared by every process that has the same settings and secret.
+pub struct RedisStore {
+    client: redis::Client,
+    shown_url: String,
+    conn: tokio::sync::OnceCell<ConnectionManager>,
+    lock_ttl: Duration,
+    wait_for: Duration,
+    op_timeout: Duration,
+    pause_after_failure: Duration,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.shown_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    v: u32,
+    nonce: String,
+    ct: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Plain {
+    access_token: String,
+    scopes: Vec<String>,
+    obtained_at: u64,
+    expires_at: u64,
+}
+
+/// The URL with any password replaced, for messages.
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+impl RedisStore {
+    /// A store at `redis://host:port/db` or `rediss://…` (TLS); AUTH through the URL
+    /// (`redis://user:password@host/0`). Nothing is connected until first use.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let shown_url = shown(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            StoreError(format!(
+                "{shown_url} is not a Redis URL ({}); use redis://host:port/db or rediss://host:port/db",
+                e.kind_str_safe()
+            ))
+        })?;
+        Ok(Self {
+            client,
+            shown_url,
+            conn: tokio::sync::OnceCell::new(),
+            lock_ttl: Duration::from_secs(10),
+            wait_for: Duration::from_secs(12),
+            op_timeout: Duration::from_millis(500),
+            pause_after_failure: Duration::from_secs(5),
+            paused_until: Mutex::new(None),
+        })
+    }
+
+    /// How long the fetch lock lives if its holder dies (default 10 s); waiters give up on it a
+    /// little after that and fetch for themselves.
+    pub fn lock_ttl(mut self, ttl: Duration) -> Self {
+        self.lock_ttl = ttl.max(Duration::from_millis(100));
+        self.wait_for = self.lock_ttl + self.lock_ttl / 5;
+        self
+    }
+
+    /// How long Redis is left alone after a failure (default 5 s), so that a member whose Redis
+    /// is down does not pay a timeout on every refresh.
+    pub fn pause_after_failure(mut self, d: Duration) -> Self {
+        self.pause_after_failure = d;
+        self
+    }
+
+    /// The timeout of each Redis operation (default 500 ms).
+    pub fn op_timeout(mut self, d: Duration) -> Self {
+        self.op_timeout = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The URL, with any password hidden.
+    pub fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    fn token_key(key: &StoreKey) -> String {
+        format!("{PREFIX}:token:{}", key.id())
+    }
+
+    fn lock_key(key: &StoreKey) -> String {
+        format!("{PREFIX}:lock:{}", key.id())
+    }
+
+    fn paused(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    fn fail(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + self.pause_after_failure);
+        StoreError(format!("redis {} {what}: {e}", self.shown_url))
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(left) = self.paused() {
+            return Err(StoreError(format!(
+                "redis {} failed recently; trying again in {} s",
+                self.shown_url,
+                left.as_secs() + 1
+            )));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.op_timeout))
+            .set_response_timeout(Some(self.op_timeout))
+            .set_number_of_retries(1);
+        self.conn
+            .get_or_try_init(|| async {
+                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            })
+            .await
+            .cloned()
+            .map_err(|e| self.fail("cannot be set up", e))
+    }
+
+    /// Runs one Redis operation with the store's timeout, pausing the store on failure.
+    async fn op<T, F>(&self, what: &str, f: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.op_timeout * 2, f).await {
+            Ok(Ok(v)) => {
+                *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(v)
+            }
+            Ok(Err(e)) => Err(self.fail(what, e)),
+            Err(_) => Err(self.fail(what, "timed out")),
+        }
+    }
+
+    fn cipher(key: &StoreKey) -> Aes256Gcm {
+        let hk = hkdf::Hkdf::<Sha256>::new(
+            Some(b"genesys-auth redis store v1"),
+            key.secret.expose_secret().as_bytes(),
+        );
+        let mut okm = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+        let _ = hk.expand(key.id().as_bytes(), &mut okm);
+        Aes256Gcm::new(&okm.into())
+    }
+
+    fn seal(key: &StoreKey, token: &StoredToken) -> Result<String, StoreError> {
+        let plain = serde_json::to_vec(&Plain {
+            access_token: token.access_token.expose_secret().to_owned(),
+            scopes: token.scopes.clone(),
+            obtained_at: unix(token.obtained_at),
+            expires_at: unix(token.expires_at),
+        })
+        .map_err(|e| StoreError(e.to_string()))?;
+        let nonce: [u8; 12] = rand::random();
+        let aad = Self::token_key(key);
+        let ct = Self::cipher(key)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .map_err(|_| StoreError("cannot seal the token".into()))?;
+        serde_json::to_string(&Sealed {
+            v: 1,
+            nonce: STANDARD.encode(nonce),
+            ct: STANDARD.encode(ct),
+        })
+        .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn open(key: &StoreKey, raw: &str) -> Option<StoredToken> {
+        let sealed: Sealed = serde_json::from_str(raw).ok()?;
+        if sealed.v != 1 {
+            return None;
+        }
+        let nonce = STANDARD.decode(sealed.nonce).ok()?;
+        if nonce.len() != 12 {
+            return None;
+        }
+        let ct = STANDARD.decode(sealed.ct).ok()?;
+        let aad = Self::token_key(key);
+        let plain = Self::cipher(key)
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ct,
+                    aad: aad.as_bytes(),
+                },
+            )
+            .ok()?;
+        let p: Plain = serde_json::from_slice(&plain).ok()?;
+        (!p.access_token.is_empty() && p.expires_at > p.obtained_at).then(|| StoredToken {
+            access_token: SecretString::from(p.access_token),
+            scopes: p.scopes,
+            obtained_at: UNIX_EPOCH + Duration::from_secs(p.obtained_at),
+            expires_at: UNIX_EPOCH + Duration::from_secs(p.expires_at),
+        })
+    }
+
+    async fn load_now(&self, key: &StoreKey) -> Result<Option<StoredToken>, StoreError> {
+        let mut conn = self.conn().await?;
+        let k = Self::token_key(key);
+        let raw: Option<String> = self.op("GET", conn.get(&k)).await?;
+        Ok(raw.and_then(|raw| {
+            let t = Self::open(key, &raw);
+            if t.is_none() {
+                tracing::warn!(url = %self.shown_url, "ignoring a shared token that cannot be opened (another secret, or not written by genesys-auth); it will be replaced");
+            }
+            t
+        }))
+    }
+}
+
+/// The held fetch lock; dropping it releases it if it is still ours (compare-and-delete).
+struct RedisLock {
+    conn: ConnectionManager,
+    key: String,
+    value: String,
+}
+
+const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+impl Drop for RedisLock {
+    fn drop(&mut self) {
+        let (mut conn, key, value) = (
+            self.conn.clone(),
+            std::mem::take(&mut self.key),
+            std::mem::take(&mut self.value),
+        );
+        // A lock not released here expires with its TTL.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let r: redis::RedisResult<i64> = redis::cmd("EVAL")
+                    .arg(RELEASE)
+                    .arg(1)
+                    .arg(&key)
+                    .arg(&value)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!("releasing the shared fetch lock failed, it will expire: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl TokenStore for RedisStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredToken>> {
+        Box::pin(self.load_now(key))
+    }
+
+    fn save<'a>(&'a self, key: &'a StoreKey, token: &'a StoredToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let ttl = token
+                .expires_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(TTL_MARGIN);
+            if ttl.is_zero() {
+                return Ok(());
+            }
+            let sealed = Self::seal(key, token)?;
+            let mut conn = self.conn().await?;
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            self.op(
+                "SET",
+                conn.pset_ex::<_, _, ()>(Self::token_key(key), sealed, ms),
+            )
+            .await
+        })
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            self.op("DEL", conn.del::<_, ()>(Self::token_key(key)))
+                .await
+        })
+    }
+
+    fn lock<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoreGuard>> {
+        Box::pin(async move {
+            let mut conn = self.conn().await?;
+            let lock_key = Self::lock_key(key);
+            let value = hex::encode(rand::random::<[u8; 16]>());
+            let ttl_ms = u64::try_from(self.lock_ttl.as_millis()).unwrap_or(10_000);
+            let before = self.load_now(key).await?.map(|t| t.expires_at);
+            let start = Instant::now();
+            let mut pause = Duration::from_millis(5);
+            loop {
+                let taken: Option<String> = self
+                    .op(
+                        "SET NX",
+                        redis::cmd("SET")
+                            .arg(&lock_key)
+                            .arg(&value)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(ttl_ms)
+                            .query_async(&mut conn),
+                    )
+                    .await?;
+                if taken.is_some() {
+                    return Ok(Some(StoreGuard::new(RedisLock {
+                        conn: conn.clone(),
+                        key: lock_key,
+                        value,
+                    })));
+                }
+                // Another member is fetching: wait for what it publishes.
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+                let now = self.load_now(key).await?.map(|t| t.expires_at);
+                if now.is_some() && now != before {
+                    return Ok(None);
+                }
+                if start.elapsed() > self.wait_for {
+                    tracing::warn!(url = %self.shown_url, "no member published a token in {} s; fetching without the shared lock", self.wait_for.as_secs());
+                    return Ok(None);
+                }
+            }
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}
+
+trait KindStr {
+    fn kind_str_safe(&self) -> String;
+}
+
+impl KindStr for redis::RedisError {
+    /// The error's category only: redis' own message may repeat the URL, password included.
+    fn kind_str_safe(&self) -> String {
+        format!("{:?}", self.kind())
+    }
+}

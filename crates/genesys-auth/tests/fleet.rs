@@ -1,0 +1,357 @@
+//! Fleets sharing one token through a real `redis-server` (each test starts its own on a free
+//! loopback port). Members are real processes: this test binary run again as `fleet_member`.
+//! Under `CI=true` a missing `redis-server` fails the run instead of skipping.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use genesys_auth::store::RedisStore;
+use genesys_auth::{Settings, TokenProvider, TokenStore};
+use genesys_emulator::{Fault, Target};
+use sha2::{Digest as _, Sha256};
+
+/// A `redis-server` of this test's own, killed when dropped.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Option<Self> {
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Option<Self> {
+        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "redis-server is required under CI (apt-get install redis-server)"
+            );
+            eprintln!("redis-server is not installed: skipping");
+            return None;
+        };
+        let child = Command::new(bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Every key and string value Redis holds.
+    async fn dump(&self) -> Vec<(String, String)> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap_or(None);
+            out.push((k, v.unwrap_or_default()));
+        }
+        out
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(&Sha256::digest(token.as_bytes())[..8])
+}
+
+fn redis_provider(settings: Settings, url: &str, lock_ttl: Duration) -> TokenProvider {
+    let store = RedisStore::new(url)
+        .unwrap()
+        .lock_ttl(lock_ttl)
+        .pause_after_failure(Duration::ZERO);
+    TokenProvider::builder(settings)
+        .store(Arc::new(store) as Arc<dyn TokenStore>)
+        .build()
+        .unwrap()
+}
+
+/// One fleet member, run as its own process by the tests below: `FLEET_TASKS` concurrent callers
+/// on a cold provider sharing through Redis; prints a digest of each distinct token it got.
+#[test]
+#[ignore = "run as a child process by the fleet tests"]
+fn fleet_member() {
+    let Ok(base) = std::env::var("FLEET_BASE") else {
+        return;
+    };
+    let redis_url = std::env::var("FLEET_REDIS").unwrap();
+    let tasks: usize = std::env::var("FLEET_TASKS").unwrap().parse().unwrap();
+    let ttl = Duration::from_millis(std::env::var("FLEET_LOCK_TTL_MS").unwrap().parse().unwrap());
+    // The harness has printed `test fleet_member ... ` without a newline: start a line.
+    println!();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let settings = Settings::for_base_url(&base, ID, SECRET).unwrap();
+        let p = redis_provider(settings, &redis_url, ttl);
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let p = p.clone();
+                tokio::spawn(async move { p.token().await.map(|t| digest(t.secret())) })
+            })
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for h in handles {
+            match h.await.unwrap() {
+                Ok(d) => {
+                    seen.insert(d);
+                }
+                Err(e) => println!("ERROR {e}"),
+            }
+        }
+        for d in seen {
+            println!("TOKEN {d}");
+        }
+    });
+}
+
+fn spawn_member(base: &str, redis: &str, tasks: usize, lock_ttl: Duration) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fleet_member",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("FLEET_BASE", base)
+        .env("FLEET_REDIS", redis)
+        .env("FLEET_TASKS", tasks.to_string())
+        .env("FLEET_LOCK_TTL_MS", lock_ttl.as_millis().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for members; returns the token digests they got and the errors they saw.
+async fn collect(children: Vec<Child>) -> (std::collections::BTreeSet<String>, Vec<String>) {
+    tokio::task::spawn_blocking(move || {
+        let mut tokens = std::collections::BTreeSet::new();
+        let mut errors = Vec::new();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_clean(&text, None);
+            assert_clean(&err, None);
+            for line in text.lines() {
+                if let Some(d) = line.strip_prefix("TOKEN ") {
+                    tokens.insert(d.to_owned());
+                }
+                if let Some(e) = line.strip_prefix("ERROR ") {
+                    errors.push(e.to_owned());
+                }
+            }
+        }
+        (tokens, errors)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    let members: Vec<_> = (0..8)
+        .map(|_| spawn_member(&emu.base_url(), &redis.url(), 100, Duration::from_secs(10)))
+        .collect();
+    let (tokens, errors) = collect(members).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(tokens.len(), 1, "every member got the same token");
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    let ttl = Duration::from_millis(1500);
+    // The first fetch hangs at the server: its process holds the lock when it is killed.
+    emu.inject(Target::Token, Fault::delay(Duration::from_secs(60)), 1);
+    let mut holder = spawn_member(&emu.base_url(), &redis.url(), 1, ttl);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(emu.counters().token_requests == 1
+        && redis.dump().await.iter().any(|(k, _)| k.contains(":lock:")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first member never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    let killed_at = Instant::now();
+    let members: Vec<_> = (0..4)
+        .map(|_| spawn_member(&emu.base_url(), &redis.url(), 10, ttl))
+        .collect();
+    let (tokens, errors) = collect(members).await;
+    let recovered = killed_at.elapsed();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(
+        emu.counters().token_requests,
+        2,
+        "the dead holder's request and one more"
+    );
+    // Bounded by the lock's TTL plus process start-up, not by the hung request.
+    assert!(recovered < ttl + Duration::from_secs(10), "{recovered:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let store = RedisStore::new(&redis.url())
+        .unwrap()
+        .op_timeout(Duration::from_millis(200))
+        .pause_after_failure(Duration::ZERO);
+    let p = TokenProvider::builder(settings(&emu))
+        .store(Arc::new(store) as Arc<dyn TokenStore>)
+        .clock(clock)
+        .build()
+        .unwrap();
+    p.token().await.unwrap();
+    assert_eq!(redis.dump().await.len(), 1, "published");
+
+    redis.stop();
+    manual.advance(Duration::from_secs(86_400));
+    let results = futures_util::future::join_all((0..100).map(|_| p.token())).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "no caller sees Redis being down"
+    );
+    assert_eq!(emu.counters().token_requests, 2);
+
+    let redis = RedisServer::start_on(redis.port).unwrap();
+    manual.advance(Duration::from_secs(86_400));
+    p.token().await.unwrap();
+    assert_eq!(redis.dump().await.len(), 1, "sharing resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
+    let t = p.token().await.unwrap();
+    let dump = redis.dump().await;
+    assert!(!dump.is_empty());
+    for (k, v) in dump {
+        for secret in [t.secret(), ID, SECRET] {
+            assert!(!k.contains(secret) && !v.contains(secret), "{k} = {v}");
+        }
+    }
+    // Another member with the same settings reads it back.
+    let other = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
+    assert!(other.token().await.unwrap().same_token(&t));
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_in_redis_is_ignored_and_replaced() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
+    let first = p.token().await.unwrap();
+    let (key, _) = redis.dump().await.remove(0);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("{\"v\":1,\"nonce\":\"AAAA\",\"ct\":\"garbage\"}")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let other = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
+    let t = other.token().await.unwrap();
+    assert!(!t.same_token(&first));
+    let (_, v) = redis
+        .dump()
+        .await
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .unwrap();
+    assert!(!v.contains("garbage"), "replaced");
+}
+
+#[test]
+fn a_bad_redis_url_is_a_clear_error_without_the_password() {
+    let e = RedisStore::new("redis://user:hunter2@/no-host?x")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let e2 = RedisStore::new("http://localhost:6379")
+        .unwrap_err()
+        .to_string();
+    assert!(e2.contains("redis://host:port/db"), "{e2}");
+    assert!(!e.contains("hunter2"), "{e}");
+}
