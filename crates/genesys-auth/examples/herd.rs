@@ -2,17 +2,22 @@
 //! number of tasks, the wall time and how many distinct tokens they received. Count the token
 //! requests on the server (the emulator's `/__emulator/counters`).
 //!
-//! `cargo run --release -p genesys-auth --example herd -- --base-url URL --client-id ID
-//!  --client-secret-env VAR --tasks N`
+//! `cargo run --release -p genesys-auth --features redis --example herd -- --base-url URL
+//!  --client-id ID --client-secret-env VAR --tasks N [--store redis://host:port/db]`
+//!
+//! With `--store`, the provider shares through Redis: run several herds at once to see a fleet.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
-use genesys_auth::{Settings, TokenProvider};
+use std::sync::Arc;
+
+use genesys_auth::store::RedisStore;
+use genesys_auth::{Settings, TokenProvider, TokenStore};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: herd --base-url URL --client-id ID --client-secret-env VAR [--tasks N (default 1000)]"
+        "usage: herd --base-url URL --client-id ID --client-secret-env VAR [--tasks N (default 1000)] [--store redis://…]"
     );
     std::process::exit(2)
 }
@@ -20,7 +25,8 @@ fn usage() -> ! {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let (mut base, mut id, mut secret_var, mut tasks) = (None, None, None, 1000usize);
+    let (mut base, mut id, mut secret_var, mut tasks, mut store) =
+        (None, None, None, 1000usize, None);
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -28,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--client-id" => id = Some(value()),
             "--client-secret-env" => secret_var = Some(value()),
             "--tasks" => tasks = value().parse().unwrap_or_else(|_| usage()),
+            "--store" => store = Some(value()),
             _ => usage(),
         }
     }
@@ -36,7 +43,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let secret =
         std::env::var(&var).map_err(|_| format!("environment variable {var} is not set"))?;
-    let provider = TokenProvider::new(Settings::for_base_url(&base, &id, &secret)?)?;
+    let mut builder = TokenProvider::builder(Settings::for_base_url(&base, &id, &secret)?);
+    if let Some(url) = store {
+        builder = builder.store(Arc::new(RedisStore::new(&url)?) as Arc<dyn TokenStore>);
+    }
+    let provider = builder.build()?;
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks)
         .map(|_| {
