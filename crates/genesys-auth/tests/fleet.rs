@@ -11,99 +11,28 @@ use std::time::{Duration, Instant};
 use common::*;
 use genesys_auth::store::RedisStore;
 use genesys_auth::{Settings, TokenProvider, TokenStore};
-use genesys_emulator::{Fault, Target};
+use genesys_emulator::{Fault, RedisServer, Target};
 use sha2::{Digest as _, Sha256};
 
-/// A `redis-server` of this test's own, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> Option<Self> {
-        Self::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Option<Self> {
-        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let Some(bin) = bin else {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "redis-server is required under CI (apt-get install redis-server)"
-            );
-            eprintln!("redis-server is not installed: skipping");
-            return None;
-        };
-        let child = Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Every key and string value Redis holds.
-    async fn dump(&self) -> Vec<(String, String)> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
+/// Every key and string value Redis holds.
+async fn dump(redis: &RedisServer) -> Vec<(String, String)> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: Option<String> = redis::cmd("GET")
+            .arg(&k)
             .query_async(&mut c)
             .await
-            .unwrap();
-        let mut out = Vec::new();
-        for k in keys {
-            let v: Option<String> = redis::cmd("GET")
-                .arg(&k)
-                .query_async(&mut c)
-                .await
-                .unwrap_or(None);
-            out.push((k, v.unwrap_or_default()));
-        }
-        out
+            .unwrap_or(None);
+        out.push((k, v.unwrap_or_default()));
     }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    out
 }
 
 fn digest(token: &str) -> String {
@@ -232,7 +161,7 @@ async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
     let mut holder = spawn_member(&emu.base_url(), &redis.url(), 1, ttl);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(emu.counters().token_requests == 1
-        && redis.dump().await.iter().any(|(k, _)| k.contains(":lock:")))
+        && dump(&redis).await.iter().any(|(k, _)| k.contains(":lock:")))
     {
         assert!(
             Instant::now() < deadline,
@@ -276,7 +205,7 @@ async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
         .build()
         .unwrap();
     p.token().await.unwrap();
-    assert_eq!(redis.dump().await.len(), 1, "published");
+    assert_eq!(dump(&redis).await.len(), 1, "published");
 
     redis.stop();
     manual.advance(Duration::from_secs(86_400));
@@ -287,10 +216,10 @@ async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
     );
     assert_eq!(emu.counters().token_requests, 2);
 
-    let redis = RedisServer::start_on(redis.port).unwrap();
+    let redis = RedisServer::start_on(redis.port()).unwrap();
     manual.advance(Duration::from_secs(86_400));
     p.token().await.unwrap();
-    assert_eq!(redis.dump().await.len(), 1, "sharing resumed");
+    assert_eq!(dump(&redis).await.len(), 1, "sharing resumed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +230,7 @@ async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
     let emu = emulator().await;
     let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
     let t = p.token().await.unwrap();
-    let dump = redis.dump().await;
+    let dump = dump(&redis).await;
     assert!(!dump.is_empty());
     for (k, v) in dump {
         for secret in [t.secret(), ID, SECRET] {
@@ -322,7 +251,7 @@ async fn garbage_in_redis_is_ignored_and_replaced() {
     let emu = emulator().await;
     let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
     let first = p.token().await.unwrap();
-    let (key, _) = redis.dump().await.remove(0);
+    let (key, _) = dump(&redis).await.remove(0);
     let client = redis::Client::open(redis.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("SET")
@@ -334,8 +263,7 @@ async fn garbage_in_redis_is_ignored_and_replaced() {
     let other = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
     let t = other.token().await.unwrap();
     assert!(!t.same_token(&first));
-    let (_, v) = redis
-        .dump()
+    let (_, v) = dump(&redis)
         .await
         .into_iter()
         .find(|(k, _)| *k == key)

@@ -14,6 +14,7 @@ mod admin;
 mod api;
 mod faults;
 mod oauth;
+mod redis_server;
 mod state;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use axum::routing::{get, post};
 use tokio::sync::oneshot;
 
 pub use faults::{Fault, FaultRequest, Target};
+pub use redis_server::RedisServer;
 pub use state::{ClientSpec, Counters};
 
 use state::{State, lock};
