@@ -346,3 +346,31 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn bodies_are_read_up_to_64_kib_and_redirects_are_not_followed() {
+    let emu = emulator().await;
+    let (_, clock) = clock();
+    let ex = exchange(
+        loader(&emu).retry(RetryPolicy::none()).load().unwrap(),
+        clock,
+    );
+    emu.inject(Target::Token, Fault::LargeBody { bytes: 200_000 }, 1);
+    let e = ex.fetch().await.unwrap_err();
+    assert!(
+        matches!(&e, Error::BadResponse { reason, .. } if reason.contains("64 KiB")),
+        "{e:?}"
+    );
+    // A redirect would carry the client's credentials elsewhere: it is an error, not followed.
+    let elsewhere = genesys_emulator::Emulator::builder().start().await.unwrap();
+    emu.inject(
+        Target::Token,
+        Fault::Redirect {
+            location: format!("{}/oauth/token", elsewhere.base_url()),
+        },
+        1,
+    );
+    let e = ex.fetch().await.unwrap_err();
+    assert!(matches!(e, Error::Rejected { status: 302, .. }), "{e:?}");
+    assert_eq!(elsewhere.counters().token_requests, 0);
+}

@@ -43,6 +43,17 @@ pub enum Fault {
     MissingAccessToken,
     /// Close the connection without a complete response.
     DropConnection,
+    /// Answer 200 with a JSON body of about this many bytes (a proxy's error page, a runaway
+    /// server), to test that clients cap what they read.
+    LargeBody {
+        /// Size of the body.
+        bytes: usize,
+    },
+    /// Answer 302 to this location, as a captive portal or a misconfigured gateway would.
+    Redirect {
+        /// The `Location` header.
+        location: String,
+    },
 }
 
 impl Fault {
@@ -128,6 +139,24 @@ pub(crate) async fn apply(fault: Fault, target: Target) -> Outcome {
             )
                 .into_response(),
         ),
+        Fault::LargeBody { bytes } => {
+            let filler = "x".repeat(bytes.saturating_sub(20));
+            Outcome::Respond(
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    format!("{{\"filler\":\"{filler}\"}}"),
+                )
+                    .into_response(),
+            )
+        }
+        Fault::Redirect { location } => {
+            let mut resp = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Outcome::Respond(resp)
+        }
         Fault::DropConnection => {
             // A body that fails at once makes hyper abort the connection: the client sees a
             // connection closed before the message completed, as with a reset from a proxy.

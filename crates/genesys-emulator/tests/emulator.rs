@@ -504,3 +504,30 @@ async fn debug_output_never_shows_a_client_secret() {
     let spec = ClientSpec::new(ID, SECRET);
     assert!(!format!("{spec:?}").contains(SECRET));
 }
+
+#[tokio::test]
+async fn large_body_and_redirect_faults() {
+    let emu = emulator().await;
+    emu.inject(Target::Token, Fault::LargeBody { bytes: 100_000 }, 1);
+    let big = grant(&emu, ID, SECRET).await.bytes().await.unwrap();
+    assert!(big.len() >= 99_000);
+    assert!(serde_json::from_slice::<Value>(&big).is_ok());
+    emu.inject(
+        Target::Api,
+        Fault::Redirect {
+            location: "https://elsewhere.example/".into(),
+        },
+        1,
+    );
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_follow
+        .get(format!("{}/api/v2/organizations/me", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(resp.headers()["location"], "https://elsewhere.example/");
+}
