@@ -620,3 +620,35 @@ fn store_redis_shares_one_token_between_processes() {
     let bad = e.run_args(&["--store", "memcached://x", "token"]);
     assert_eq!(code(&bad), 3);
 }
+
+#[test]
+fn verbose_logs_never_show_the_secret_or_a_token() {
+    let e = env();
+    let out = e.run_args(&["-vv", "--no-cache", "token"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    e.check_clean(&out);
+    assert!(
+        stderr(&out).contains("requesting a token"),
+        "-vv logs: {}",
+        stderr(&out)
+    );
+    let out = e.run_args(&["-vv", "token"]);
+    e.remember(stdout(&out).trim());
+    e.check_clean(&out);
+    for args in [
+        &["-vv", "verify"][..],
+        &["-vv", "api", "users", "--paginate"],
+        &["-vv", "revoke"],
+    ] {
+        let out = e.run_args(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+    }
+    // A rejected secret, logged at debug level, still never shows.
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_CLIENT_SECRET", "wrong-secret-XYZ")
+            .args(["-vv", "--no-cache", "token"]),
+    );
+    assert!(!stderr(&out).contains("wrong-secret-XYZ"));
+}

@@ -103,6 +103,16 @@ async fn corrupt_or_truncated_entries_are_ignored_and_replaced() {
         assert!(text.contains(t.secret()), "replaced with the new token");
     }
     assert_eq!(emu.counters().tokens_issued, 5);
+    // Well-formed, for these very settings, but with times no clock can hold.
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    entry["expires_at"] = serde_json::json!(u64::MAX);
+    std::fs::write(&file, entry.to_string()).unwrap();
+    provider_in(tmp.path(), settings(&emu))
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(emu.counters().tokens_issued, 6);
 }
 
 #[tokio::test]

@@ -18,7 +18,11 @@ pub fn run(cmd: CacheCommand) -> Result<(), CliError> {
     match cmd {
         CacheCommand::List(args) => {
             let entries = store.entries();
-            let at = |s: u64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+            let at = |s: u64| {
+                std::time::UNIX_EPOCH
+                    .checked_add(std::time::Duration::from_secs(s))
+                    .map_or_else(|| "unknown".to_owned(), rfc3339)
+            };
             if args.json {
                 let rows: Vec<_> = entries
                     .iter()

@@ -10,12 +10,14 @@
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, unix};
+use super::{
+    StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, from_unix, unix,
+};
 
 /// How long a process waits for another to finish fetching before it fetches itself.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -158,11 +160,17 @@ impl FileStore {
             tracing::warn!(path = %path.display(), "ignoring token cache entry written for other settings; it will be replaced");
             return None;
         }
+        let (Some(obtained_at), Some(expires_at)) =
+            (from_unix(entry.obtained_at), from_unix(entry.expires_at))
+        else {
+            tracing::warn!(path = %path.display(), "ignoring token cache entry with impossible times; it will be replaced");
+            return None;
+        };
         Some(StoredToken {
             access_token: SecretString::from(entry.access_token),
             scopes: entry.granted_scopes,
-            obtained_at: UNIX_EPOCH + Duration::from_secs(entry.obtained_at),
-            expires_at: UNIX_EPOCH + Duration::from_secs(entry.expires_at),
+            obtained_at,
+            expires_at,
         })
     }
 

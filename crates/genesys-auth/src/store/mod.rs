@@ -131,6 +131,12 @@ pub(crate) fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Seconds since the epoch as a time; `None` past what the platform can represent (a corrupt
+/// entry must not be able to make the addition overflow and panic).
+pub(crate) fn from_unix(secs: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
 impl StoredToken {
     /// What a store keeps of a token.
     pub fn from_token(t: &AccessToken) -> Self {
@@ -165,7 +171,7 @@ impl StoredToken {
             self.access_token.clone(),
             lifetime,
             obtained_mono,
-            wall_now - age,
+            wall_now.checked_sub(age).unwrap_or(wall_now),
             self.scopes.clone(),
         ))
     }

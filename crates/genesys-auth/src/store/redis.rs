@@ -12,7 +12,7 @@
 //!   sharing resumes when Redis answers again.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -24,7 +24,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, unix};
+use super::{
+    StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, from_unix, unix,
+};
 
 const PREFIX: &str = "genesys-auth:v1";
 /// Published tokens leave Redis this long before they expire.
@@ -241,11 +243,14 @@ impl RedisStore {
             )
             .ok()?;
         let p: Plain = serde_json::from_slice(&plain).ok()?;
-        (!p.access_token.is_empty() && p.expires_at > p.obtained_at).then(|| StoredToken {
+        if p.access_token.is_empty() || p.expires_at <= p.obtained_at {
+            return None;
+        }
+        Some(StoredToken {
             access_token: SecretString::from(p.access_token),
             scopes: p.scopes,
-            obtained_at: UNIX_EPOCH + Duration::from_secs(p.obtained_at),
-            expires_at: UNIX_EPOCH + Duration::from_secs(p.expires_at),
+            obtained_at: from_unix(p.obtained_at)?,
+            expires_at: from_unix(p.expires_at)?,
         })
     }
 
