@@ -35,6 +35,14 @@ async fn dump(redis: &RedisServer) -> Vec<(String, String)> {
     out
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn digest(token: &str) -> String {
     hex::encode(&Sha256::digest(token.as_bytes())[..8])
 }
@@ -282,4 +290,40 @@ fn a_bad_redis_url_is_a_clear_error_without_the_password() {
         .to_string();
     assert!(e2.contains("redis://host:port/db"), "{e2}");
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_absent_silent_or_tls_unreachable_from_the_start_still_gives_tokens() {
+    let emu = emulator().await;
+    let closed = free_port();
+    // A "Redis" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    for url in [
+        format!("redis://127.0.0.1:{closed}/0"),
+        format!("rediss://127.0.0.1:{closed}/0"),
+        format!("redis://127.0.0.1:{silent_port}/0"),
+    ] {
+        let store = RedisStore::new(&url)
+            .unwrap()
+            .op_timeout(Duration::from_millis(200));
+        let p = TokenProvider::builder(settings(&emu))
+            .store(Arc::new(store) as Arc<dyn TokenStore>)
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let results = futures_util::future::join_all((0..20).map(|_| p.token())).await;
+        assert!(results.iter().all(Result::is_ok), "{url}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{url}: bounded by the store's timeouts"
+        );
+    }
+    assert_eq!(emu.counters().token_requests, 3, "one per provider");
 }
