@@ -652,3 +652,12 @@ fn verbose_logs_never_show_the_secret_or_a_token() {
     );
     assert!(!stderr(&out).contains("wrong-secret-XYZ"));
 }
+
+#[test]
+fn a_non_utf8_environment_variable_is_no_problem() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let e = env();
+    let odd = std::ffi::OsStr::from_bytes(b"\xff\xfe");
+    let out = e.run(e.cmd().env("SOME_BINARY_VALUE", odd).arg("config"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

@@ -425,7 +425,12 @@ impl Loader {
     /// Resolves every setting from its sources.
     pub fn load(self) -> Result<Settings, ConfigError> {
         let mut looked_at = Vec::new();
-        let env = self.env.unwrap_or_else(|| std::env::vars().collect());
+        // `vars()` would panic on a variable that is not UTF-8; such variables are none of ours.
+        let env = self.env.unwrap_or_else(|| {
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect()
+        });
         let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
         // The .env file: read into a map, never into the process environment.
