@@ -407,3 +407,50 @@ fn next_request(current: &ApiRequest, body: &Value, page: &Page) -> Option<ApiRe
 fn strip_query(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn page(body: &Value) -> Page {
+        Page {
+            entities: body["entities"].as_array().cloned().unwrap_or_default(),
+            page_number: body["pageNumber"].as_u64(),
+            page_count: body["pageCount"].as_u64(),
+            total: None,
+        }
+    }
+
+    #[test]
+    fn without_next_uri_page_numbers_lead_to_the_last_page() {
+        let req = ApiRequest::get("/api/v2/things").query("pageSize", "2");
+        let body = json!({"entities": [1, 2], "pageNumber": 1, "pageCount": 3});
+        let next = next_request(&req, &body, &page(&body)).expect("a next page");
+        assert_eq!(
+            next.query,
+            vec![
+                ("pageSize".into(), "2".into()),
+                ("pageNumber".into(), "2".into())
+            ]
+        );
+        let last = json!({"entities": [5], "pageNumber": 3, "pageCount": 3});
+        assert!(next_request(&next, &last, &page(&last)).is_none());
+    }
+
+    #[test]
+    fn next_uri_wins_and_a_loop_or_an_empty_page_ends_it() {
+        let req = ApiRequest::get("/api/v2/things").query("pageSize", "2");
+        let body = json!({"entities": [1], "nextUri": "/api/v2/things?cursor=abc"});
+        let next = next_request(&req, &body, &page(&body)).expect("a next page");
+        assert_eq!(next.path, "/api/v2/things?cursor=abc");
+        assert!(next.query.is_empty());
+        let same = json!({"entities": [1], "nextUri": "/api/v2/things?cursor=abc"});
+        assert!(
+            next_request(&next, &same, &page(&same)).is_none(),
+            "a nextUri pointing at itself"
+        );
+        let empty = json!({"entities": [], "nextUri": "/api/v2/things?cursor=def"});
+        assert!(next_request(&next, &empty, &page(&empty)).is_none());
+    }
+}

@@ -374,3 +374,21 @@ async fn bodies_are_read_up_to_64_kib_and_redirects_are_not_followed() {
     assert!(matches!(e, Error::Rejected { status: 302, .. }), "{e:?}");
     assert_eq!(elsewhere.counters().token_requests, 0);
 }
+
+#[test]
+fn retry_after_is_read_as_seconds_or_an_http_date() {
+    use genesys_auth::retry::parse_retry_after;
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    assert_eq!(
+        parse_retry_after(" 42 ", now),
+        Some(Duration::from_secs(42))
+    );
+    let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+    assert_eq!(
+        parse_retry_after(&later, now),
+        Some(Duration::from_secs(90))
+    );
+    let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+    assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+    assert_eq!(parse_retry_after("soon", now), None);
+}

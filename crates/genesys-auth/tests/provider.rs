@@ -407,3 +407,17 @@ async fn the_blocking_facade_refuses_to_run_inside_a_runtime() {
     let e = genesys_auth::blocking::TokenProvider::new(settings(&emu)).unwrap_err();
     assert!(matches!(e, Error::Usage(_)));
 }
+
+#[tokio::test]
+async fn the_api_client_retries_a_dropped_connection_for_gets_only() {
+    let emu = emulator().await;
+    let (_, clock) = clock();
+    let api = ApiClient::new(provider(settings(&emu), clock));
+    emu.inject(Target::Api, Fault::DropConnection, 1);
+    assert_eq!(api.get("organizations/me").await.unwrap().status, 200);
+    emu.inject(Target::Api, Fault::DropConnection, 1);
+    let post = ApiRequest::new(reqwest::Method::POST, "/api/v2/users")
+        .json(&serde_json::json!({}))
+        .unwrap();
+    assert!(matches!(api.send(post).await, Err(Error::Transport { .. })));
+}
