@@ -18,6 +18,11 @@ fn provider_in(dir: &Path, settings: genesys_auth::Settings) -> TokenProvider {
         .unwrap()
 }
 
+/// A token from a new provider over the file store in `dir`, as a new process would get it.
+async fn token_in(dir: &Path, settings: genesys_auth::Settings) -> Arc<genesys_auth::AccessToken> {
+    provider_in(dir, settings).token().await.unwrap()
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -38,8 +43,8 @@ async fn a_token_outlives_the_provider_in_a_private_file_without_the_secret() {
     let emu = emulator().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cache/genesys-auth");
-    let t = provider_in(&dir, settings(&emu)).token().await.unwrap();
-    let again = provider_in(&dir, settings(&emu)).token().await.unwrap();
+    let t = token_in(&dir, settings(&emu)).await;
+    let again = token_in(&dir, settings(&emu)).await;
     assert!(again.same_token(&t));
     assert_eq!(emu.counters().token_requests, 1);
     assert_eq!(mode(&dir), 0o700);
@@ -62,10 +67,7 @@ async fn a_changed_secret_or_other_scopes_miss_the_cache() {
         .await
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    token_in(tmp.path(), settings(&emu)).await;
     provider_in(tmp.path(), loader(&emu).scopes(["a"]).load().unwrap())
         .token()
         .await
@@ -83,10 +85,7 @@ async fn a_changed_secret_or_other_scopes_miss_the_cache() {
 async fn corrupt_or_truncated_entries_are_ignored_and_replaced() {
     let emu = emulator().await;
     let tmp = tempfile::tempdir().unwrap();
-    provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    token_in(tmp.path(), settings(&emu)).await;
     let file = entry_files(tmp.path()).remove(0);
     for junk in [
         &b"{\"version\":1,\"login_url\""[..],
@@ -95,10 +94,7 @@ async fn corrupt_or_truncated_entries_are_ignored_and_replaced() {
         b"{\"version\":9}",
     ] {
         std::fs::write(&file, junk).unwrap();
-        let t = provider_in(tmp.path(), settings(&emu))
-            .token()
-            .await
-            .unwrap();
+        let t = token_in(tmp.path(), settings(&emu)).await;
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains(t.secret()), "replaced with the new token");
     }
@@ -108,10 +104,7 @@ async fn corrupt_or_truncated_entries_are_ignored_and_replaced() {
         serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     entry["expires_at"] = serde_json::json!(u64::MAX);
     std::fs::write(&file, entry.to_string()).unwrap();
-    provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    token_in(tmp.path(), settings(&emu)).await;
     assert_eq!(emu.counters().tokens_issued, 6);
 }
 
@@ -119,16 +112,10 @@ async fn corrupt_or_truncated_entries_are_ignored_and_replaced() {
 async fn an_entry_readable_by_others_is_not_trusted() {
     let emu = emulator().await;
     let tmp = tempfile::tempdir().unwrap();
-    let first = provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    let first = token_in(tmp.path(), settings(&emu)).await;
     let file = entry_files(tmp.path()).remove(0);
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let second = provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    let second = token_in(tmp.path(), settings(&emu)).await;
     assert!(!second.same_token(&first));
     assert_eq!(mode(&file), 0o600, "replaced with a private file");
 }
@@ -167,10 +154,7 @@ async fn a_stored_token_near_expiry_is_refreshed_and_kept_if_that_fails() {
     };
     store.save(&key, &near).await.unwrap();
     // Refresh-due on load: a new token is fetched.
-    let t = provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    let t = token_in(tmp.path(), settings(&emu)).await;
     assert_ne!(t.secret(), "old-but-valid");
     // And if the fetch fails, the stored token, still valid, is used.
     store.save(&key, &near).await.unwrap();
@@ -183,7 +167,7 @@ async fn a_stored_token_near_expiry_is_refreshed_and_kept_if_that_fails() {
         genesys_emulator::Fault::status(503),
         1,
     );
-    let t = provider_in(tmp.path(), s).token().await.unwrap();
+    let t = token_in(tmp.path(), s).await;
     assert_eq!(t.secret(), "old-but-valid");
 }
 
@@ -207,7 +191,7 @@ async fn an_expired_stored_token_is_never_served() {
         )
         .await
         .unwrap();
-    let t = provider_in(tmp.path(), s).token().await.unwrap();
+    let t = token_in(tmp.path(), s).await;
     assert_ne!(t.secret(), "expired");
 }
 
@@ -215,10 +199,7 @@ async fn an_expired_stored_token_is_never_served() {
 async fn entries_list_and_clear() {
     let emu = emulator().await;
     let tmp = tempfile::tempdir().unwrap();
-    provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    token_in(tmp.path(), settings(&emu)).await;
     let store = FileStore::new(tmp.path());
     let entries = store.entries();
     assert_eq!(entries.len(), 1);
@@ -242,10 +223,7 @@ async fn forget_removes_the_entry_and_the_token_is_not_reloaded() {
 async fn an_entry_owned_by_another_user_is_not_trusted() {
     let emu = emulator().await;
     let tmp = tempfile::tempdir().unwrap();
-    let first = provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    let first = token_in(tmp.path(), settings(&emu)).await;
     let file = entry_files(tmp.path()).remove(0);
     // Handing the file to another user needs root; CI runs as root.
     if let Err(e) = std::os::unix::fs::chown(&file, Some(65_534), Some(65_534)) {
@@ -253,10 +231,7 @@ async fn an_entry_owned_by_another_user_is_not_trusted() {
         eprintln!("not root: the foreign-owner case cannot be set up here");
         return;
     }
-    let second = provider_in(tmp.path(), settings(&emu))
-        .token()
-        .await
-        .unwrap();
+    let second = token_in(tmp.path(), settings(&emu)).await;
     assert!(
         !second.same_token(&first),
         "a foreign-owned entry is ignored"
