@@ -534,7 +534,7 @@ fn demo_walks_through_every_step_offline() {
 }
 
 #[test]
-fn the_emulator_command_serves_until_killed() {
+fn the_emulator_command_serves_until_ctrl_c() {
     let e = env();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
         .args(["emulator", "--client", "a:b", "--users", "3"])
@@ -561,11 +561,17 @@ fn the_emulator_command_serves_until_killed() {
             .env("GENESYS_CLIENT_SECRET", "b")
             .args(["api", "users", "--paginate"]),
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    // Ctrl-C stops it cleanly, with status 0.
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = child.wait().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(all.len(), 3);
+    assert_eq!(status.code(), Some(0), "a clean shutdown on SIGINT");
 }
 
 #[test]
