@@ -16,7 +16,11 @@ use sha2::{Digest as _, Sha256};
 
 /// Every key and string value Redis holds.
 async fn dump(redis: &RedisServer) -> Vec<(String, String)> {
-    let client = redis::Client::open(redis.url()).unwrap();
+    dump_at(&redis.url()).await
+}
+
+async fn dump_at(url: &str) -> Vec<(String, String)> {
+    let client = redis::Client::open(url).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*")
@@ -326,4 +330,156 @@ async fn redis_absent_silent_or_tls_unreachable_from_the_start_still_gives_token
         );
     }
     assert_eq!(emu.counters().token_requests, 3, "one per provider");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_through_the_url() {
+    let port = free_port();
+    let Some(_redis) = RedisServer::start_with(port, &["--requirepass", "pw-Zk81"]) else {
+        return;
+    };
+    let emu = emulator().await;
+    let url = format!("redis://:pw-Zk81@127.0.0.1:{port}/0");
+    let a = redis_provider(settings(&emu), &url, Duration::from_secs(10));
+    let b = redis_provider(settings(&emu), &url, Duration::from_secs(10));
+    assert!(
+        a.token()
+            .await
+            .unwrap()
+            .same_token(&b.token().await.unwrap())
+    );
+    assert_eq!(emu.counters().token_requests, 1);
+    assert_eq!(dump_at(&url).await.len(), 1);
+    // A wrong password: each works alone, and nothing is written.
+    let wrong = format!("redis://:nope@127.0.0.1:{port}/0");
+    let c = redis_provider(settings(&emu), &wrong, Duration::from_secs(10));
+    c.token().await.unwrap();
+    let shown = RedisStore::new(&wrong).unwrap().url().to_owned();
+    assert!(!shown.contains("nope"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let openssl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    };
+    let Ok(status) = openssl(&["version"]) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "openssl is required under CI"
+        );
+        eprintln!("openssl is not installed: skipping");
+        return;
+    };
+    assert!(status.success());
+    std::fs::write(d("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &d("ca.key"),
+                "-out",
+                &d("ca.crt"),
+                "-days",
+                "1",
+                "-subj",
+                "/CN=genesys-auth test CA",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                &d("server.key"),
+                "-out",
+                &d("server.csr"),
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &d("server.csr"),
+            "-CA",
+            &d("ca.crt"),
+            "-CAkey",
+            &d("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &d("server.crt"),
+            "-days",
+            "1",
+            "-extfile",
+            &d("ext.cnf"),
+        ],
+    ] {
+        assert!(openssl(&args).unwrap().success(), "openssl {args:?}");
+    }
+    let port = free_port();
+    let tls = [
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        &d("server.crt"),
+        "--tls-key-file",
+        &d("server.key"),
+        "--tls-ca-cert-file",
+        &d("ca.crt"),
+        "--tls-auth-clients",
+        "no",
+    ];
+    let Some(_redis) = RedisServer::start_with(port, &tls) else {
+        return;
+    };
+    let emu = emulator().await;
+    let ca = std::fs::read(d("ca.crt")).unwrap();
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let member = || {
+        let store = RedisStore::with_root_cert(&url, &ca)
+            .unwrap()
+            .pause_after_failure(Duration::ZERO);
+        TokenProvider::builder(settings(&emu))
+            .store(Arc::new(store) as Arc<dyn TokenStore>)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (member(), member());
+    assert!(
+        a.token()
+            .await
+            .unwrap()
+            .same_token(&b.token().await.unwrap())
+    );
+    assert_eq!(emu.counters().token_requests, 1, "shared over TLS");
+    // Without the CA the server is not trusted: that member cannot read the shared token and
+    // works alone.
+    let untrusting = redis_provider(settings(&emu), &url, Duration::from_secs(10));
+    assert!(
+        !untrusting
+            .token()
+            .await
+            .unwrap()
+            .same_token(&a.token().await.unwrap())
+    );
+    assert_eq!(emu.counters().token_requests, 2);
 }

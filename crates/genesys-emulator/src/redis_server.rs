@@ -24,6 +24,12 @@ impl RedisServer {
 
     /// Starts one on `port` (to restart a stopped one where its clients expect it).
     pub fn start_on(port: u16) -> Option<Self> {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts one on `port` with more `redis-server` arguments (`--requirepass`, the TLS ones).
+    /// With `--tls-port` among them, plain TCP is switched off and `port` must be the TLS port.
+    pub fn start_with(port: u16, extra: &[&str]) -> Option<Self> {
         let Some(bin) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
@@ -35,9 +41,17 @@ impl RedisServer {
             eprintln!("redis-server is not installed: skipping");
             return None;
         };
+        let tls = extra.contains(&"--tls-port");
+        let plain_port = if tls {
+            "0".to_owned()
+        } else {
+            port.to_string()
+        };
+        let mut args = vec!["--port", &plain_port, "--bind", "127.0.0.1"];
+        args.extend(["--save", "", "--appendonly", "no"]);
+        args.extend(extra);
         let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

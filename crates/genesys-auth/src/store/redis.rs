@@ -85,13 +85,25 @@ impl RedisStore {
     /// (`redis://user:password@host/0`). Nothing is connected until first use.
     pub fn new(url: &str) -> Result<Self, StoreError> {
         let shown_url = shown(url);
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError(format!(
-                "{shown_url} is not a Redis URL ({}); use redis://host:port/db or rediss://host:port/db",
-                e.kind_str_safe()
-            ))
-        })?;
-        Ok(Self {
+        let client = redis::Client::open(url).map_err(|e| bad_url(&shown_url, &e))?;
+        Ok(Self::from_client(client, shown_url))
+    }
+
+    /// A `rediss://` store whose server certificate is checked against this CA (PEM) instead of
+    /// the system's roots: for Redis behind a private CA.
+    pub fn with_root_cert(url: &str, ca_pem: &[u8]) -> Result<Self, StoreError> {
+        let shown_url = shown(url);
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca_pem.to_vec()),
+        };
+        let client =
+            redis::Client::build_with_tls(url, certs).map_err(|e| bad_url(&shown_url, &e))?;
+        Ok(Self::from_client(client, shown_url))
+    }
+
+    fn from_client(client: redis::Client, shown_url: String) -> Self {
+        Self {
             client,
             shown_url,
             conn: tokio::sync::OnceCell::new(),
@@ -100,7 +112,7 @@ impl RedisStore {
             op_timeout: Duration::from_millis(500),
             pause_after_failure: Duration::from_secs(5),
             paused_until: Mutex::new(None),
-        })
+        }
     }
 
     /// How long the fetch lock lives if its holder dies (default 10 s); waiters give up on it a
@@ -385,13 +397,11 @@ impl TokenStore for RedisStore {
     }
 }
 
-trait KindStr {
-    fn kind_str_safe(&self) -> String;
-}
-
-impl KindStr for redis::RedisError {
-    /// The error's category only: redis' own message may repeat the URL, password included.
-    fn kind_str_safe(&self) -> String {
-        format!("{:?}", self.kind())
-    }
+/// A refused URL or certificate. Only the error's category is shown: redis' own message may
+/// repeat the URL, password included.
+fn bad_url(shown_url: &str, e: &redis::RedisError) -> StoreError {
+    StoreError(format!(
+        "{shown_url} cannot be used ({:?}); use redis://host:port/db or rediss://host:port/db",
+        e.kind()
+    ))
 }
