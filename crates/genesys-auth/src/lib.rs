@@ -6,6 +6,8 @@
 //! [`provider`] → [`store`] → [`api`]. The library never prints and never exits; it logs through
 //! `tracing` and returns [`Error`].
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod config;
 pub mod error;
