@@ -30,3 +30,8 @@ pub mod api;
 pub mod blocking;
 
 pub use api::{ApiClient, ApiRequest, ApiResponse, Page};
+
+/// The README's Rust examples, compiled as doc tests so that they cannot drift from the code.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -223,6 +223,12 @@ impl TokenProvider {
         Self::builder(settings).build()
     }
 
+    /// A provider from the usual sources: the environment, `./.env` and the profile files
+    /// (see [`crate::config`]), with the memory store.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::new(Settings::loader().load()?)
+    }
+
     /// Options for a provider.
     pub fn builder(settings: Settings) -> ProviderBuilder {
         ProviderBuilder {
