@@ -14,11 +14,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, excerpt, transport};
+use crate::grant::read_capped;
 use crate::provider::TokenProvider;
 use crate::retry::parse_retry_after;
 
 /// At most this many pages are followed, against a server that never stops.
 const MAX_PAGES: usize = 100_000;
+
+/// API responses are read up to this size (Genesys pages are at most a few MiB).
+pub const MAX_API_BODY: usize = 64 << 20;
 
 /// One API request.
 #[derive(Clone, Debug)]
@@ -267,15 +271,16 @@ impl ApiClient {
             };
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = match resp.bytes().await {
-                Ok(b) => b.to_vec(),
-                Err(e) => {
+            let body = match read_capped(&endpoint, resp, MAX_API_BODY).await {
+                Ok(b) => b,
+                Err(e @ Error::Transport { .. }) => {
                     if idempotent && can_retry {
                         self.backoff(attempts, None, start).await?;
                         continue;
                     }
-                    return Err(transport(&endpoint, &e).with_attempts(attempts));
+                    return Err(e.with_attempts(attempts));
                 }
+                Err(e) => return Err(e),
             };
             let response = ApiResponse {
                 endpoint: endpoint.clone(),

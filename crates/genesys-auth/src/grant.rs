@@ -235,17 +235,23 @@ impl LazyClient {
     }
 }
 
-/// Reads a body up to [`MAX_BODY`].
+/// Reads a body up to `cap` bytes; a larger one is a [`Error::BadResponse`].
 pub(crate) async fn read_capped(
     endpoint: &str,
     mut resp: reqwest::Response,
+    cap: usize,
 ) -> Result<Vec<u8>, Error> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| transport(endpoint, &e))? {
-        if body.len() + chunk.len() > MAX_BODY {
+        if body.len() + chunk.len() > cap {
+            let size = if cap >= 1 << 20 {
+                format!("{} MiB", cap >> 20)
+            } else {
+                format!("{} KiB", cap >> 10)
+            };
             return Err(Error::BadResponse {
                 endpoint: endpoint.to_owned(),
-                reason: format!("the body is larger than {} KiB", MAX_BODY / 1024),
+                reason: format!("the body is larger than {size}"),
                 excerpt: excerpt(&body),
             });
         }
@@ -332,7 +338,7 @@ impl TokenExchange {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, self.clock.wall()));
-        let body = read_capped(&endpoint, resp).await?;
+        let body = read_capped(&endpoint, resp, MAX_BODY).await?;
         if status == 200 {
             return parse_token_response(&body, sent_at).map_err(|reason| Error::BadResponse {
                 endpoint,
