@@ -235,6 +235,7 @@ impl ApiClient {
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         );
         let start = clock.now();
+        let mut steps = policy.steps();
         let mut attempts = 0u32;
         let mut refreshed = false;
         loop {
@@ -257,16 +258,13 @@ impl ApiClient {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(body.clone());
             }
-            let can_retry = attempts < policy.max_attempts;
             let resp = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = transport(&endpoint, &e).with_attempts(attempts);
-                    if idempotent && can_retry {
-                        self.backoff(attempts, None, start).await?;
+                    if idempotent && self.backoff(&mut steps, None, start).await {
                         continue;
                     }
-                    return Err(err);
+                    return Err(transport(&endpoint, &e).with_attempts(attempts));
                 }
             };
             let status = resp.status();
@@ -274,8 +272,7 @@ impl ApiClient {
             let body = match read_capped(&endpoint, resp, MAX_API_BODY).await {
                 Ok(b) => b,
                 Err(e @ Error::Transport { .. }) => {
-                    if idempotent && can_retry {
-                        self.backoff(attempts, None, start).await?;
+                    if idempotent && self.backoff(&mut steps, None, start).await {
                         continue;
                     }
                     return Err(e.with_attempts(attempts));
@@ -300,17 +297,16 @@ impl ApiClient {
                     refreshed = true;
                     attempts -= 1;
                 }
-                429 if can_retry => {
-                    let asked = response.retry_after();
-                    if asked.is_some_and(|d| d > policy.max_retry_after) {
-                        return Ok(response);
-                    }
-                    if self.backoff(attempts, asked, start).await.is_err() {
+                429 => {
+                    if !self
+                        .backoff(&mut steps, response.retry_after(), start)
+                        .await
+                    {
                         return Ok(response);
                     }
                 }
-                502..=504 if idempotent && can_retry => {
-                    if self.backoff(attempts, None, start).await.is_err() {
+                502..=504 if idempotent => {
+                    if !self.backoff(&mut steps, None, start).await {
                         return Ok(response);
                     }
                 }
@@ -319,27 +315,25 @@ impl ApiClient {
         }
     }
 
-    /// Waits before attempt `attempts + 1`: `asked` if the server said, else exponential backoff
-    /// with full jitter. Fails when the wait would pass the policy's deadline.
+    /// Waits before the next attempt as the retry policy says (`asked` if the server said, else
+    /// the next step with full jitter). `false` when the policy is spent: no retry left, a wait
+    /// longer than it honours, or past its deadline.
     async fn backoff(
         &self,
-        attempts: u32,
+        steps: &mut (impl Iterator<Item = Duration> + Send),
         asked: Option<Duration>,
         start: std::time::Instant,
-    ) -> Result<(), Error> {
-        use rand::Rng as _;
+    ) -> bool {
         let policy = &self.provider.settings().retry;
         let clock = self.provider.clock();
-        let step = policy
-            .base_delay
-            .saturating_mul(1 << attempts.saturating_sub(1).min(16))
-            .min(policy.max_delay);
-        let wait = asked.unwrap_or_else(|| rand::rng().random_range(Duration::ZERO..=step));
-        if clock.now().saturating_duration_since(start) + wait > policy.deadline {
-            return Err(Error::Usage("retry deadline passed".into()));
+        let elapsed = clock.now().saturating_duration_since(start);
+        match policy.wait(steps.next(), asked, elapsed) {
+            Some(wait) => {
+                clock.sleep(wait).await;
+                true
+            }
+            None => false,
         }
-        clock.sleep(wait).await;
-        Ok(())
     }
 
     /// Every page of a paged list endpoint, following `nextUri`, or `pageNumber` up to

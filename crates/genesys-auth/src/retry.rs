@@ -63,11 +63,7 @@ impl RetryPolicy {
     {
         // backon supplies the exponential steps; the loop is ours, because backon's `Retry`
         // future is not `Send` for every lifetime, and refreshes run in spawned tasks.
-        let mut steps = ExponentialBuilder::default()
-            .with_min_delay(self.base_delay)
-            .with_max_delay(self.max_delay)
-            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
-            .build();
+        let mut steps = self.steps();
         let start = clock.now();
         let mut attempts = 0u32;
         loop {
@@ -84,17 +80,37 @@ impl RetryPolicy {
         }
     }
 
+    /// The exponential steps, one for each retry the policy allows (`max_attempts - 1`).
+    pub(crate) fn steps(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .build()
+    }
+
     /// The wait before the next attempt, or `None` to give up.
     fn next_wait(&self, e: &Error, step: Option<Duration>, elapsed: Duration) -> Option<Duration> {
         if !e.is_retryable() {
             return None;
         }
+        self.wait(step, e.retry_after(), elapsed)
+    }
+
+    /// The wait before the next attempt: what the server `asked` for, else anywhere between zero
+    /// and the exponential `step` (full jitter). `None` to give up: no step left, a wait longer
+    /// than the policy honours, or one that would pass the deadline.
+    pub(crate) fn wait(
+        &self,
+        step: Option<Duration>,
+        asked: Option<Duration>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
         let step = step?;
-        let wait = match e.retry_after() {
-            // Asked to wait longer than we would: fail now, the error says how long.
+        let wait = match asked {
+            // Asked to wait longer than we would: fail now; the error or response says how long.
             Some(asked) if asked > self.max_retry_after => return None,
             Some(asked) => asked,
-            // Full jitter: anywhere between zero and the exponential step.
             None => rand::rng().random_range(Duration::ZERO..=step),
         };
         (elapsed + wait <= self.deadline).then_some(wait)
