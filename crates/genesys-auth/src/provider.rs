@@ -208,6 +208,11 @@ thread_local! {
         const { RefCell::new((0, [None, None, None, None])) };
 }
 
+/// A token's fingerprint, to recognise it without keeping it.
+fn digest(t: &AccessToken) -> [u8; 32] {
+    Sha256::digest(t.secret().as_bytes()).into()
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -304,20 +309,20 @@ impl TokenProvider {
         if matches!(self.inner.mode, Mode::Fixed { .. }) {
             return;
         }
-        *lock(&self.inner.rejected) = Some(Sha256::digest(token.secret().as_bytes()).into());
+        self.inner.reject(token);
         self.inner.current.rcu(|cur| match cur {
             Some(c) if c.token.same_token(token) => None,
             other => other.clone(),
         });
-        self.inner.generation.fetch_add(1, Ordering::Release);
+        self.inner.retire_copies();
     }
 
     /// Forgets the current token, in memory and in the store (after revoking it).
     pub async fn forget(&self) -> Result<(), crate::store::StoreError> {
         if let Some(c) = self.inner.current.swap(None) {
-            *lock(&self.inner.rejected) = Some(Sha256::digest(c.token.secret().as_bytes()).into());
+            self.inner.reject(&c.token);
         }
-        self.inner.generation.fetch_add(1, Ordering::Release);
+        self.inner.retire_copies();
         match &self.inner.key {
             Some(key) => self.inner.store.remove(key).await,
             None => Ok(()),
@@ -404,10 +409,14 @@ impl Inner {
         token
     }
 
-    /// Replaces the current token (or clears it) and makes every per-thread copy stale.
-    fn set_current(&self, c: Option<Arc<Cached>>) {
-        self.current.store(c);
+    /// Makes every per-thread copy stale; called after every change of the current token.
+    fn retire_copies(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Remembers `t` as refused by a server, so that no store hands it back.
+    fn reject(&self, t: &AccessToken) {
+        *lock(&self.rejected) = Some(digest(t));
     }
 
     fn backing_off(&self, now: Instant) -> bool {
@@ -456,8 +465,7 @@ impl Inner {
     }
 
     fn is_rejected(&self, t: &AccessToken) -> bool {
-        lock(&self.rejected)
-            .is_some_and(|h| h == <[u8; 32]>::from(Sha256::digest(t.secret().as_bytes())))
+        lock(&self.rejected).is_some_and(|h| h == digest(t))
     }
 
     /// A token from the store, if it is there, unexpired and not one a server refused.
@@ -610,11 +618,12 @@ impl Inner {
         let hard_expiry = expires
             .checked_sub(hard_margin(lifetime))
             .unwrap_or(t.obtained_at());
-        self.set_current(Some(Arc::new(Cached {
+        self.current.store(Some(Arc::new(Cached {
             token: t.clone(),
             refresh_at,
             hard_expiry,
         })));
+        self.retire_copies();
         t
     }
 }
