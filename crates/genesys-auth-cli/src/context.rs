@@ -5,6 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::sync::Arc;
 use std::time::Duration;
 
+use genesys_auth::store::RedisStore;
 use genesys_auth::{FileStore, Settings, TokenProvider, TokenStore};
 
 use crate::cli::{ColorChoice, Global};
@@ -104,26 +105,43 @@ pub fn file_store() -> Option<FileStore> {
     FileStore::default_dir().map(FileStore::new)
 }
 
-/// The store `--store` / `GENESYS_TOKEN_STORE` names; `None` for memory only.
-pub fn store(global: &Global) -> Result<Option<Arc<dyn TokenStore>>, CliError> {
-    if global.no_cache {
-        return Ok(None);
-    }
-    let spec = global.store.as_deref().map(str::trim).unwrap_or("file");
-    match spec {
-        "" | "file" => match file_store() {
-            Some(store) => Ok(Some(Arc::new(store))),
-            None => {
-                tracing::warn!("neither XDG_CACHE_HOME nor HOME is set; tokens are not cached");
-                Ok(None)
-            }
-        },
-        "memory" | "none" => Ok(None),
-        s if s.starts_with("redis://") || s.starts_with("rediss://") => {
-            let store = genesys_auth::store::RedisStore::new(s)
-                .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
-            Ok(Some(Arc::new(store)))
+/// The token store the options choose: `--no-cache`, then `--store` / `GENESYS_TOKEN_STORE`,
+/// else the file store.
+pub enum Store {
+    File(FileStore),
+    Redis(Box<RedisStore>),
+    /// This process only.
+    Memory,
+}
+
+impl Store {
+    /// Where tokens are kept, for `config`; `None` when only in memory.
+    pub fn location(&self) -> Option<String> {
+        match self {
+            Store::File(f) => Some(f.dir().display().to_string()),
+            Store::Redis(r) => Some(r.url().to_owned()),
+            Store::Memory => None,
         }
+    }
+}
+
+/// Reads the store options; an unknown kind or a bad Redis URL is a configuration error.
+pub fn store(global: &Global) -> Result<Store, CliError> {
+    if global.no_cache {
+        return Ok(Store::Memory);
+    }
+    match global.store.as_deref().map(str::trim).unwrap_or("file") {
+        "" | "file" => Ok(file_store().map_or_else(
+            || {
+                tracing::warn!("neither XDG_CACHE_HOME nor HOME is set; tokens are not cached");
+                Store::Memory
+            },
+            Store::File,
+        )),
+        "memory" | "none" => Ok(Store::Memory),
+        s if s.starts_with("redis://") || s.starts_with("rediss://") => RedisStore::new(s)
+            .map(|r| Store::Redis(Box::new(r)))
+            .map_err(|e| CliError::new(Exit::Config, e.to_string())),
         other => Err(CliError::new(
             Exit::Config,
             format!(
@@ -136,9 +154,11 @@ pub fn store(global: &Global) -> Result<Option<Arc<dyn TokenStore>>, CliError> {
 
 /// A provider over `settings`, with the store the options name (the file store by default).
 pub fn provider(global: &Global, settings: Settings) -> Result<TokenProvider, CliError> {
-    let mut builder = TokenProvider::builder(settings);
-    if let Some(store) = store(global)? {
-        builder = builder.store(store);
-    }
+    let builder = TokenProvider::builder(settings);
+    let builder = match store(global)? {
+        Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),
+        Store::Redis(r) => builder.store(Arc::new(*r) as Arc<dyn TokenStore>),
+        Store::Memory => builder,
+    };
     Ok(builder.build()?)
 }

@@ -3,10 +3,9 @@
 use serde_json::json;
 
 use crate::cli::CacheCommand;
-use crate::commands::regions::table;
 use crate::context;
 use crate::exit::{CliError, Exit};
-use crate::output::{print_json, print_line, rfc3339};
+use crate::output::{print_json, print_line, rfc3339, table};
 
 pub fn run(cmd: CacheCommand) -> Result<(), CliError> {
     let store = context::file_store().ok_or_else(|| {

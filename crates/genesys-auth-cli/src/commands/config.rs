@@ -15,14 +15,7 @@ fn src(s: &Source) -> String {
 
 pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
     let s = context::settings(global)?;
-    let cache = match global.store.as_deref().map(str::trim) {
-        _ if global.no_cache => None,
-        None | Some("" | "file") => context::file_store().map(|f| f.dir().display().to_string()),
-        Some("memory" | "none") => None,
-        Some(other) => genesys_auth::store::RedisStore::new(other)
-            .ok()
-            .map(|r| r.url().to_owned()),
-    };
+    let cache = context::store(global)?.location();
     let region = &s.region;
     let set = |v: bool| if v { "set" } else { "unset" };
     if args.json {

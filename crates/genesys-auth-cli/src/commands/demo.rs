@@ -22,7 +22,7 @@ impl TempCache {
         let dir = std::env::temp_dir().join(format!(
             "genesys-auth-demo-{}-{:x}",
             std::process::id(),
-            rand_suffix()
+            unique_suffix()
         ));
         std::fs::create_dir_all(&dir).map_err(|e| {
             CliError::new(
@@ -34,7 +34,7 @@ impl TempCache {
     }
 }
 
-fn rand_suffix() -> u64 {
+fn unique_suffix() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
