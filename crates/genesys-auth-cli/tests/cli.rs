@@ -667,3 +667,113 @@ fn a_non_utf8_environment_variable_is_no_problem() {
     let out = e.run(e.cmd().env("SOME_BINARY_VALUE", odd).arg("config"));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn a_malformed_dotenv_never_prints_what_follows_the_bad_line() {
+    let e = env();
+    for text in [
+        format!("GENESYS_REGION=\"eu\nGENESYS_CLIENT_SECRET={SECRET}\nOTHER=dotenv-tail-value\n"),
+        format!("\u{feff}X='a\nGENESYS_CLIENT_SECRET={SECRET}\nOTHER=dotenv-tail-value\n"),
+    ] {
+        std::fs::write(e.path("work/.env"), &text).unwrap();
+        // The environment gives every setting: the broken file is skipped with a warning.
+        for args in [&["config"][..], &["token", "--no-cache"]] {
+            let out = e.run_args(args);
+            assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+            if args[0] == "token" {
+                e.remember(stdout(&out).trim());
+            }
+            let err = stderr(&out);
+            assert!(
+                err.contains(".env") && err.contains("line 1, column"),
+                "{err}"
+            );
+            assert!(
+                !err.contains("dotenv-tail-value") && !stdout(&out).contains("dotenv-tail-value")
+            );
+        }
+        // Needed (no region elsewhere): an error naming the file, line and column, exit 3.
+        let out = e.run(e.cmd().env_remove("GENESYS_REGION").arg("config"));
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(".env: line 1, column"), "{err}");
+        assert!(!err.contains("dotenv-tail-value"), "{err}");
+    }
+    // A BOM alone is fine.
+    std::fs::write(e.path("work/.env"), "\u{feff}GENESYS_SCOPES=users:read\n").unwrap();
+    let out = e.run_args(&["config"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("users:read"), "{}", stdout(&out));
+}
+
+#[test]
+fn flags_beat_a_ready_made_token_and_config_says_which_won() {
+    let e = env();
+    let out = e.run(
+        e.cmd()
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "ready-made-token")
+            .args(["--client-id", ID, "--no-cache", "token"]),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    assert_ne!(stdout(&out).trim(), "ready-made-token");
+    assert_eq!(e.emu.counters().token_requests, 1);
+    assert!(stderr(&out).contains("not used"), "{}", stderr(&out));
+    let out = e.run(
+        e.cmd()
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "ready-made-token")
+            .args(["--client-id", ID, "config", "--json"]),
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["client_id"]["source"], "--client-id");
+    assert_eq!(json["access_token"]["value"], Value::Null);
+}
+
+#[test]
+fn credential_urls_are_refused_or_redacted_wherever_they_print() {
+    let e = env();
+    let pw = "url-password-Zq9";
+    let region = format!("https://user:{pw}@gw.example.com");
+    for out in [
+        e.run_args(&["--region", &region, "config"]),
+        e.run(e.cmd().env("GENESYS_REGION", &region).arg("token")),
+    ] {
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        assert!(!stderr(&out).contains(pw), "{}", stderr(&out));
+        assert!(!stdout(&out).contains(pw));
+    }
+    for store in [
+        format!("redis://user:{pw}@127.0.0.1:1/0"),
+        format!("redis://user:{pw}@[bad/0"),
+        format!("memcached://user:{pw}@host"),
+    ] {
+        for out in [
+            e.run_args(&["--store", &store, "config"]),
+            e.run(
+                e.cmd()
+                    .env("GENESYS_TOKEN_STORE", &store)
+                    .args(["config", "--json"]),
+            ),
+        ] {
+            assert!(!stderr(&out).contains(pw), "{}", stderr(&out));
+            assert!(!stdout(&out).contains(pw), "{}", stdout(&out));
+        }
+    }
+}
+
+#[test]
+fn a_lookalike_genesys_host_gets_a_warning() {
+    let e = env();
+    let out = e.run_args(&[
+        "--region",
+        "https://login.mypurecloud.com.evil.com",
+        "config",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("looks like a Genesys Cloud host")
+            && stderr(&out).contains("login.mypurecloud.com "),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -249,6 +249,27 @@ impl Region {
         format!("{}/oauth/token", self.login_base_url())
     }
 
+    /// A warning for a custom base URL whose host looks like a Genesys Cloud host without being
+    /// one (`login.mypurecloud.com.evil.com`, `login.mypurecloud.co`): tokens and the client
+    /// secret would go to that host. `None` for real regions, loopback and unrelated hosts.
+    pub fn lookalike_warning(&self) -> Option<String> {
+        let Region::Custom(url) = self else {
+            return None;
+        };
+        let host = match url.host()? {
+            url::Host::Domain(d) => d,
+            _ => return None,
+        };
+        let info = lookalike(host)?;
+        Some(format!(
+            "the custom host `{host}` looks like a Genesys Cloud host but is not one; the real hosts of {} are {} and {} (use `--region {}`); the client secret is sent to `{host}`",
+            info.name,
+            info.login_host(),
+            info.api_host(),
+            info.name
+        ))
+    }
+
     /// The login host alone (for messages: a wrong region is the usual cause of `invalid_client`).
     pub fn login_host(&self) -> String {
         match self {
@@ -293,7 +314,7 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
 
 fn parse_url(input: &str) -> Result<Region, RegionError> {
     let bad = |reason: &str| RegionError::BadUrl {
-        input: input.to_owned(),
+        input: redact_userinfo(input),
         reason: reason.to_owned(),
     };
     let url = Url::parse(input).map_err(|e| bad(&e.to_string()))?;
@@ -325,6 +346,51 @@ fn parse_url(input: &str) -> Result<Region, RegionError> {
         other => return Err(bad(&format!("scheme `{other}` is not http or https"))),
     }
     Ok(Region::Custom(url))
+}
+
+/// The text with anything between `://` and an `@` of the authority replaced by `***`, so that a
+/// URL holding a password can be named in a message.
+pub(crate) fn redact_userinfo(input: &str) -> String {
+    let Some(scheme_end) = input.find("://") else {
+        return input.to_owned();
+    };
+    let rest = &input[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***@{}", &input[..scheme_end + 3], &rest[at + 1..]),
+        None => input.to_owned(),
+    }
+}
+
+/// For a custom host that is not Genesys' but looks like it: a host that carries a Genesys
+/// domain followed by more labels (`login.mypurecloud.com.evil.com`), or one a typo away from a
+/// real login or API host.
+fn lookalike(host: &str) -> Option<&'static RegionInfo> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    // The domain appears as whole labels somewhere, but the host does not end with it; the
+    // longest such domain names the region (`mypurecloud.com.au` over `mypurecloud.com`).
+    let inside = REGIONS
+        .iter()
+        .filter(|info| {
+            let n = info.domain.split('.').count();
+            labels
+                .windows(n)
+                .enumerate()
+                .any(|(i, w)| w.join(".") == info.domain && i + n < labels.len())
+        })
+        .max_by_key(|info| info.domain.len());
+    if inside.is_some() {
+        return inside;
+    }
+    REGIONS.iter().find(|info| {
+        [info.login_host(), info.api_host(), info.domain.to_owned()]
+            .iter()
+            .any(|real| {
+                let d = strsim::levenshtein(&host, real);
+                d > 0 && d <= 2
+            })
+    })
 }
 
 /// The closest accepted spelling, if it is close enough to be a typo.

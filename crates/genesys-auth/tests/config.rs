@@ -343,3 +343,192 @@ fn debug_of_settings_never_shows_the_secret_or_the_token() {
         "{dbg}"
     );
 }
+
+/// Every way a setting's error or warning could print: Display, Debug and the warnings.
+fn all_text(r: &Result<Settings, ConfigError>) -> String {
+    match r {
+        Ok(s) => format!("{s:?} {}", s.warnings.join("\n")),
+        Err(e) => format!("{e} {e:?}"),
+    }
+}
+
+#[test]
+fn a_malformed_dotenv_names_file_line_and_column_and_never_a_value() {
+    let sb = Sandbox::new();
+    for (text, line) in [
+        // An unclosed quote: dotenvy's own message would quote the rest of the file.
+        (
+            "GENESYS_CLIENT_ID=abc\nGENESYS_REGION=\"eu\nGENESYS_CLIENT_SECRET=DOTENV-SECRET-1\n",
+            2,
+        ),
+        (
+            "GENESYS_CLIENT_ID=abc\nBAD NAME=x\nGENESYS_CLIENT_SECRET=DOTENV-SECRET-1\n",
+            2,
+        ),
+        (
+            "GENESYS_CLIENT_SECRET=DOTENV-SECRET-1\nX='a\nY=DOTENV-SECRET-1\n",
+            2,
+        ),
+    ] {
+        sb.write("work/.env", text);
+        let r = sb.loader(&[]).load();
+        let shown = all_text(&r);
+        assert!(!shown.contains("DOTENV-SECRET-1"), "{shown}");
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains(".env") && e.contains(&format!("line {line}, column")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_dotenv_with_a_byte_order_mark_is_read() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "\u{feff}GENESYS_CLIENT_ID=bom-id\nGENESYS_CLIENT_SECRET=bom-secret\n",
+    );
+    let s = sb.loader(&[]).load().unwrap();
+    assert_eq!(s.client_id.unwrap().value, "bom-id");
+    assert_eq!(s.client_secret.unwrap().value.expose_secret(), "bom-secret");
+}
+
+const COMPLETE_ENV: [(&str, &str); 3] = [
+    ("GENESYS_CLIENT_ID", "env-id"),
+    ("GENESYS_CLIENT_SECRET", "env-secret"),
+    ("GENESYS_REGION", "eu-west-1"),
+];
+
+#[test]
+fn broken_sources_that_are_not_needed_are_skipped_with_a_warning() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "X=\"open\nGENESYS_CLIENT_SECRET=UNUSED-SECRET\n",
+    );
+    sb.write(OWN, "[profiles.default\nclient_secret = 'UNUSED-SECRET'");
+    sb.write(GC, "[DEFAULT]\nclient_secret = \"UNUSED-SECRET");
+    let r = sb.loader(&COMPLETE_ENV).load();
+    assert!(!all_text(&r).contains("UNUSED-SECRET"), "{}", all_text(&r));
+    let s = r.unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "env-id");
+    let skipped: Vec<_> = s
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("skipped"))
+        .collect();
+    assert_eq!(skipped.len(), 3, "{:?}", s.warnings);
+    assert!(skipped.iter().any(|w| w.contains(".env")));
+    assert!(skipped.iter().any(|w| w.contains(".gc/config.toml")));
+}
+
+#[test]
+fn a_broken_source_that_is_needed_is_an_error_naming_the_file_and_line() {
+    let sb = Sandbox::new();
+    // The region is not given elsewhere: the .env may have held it.
+    sb.write("work/.env", "A=1\nGENESYS_REGION='eu\n");
+    let e = sb
+        .loader(&COMPLETE_ENV[..2])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(".env") && e.contains("line 2, column 16"), "{e}");
+    // A profile file below the environment is needed when the secret is not set above it.
+    let sb = Sandbox::new();
+    sb.write(OWN, "[profiles.default]\nclient_id = 'x'\nregion = \n");
+    let e = sb
+        .loader(&COMPLETE_ENV[..1])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("config.toml") && e.contains("line 3, column"),
+        "{e}"
+    );
+}
+
+#[test]
+fn explicit_values_beat_a_ready_made_token_from_the_environment() {
+    let sb = Sandbox::new();
+    let s = sb
+        .loader(&[("GENESYSCLOUD_ACCESS_TOKEN", "env-token")])
+        .client_id_from("flag-id", "--client-id")
+        .region_from("eu-west-1", "--region")
+        .load()
+        .unwrap();
+    assert!(s.access_token.is_none());
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("GENESYSCLOUD_ACCESS_TOKEN") && w.contains("not used")),
+        "{:?}",
+        s.warnings
+    );
+    // With nothing explicit the token is used, and unused credentials are named.
+    let s = sb
+        .loader(&[
+            ("GENESYSCLOUD_ACCESS_TOKEN", "env-token"),
+            ("GENESYS_CLIENT_ID", "env-id"),
+        ])
+        .load()
+        .unwrap();
+    assert!(s.access_token.is_some());
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("credentials are not used")),
+        "{:?}",
+        s.warnings
+    );
+}
+
+#[test]
+fn region_urls_with_credentials_are_refused_without_the_password() {
+    let sb = Sandbox::new();
+    for env in [
+        [("GENESYS_REGION", "https://user:URL-PASSWORD@gw.example.com")],
+        [("GENESYS_REGION", "https://URL-PASSWORD@gw.example.com/x")],
+    ] {
+        let r = sb.loader(&env).load();
+        let shown = all_text(&r);
+        assert!(r.is_err(), "{shown}");
+        assert!(!shown.contains("URL-PASSWORD"), "{shown}");
+        assert!(shown.contains("credentials"), "{shown}");
+    }
+    sb.write(
+        OWN,
+        "[profiles.default]\nregion = 'https://u:URL-PASSWORD@gw.example.com'\n",
+    );
+    let r = sb.loader(&[]).load();
+    assert!(r.is_err() && !all_text(&r).contains("URL-PASSWORD"));
+}
+
+#[test]
+fn lookalike_genesys_hosts_get_a_warning_naming_the_real_hosts() {
+    let sb = Sandbox::new();
+    for host in [
+        "https://login.mypurecloud.com.evil.com",
+        "https://api.mypurecloud.ie.example.net/",
+        "https://login.mypurecloud.co",
+        "https://login.mypurec1oud.com",
+    ] {
+        let s = sb.loader(&[("GENESYS_REGION", host)]).load().unwrap();
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("looks like a Genesys Cloud host")
+                    && w.contains("login.mypurecloud.")),
+            "{host}: {:?}",
+            s.warnings
+        );
+    }
+    for fine in [
+        "https://gw.example.com",
+        "http://127.0.0.1:8080",
+        "eu-west-1",
+    ] {
+        let s = sb.loader(&[("GENESYS_REGION", fine)]).load().unwrap();
+        assert!(s.warnings.is_empty(), "{fine}: {:?}", s.warnings);
+    }
+}

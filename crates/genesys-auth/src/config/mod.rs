@@ -18,6 +18,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::region::{Region, RegionError};
+
+mod dotenv;
 use crate::retry::RetryPolicy;
 
 /// Where a setting came from.
@@ -433,38 +435,24 @@ impl Loader {
         });
         let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
 
-        // The .env file: read into a map, never into the process environment.
+        // The .env file: read into a map, never into the process environment. A broken file is
+        // kept as an error and reported only if a setting it could give is not found elsewhere.
         let dotenv_path = match self.dotenv {
             Some(p) => p,
             None => std::env::current_dir().ok().map(|d| d.join(".env")),
         };
         let mut dotenv: HashMap<String, String> = HashMap::new();
+        let mut broken: Vec<(u8, ConfigError)> = Vec::new();
         if let Some(path) = &dotenv_path {
-            match dotenvy::from_path_iter(path) {
-                Ok(iter) => {
-                    for item in iter {
-                        match item {
-                            Ok((k, v)) => {
-                                dotenv.insert(k, v);
-                            }
-                            Err(e) => {
-                                return Err(ConfigError::File {
-                                    path: path.clone(),
-                                    message: format!("{e}; fix the line or remove the file"),
-                                });
-                            }
-                        }
-                    }
+            match dotenv::read(path) {
+                Ok(Some(vars)) => {
+                    dotenv = vars;
                     looked_at.push(format!(".env file {}", path.display()));
                 }
-                Err(e) if is_not_found(&e) => {
-                    looked_at.push(format!(".env file {} (absent)", path.display()));
-                }
+                Ok(None) => looked_at.push(format!(".env file {} (absent)", path.display())),
                 Err(e) => {
-                    return Err(ConfigError::File {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    });
+                    looked_at.push(format!(".env file {} (unreadable)", path.display()));
+                    broken.push((RANK_DOTENV, e));
                 }
             }
         }
@@ -519,18 +507,26 @@ impl Loader {
         if let Some(dir) = &config_home {
             let path = dir.join("genesys-auth").join("config.toml");
             files.push(path.display().to_string());
-            let found = read_profile(&path, &profile.value, ProfileKind::Own, &mut warnings)?;
-            looked_at.push(profile_note(&profile.value, &path, found.is_some()));
-            profiles.extend(found);
+            match read_profile(&path, &profile.value, ProfileKind::Own, &mut warnings) {
+                Ok(found) => {
+                    looked_at.push(profile_note(&profile.value, &path, found.is_some()));
+                    profiles.extend(found);
+                }
+                Err(e) => broken.push((RANK_OWN_PROFILE, e)),
+            }
         }
         if let Some(home) = &home {
             let path = home.join(".gc").join("config.toml");
             files.push(path.display().to_string());
-            let found = read_profile(&path, &profile.value, ProfileKind::Gc, &mut warnings)?;
-            looked_at.push(profile_note(&profile.value, &path, found.is_some()));
-            profiles.extend(found);
+            match read_profile(&path, &profile.value, ProfileKind::Gc, &mut warnings) {
+                Ok(found) => {
+                    looked_at.push(profile_note(&profile.value, &path, found.is_some()));
+                    profiles.extend(found);
+                }
+                Err(e) => broken.push((RANK_GC_PROFILE, e)),
+            }
         }
-        if profiles.is_empty() && profile.source != Source::Default {
+        if profiles.is_empty() && profile.source != Source::Default && broken.is_empty() {
             return Err(ConfigError::NoSuchProfile {
                 profile: profile.value,
                 from: profile.source,
@@ -577,10 +573,56 @@ impl Loader {
                     source: s.source,
                 })
         });
-        let access_token = self
+        let explicit_access_token = self
             .access_token
-            .filter(|s| !s.value.expose_secret().trim().is_empty())
+            .filter(|s| !s.value.expose_secret().trim().is_empty());
+        let mut access_token = explicit_access_token
+            .clone()
             .or_else(|| from_env(&["GENESYSCLOUD_ACCESS_TOKEN"]).map(into_secret));
+        // Flags beat everything: a ready-made token from the environment does not override a
+        // client id, secret or region given explicitly.
+        if explicit_access_token.is_none()
+            && let Some(t) = &access_token
+        {
+            let explicit_given = [
+                client_id.as_ref().map(|c| &c.source),
+                client_secret.as_ref().map(|c| &c.source),
+                region_raw.as_ref().map(|c| &c.source),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|s| matches!(s, Source::Explicit(_)));
+            if let Some(flag) = explicit_given {
+                warnings.push(format!(
+                    "the access token from {} is not used, since {flag} is given; unset it to use it",
+                    t.source
+                ));
+                access_token = None;
+            } else if client_id.is_some() || client_secret.is_some() {
+                warnings.push(format!(
+                    "the access token from {} is used as is; the configured client credentials are not used",
+                    t.source
+                ));
+            }
+        }
+
+        // A broken source is an error only when a setting it could have given was not found in
+        // a source that takes precedence over it; otherwise it is skipped with a warning.
+        let rank_of = |s: Option<&Source>| s.map_or(u8::MAX, |s| rank(s, &config_home));
+        let mut needed_ranks = vec![rank_of(region_raw.as_ref().map(|r| &r.source))];
+        if access_token.is_none() {
+            needed_ranks.push(rank_of(client_id.as_ref().map(|c| &c.source)));
+            needed_ranks.push(rank_of(client_secret.as_ref().map(|c| &c.source)));
+        }
+        let weakest = needed_ranks.into_iter().max().unwrap_or(u8::MAX);
+        for (source_rank, e) in broken {
+            if weakest > source_rank {
+                return Err(e);
+            }
+            warnings.push(format!(
+                "skipped: {e}; every setting it could give is set elsewhere"
+            ));
+        }
 
         let region = match region_raw {
             Some(r) => Sourced {
@@ -612,6 +654,9 @@ impl Loader {
                 })
             })
             .transpose()?;
+        if let Some(w) = region.value.lookalike_warning() {
+            warnings.push(format!("{w} (region from {})", region.source));
+        }
         for w in &warnings {
             tracing::warn!("{w}");
         }
@@ -628,6 +673,30 @@ impl Loader {
             warnings,
             looked_at,
         })
+    }
+}
+
+/// Precedence of the sources, strongest first, for deciding whether a broken one was needed.
+const RANK_DOTENV: u8 = 2;
+const RANK_OWN_PROFILE: u8 = 3;
+const RANK_GC_PROFILE: u8 = 4;
+
+fn rank(source: &Source, config_home: &Option<PathBuf>) -> u8 {
+    match source {
+        Source::Explicit(_) => 0,
+        Source::Env(_) => 1,
+        Source::DotEnv { .. } => RANK_DOTENV,
+        Source::Profile { path, .. } => {
+            let own = config_home
+                .as_ref()
+                .is_some_and(|dir| path.starts_with(dir));
+            if own {
+                RANK_OWN_PROFILE
+            } else {
+                RANK_GC_PROFILE
+            }
+        }
+        Source::Default => u8::MAX,
     }
 }
 
@@ -659,10 +728,6 @@ fn into_secret(s: Sourced<String>) -> SourcedSecret {
         value: SecretString::from(s.value),
         source: s.source,
     }
-}
-
-fn is_not_found(e: &dotenvy::Error) -> bool {
-    matches!(e, dotenvy::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Splits `GENESYS_SCOPES`-style values: space- or comma-separated.
@@ -745,12 +810,17 @@ fn read_profile(
             });
         }
     };
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::File {
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // The position only: toml's full message quotes the line, which may hold a secret.
+        let at = e.span().map_or(String::new(), |span| {
+            let (line, column) = dotenv::position(&text, span.start);
+            format!("line {line}, column {column}: ")
+        });
+        ConfigError::File {
             path: path.to_owned(),
-            message: format!("not valid TOML: {}", e.message()),
-        })?;
+            message: format!("{at}not valid TOML: {}", e.message()),
+        }
+    })?;
     let tables = match kind {
         ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()),
         ProfileKind::Gc => Some(&doc),
