@@ -532,3 +532,24 @@ fn lookalike_genesys_hosts_get_a_warning_naming_the_real_hosts() {
         assert!(s.warnings.is_empty(), "{fine}: {:?}", s.warnings);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Profile files (ours and gc's) of any shape never panic the loader, and whatever it says
+    /// about them never holds the secret written in them.
+    #[test]
+    fn profile_files_never_panic_nor_echo_the_secret(
+        head in "[ -~\n]{0,80}",
+        quote in "[\"' ]{0,2}",
+        tail in "[ -~\n]{0,40}",
+    ) {
+        let sb = Sandbox::new();
+        let text = format!("{head}\nclient_secret = {quote}PROFILE-SECRET-77{quote}\n{tail}");
+        sb.write(OWN, &format!("[profiles.default]\n{text}"));
+        sb.write(GC, &format!("[DEFAULT]\n{text}"));
+        let r = sb.loader(&[]).load();
+        let shown = all_text(&r);
+        proptest::prop_assert!(!shown.contains("PROFILE-SECRET-77"), "{}", shown);
+    }
+}

@@ -144,6 +144,29 @@ proptest! {
         let _ = Region::parse(&s);
     }
 
+    /// A password in a URL's userinfo never reaches an error or a lookalike warning.
+    #[test]
+    fn a_url_password_is_never_echoed(
+        scheme in "(https?|ftp|)",
+        user in "[a-z]{0,6}",
+        host in "[a-z0-9.\\[\\]:-]{0,24}",
+        rest in "[a-z/?#@%:]{0,10}",
+    ) {
+        let input = format!("{scheme}://{user}:PW-9f8e7d@{host}{rest}");
+        let shown = match Region::parse(&input) {
+            Ok(r) => format!("{r} {r:?} {:?}", r.lookalike_warning()),
+            Err(e) => format!("{e} {e:?}"),
+        };
+        prop_assert!(!shown.contains("PW-9f8e7d"), "{}", shown);
+    }
+
+    #[test]
+    fn lookalike_checks_never_panic(host in "[a-z0-9.-]{1,40}") {
+        if let Ok(r) = Region::parse(&format!("https://{host}")) {
+            let _ = r.lookalike_warning();
+        }
+    }
+
     #[test]
     fn no_url_like_input_panics(host in "[a-z0-9.:\\[\\]-]{0,30}", path in "[a-z/?#@%]{0,10}") {
         let _ = Region::parse(&format!("http://{host}{path}"));
