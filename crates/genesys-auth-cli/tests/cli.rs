@@ -777,3 +777,32 @@ fn a_lookalike_genesys_host_gets_a_warning() {
         stderr(&out)
     );
 }
+
+#[test]
+fn verify_refuses_answers_without_the_fields_it_reports() {
+    let e = env();
+    // tokens/me answers `{}`.
+    e.emu.inject(Target::Api, Fault::MissingAccessToken, 1);
+    let out = e.run_args(&["verify", "--json"]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("\"valid\""), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("tokens/me") && stderr(&out).contains("authorizedScope"),
+        "{}",
+        stderr(&out)
+    );
+    // organizations/me (the second API call) answers `{}`.
+    e.emu.inject(Target::Api, Fault::Delay { ms: 0 }, 1);
+    e.emu.inject(Target::Api, Fault::MissingAccessToken, 1);
+    let out = e.run_args(&["verify"]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("organizations/me") && stderr(&out).contains("`id`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    // And a whole answer still verifies.
+    let out = e.run_args(&["verify", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}

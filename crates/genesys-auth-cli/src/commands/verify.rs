@@ -84,12 +84,26 @@ pub fn status_error(resp: &ApiResponse) -> CliError {
     )
 }
 
-fn get_str<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+/// A field that verification reports: it must be there and be a non-empty string, or the
+/// answer is unreadable (exit 7) and the message names the field, never the body.
+fn field<'a>(v: &'a Value, path: &[&str], endpoint: &str) -> Result<&'a str, CliError> {
     path.iter()
         .try_fold(v, |v, k| v.get(k))
         .and_then(Value::as_str)
-        .unwrap_or("")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            CliError::new(
+                Exit::Network,
+                format!(
+                    "{endpoint} answered without `{}` (a string); the response cannot be read, so the token is not confirmed",
+                    path.join(".")
+                ),
+            )
+        })
 }
+
+const TOKENS_ME: &str = "GET /api/v2/tokens/me";
+const ORG_ME: &str = "GET /api/v2/organizations/me";
 
 pub async fn check(api: &ApiClient) -> Result<Report, CliError> {
     let token = api.provider().token().await?;
@@ -104,23 +118,28 @@ pub async fn check(api: &ApiClient) -> Result<Report, CliError> {
     }
     let org: Value = org.json()?;
     let region = &api.provider().settings().region.value;
-    let scopes = me
-        .get("authorizedScope")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_else(|| token.scopes().to_vec());
+    let scopes = match me.get("authorizedScope") {
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => {
+            return Err(CliError::new(
+                Exit::Network,
+                format!(
+                    "{TOKENS_ME} answered without `authorizedScope` (a list of strings); the response cannot be read, so the token is not confirmed"
+                ),
+            ));
+        }
+    };
     Ok(Report {
         region: region.name().to_owned(),
         login_host: region.login_host(),
-        org_id: get_str(&org, &["id"]).to_owned(),
-        org_name: get_str(&org, &["name"]).to_owned(),
-        client_id: get_str(&me, &["OAuthClient", "id"]).to_owned(),
-        client_name: get_str(&me, &["OAuthClient", "name"]).to_owned(),
+        org_id: field(&org, &["id"], ORG_ME)?.to_owned(),
+        org_name: field(&org, &["name"], ORG_ME)?.to_owned(),
+        client_id: field(&me, &["OAuthClient", "id"], TOKENS_ME)?.to_owned(),
+        client_name: field(&me, &["OAuthClient", "name"], TOKENS_ME)?.to_owned(),
         scopes,
         expires_at: token.lifetime_known().then(|| token.expires_wall()),
     })
