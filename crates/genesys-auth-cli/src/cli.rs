@@ -140,6 +140,9 @@ pub struct ApiArgs {
     /// Print the status line and headers on stderr
     #[arg(short = 'i', long)]
     pub include: bool,
+    /// Send no token (to pass your own Authorization header with -H)
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {

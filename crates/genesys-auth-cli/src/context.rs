@@ -97,7 +97,12 @@ pub fn settings(global: &Global) -> Result<Settings, CliError> {
             .timeout(Duration::from_secs_f64(t))
             .connect_timeout(Duration::from_secs_f64(t.min(5.0)));
     }
-    Ok(loader.load()?)
+    let settings = loader.load()?;
+    // The library returns its warnings; they are printed here, once, for every command.
+    for w in &settings.warnings {
+        crate::output::warn(w);
+    }
+    Ok(settings)
 }
 
 /// The token cache the CLI uses: the file store, unless `--no-cache`.

@@ -57,7 +57,7 @@ impl From<Error> for CliError {
             Error::Forbidden { .. } => Exit::Forbidden,
             Error::RateLimited { .. } => Exit::RateLimited,
             Error::Rejected { .. } => Exit::Auth,
-            Error::Api { .. } => Exit::Api,
+            Error::Api { .. } | Error::OffOrigin { .. } => Exit::Api,
             Error::Usage(_) => Exit::Usage,
             _ => Exit::Network,
         };

@@ -16,6 +16,11 @@ pub fn print_json(v: &Value) {
     print_line(&text);
 }
 
+/// A warning on stderr, in the one style the tool uses: `genesys-auth: warning: …`.
+pub fn warn(message: &str) {
+    eprintln!("genesys-auth: warning: {message}");
+}
+
 /// Writes one line to stdout, ignoring a closed pipe (as `head` leaves it).
 pub fn print_line(text: &str) {
     let mut out = std::io::stdout().lock();

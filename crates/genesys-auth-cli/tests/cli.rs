@@ -806,3 +806,111 @@ fn verify_refuses_answers_without_the_fields_it_reports() {
     let out = e.run_args(&["verify", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// A minimal HTTP/1.1 server on loopback answering GETs by path and query, for answers the
+/// emulator never gives (a `nextUri` to another host). Returns its base URL and the request
+/// lines it saw.
+fn tiny_server(
+    answer: impl Fn(&str) -> String + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let target = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+            log.lock().unwrap().push(target.clone());
+            let body = answer(&target);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (base, seen)
+}
+
+#[test]
+fn paginate_keeps_the_pages_it_has_when_the_next_one_is_elsewhere() {
+    let e = env();
+    for (next, want_exit) in [
+        ("https://evil.example.com/api/v2/things?pageNumber=3", 8),
+        ("//evil.example.com/api/v2/things?pageNumber=3", 8),
+        // A loop back to the first page ends the list, with every page kept.
+        ("/api/v2/things", 0),
+    ] {
+        let next = next.to_owned();
+        let (base, seen) = tiny_server(move |target| match target {
+            "/api/v2/things" => {
+                r#"{"entities":[1,2],"nextUri":"/api/v2/things?pageNumber=2"}"#.into()
+            }
+            _ => format!(r#"{{"entities":[3],"nextUri":"{next}"}}"#),
+        });
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_REGION", &base)
+                .env("GENESYSCLOUD_ACCESS_TOKEN", "tiny-server-token")
+                .args(["api", "/api/v2/things", "--paginate"]),
+        );
+        assert_eq!(code(&out), want_exit, "{}", stderr(&out));
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(all, serde_json::json!([1, 2, 3]));
+        assert_eq!(seen.lock().unwrap().len(), 2, "{:?}", seen.lock().unwrap());
+        if want_exit == 8 {
+            assert!(
+                stderr(&out).contains("evil.example.com") && stderr(&out).contains("warning"),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn api_refuses_headers_that_break_framing_or_replace_the_token() {
+    let e = env();
+    for h in [
+        "Content-Length: 5",
+        "Transfer-Encoding: chunked",
+        "Host: elsewhere.example.com",
+        "Connection: close",
+        "authorization: Bearer mine",
+        "X-Bad\nName: 1",
+        "X-Ok: line\r\nInjected: 1",
+        "no colon here",
+    ] {
+        let out = e.run_args(&["api", "organizations/me", "-H", h]);
+        assert_eq!(code(&out), 2, "{h:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+    assert_eq!(e.emu.counters().token_requests, 0);
+    // With --no-auth, the caller's own Authorization is sent and no token is fetched.
+    let token = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&token);
+    let auth = format!("Authorization: Bearer {token}");
+    let out = e.run_args(&[
+        "--no-cache",
+        "api",
+        "organizations/me",
+        "--no-auth",
+        "-H",
+        &auth,
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(e.emu.counters().token_requests, 1);
+    let out = e.run_args(&["--no-cache", "api", "organizations/me", "--no-auth"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+}

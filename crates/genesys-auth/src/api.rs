@@ -38,6 +38,8 @@ pub struct ApiRequest {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// A JSON body.
     pub body: Option<Vec<u8>>,
+    /// Send no token: for a caller that sets its own `Authorization` header.
+    pub no_auth: bool,
 }
 
 impl ApiRequest {
@@ -49,6 +51,7 @@ impl ApiRequest {
             query: Vec::new(),
             headers: Vec::new(),
             body: None,
+            no_auth: false,
         }
     }
 
@@ -60,6 +63,13 @@ impl ApiRequest {
     /// Adds a query parameter.
     pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sends the request without a token (the caller's own `Authorization` header, if any, is
+    /// sent instead).
+    pub fn without_auth(mut self) -> Self {
+        self.no_auth = true;
         self
     }
 
@@ -196,6 +206,12 @@ impl ApiClient {
     /// origin: the token is never sent anywhere else.
     pub fn url_for(&self, path: &str) -> Result<String, Error> {
         let path = path.trim();
+        if path.starts_with("//") {
+            return Err(Error::Usage(format!(
+                "{path} is a scheme-relative address; it is never followed: the token is only sent to {}",
+                self.base
+            )));
+        }
         if path.contains("://") {
             return if path.starts_with(&format!("{}/", self.base)) {
                 Ok(path.to_owned())
@@ -240,13 +256,18 @@ impl ApiClient {
         let mut refreshed = false;
         loop {
             attempts += 1;
-            let token = self.provider.token().await?;
+            let token = match req.no_auth {
+                true => None,
+                false => Some(self.provider.token().await?),
+            };
             let mut builder = self
                 .provider
                 .http()?
                 .request(req.method.clone(), &url)
-                .bearer_auth(token.secret())
                 .header(reqwest::header::ACCEPT, "application/json");
+            if let Some(token) = &token {
+                builder = builder.bearer_auth(token.secret());
+            }
             if !req.query.is_empty() {
                 builder = builder.query(&req.query);
             }
@@ -285,19 +306,20 @@ impl ApiClient {
                 headers,
                 body,
             };
-            match status.as_u16() {
-                401 if self.provider.is_fixed() => {
+            match (status.as_u16(), &token) {
+                (_, None) => return Ok(response),
+                (401, _) if self.provider.is_fixed() => {
                     return Err(Error::AccessTokenRejected {
                         source_name: self.provider.fixed_source().unwrap_or("settings").into(),
                     });
                 }
-                401 if !refreshed => {
+                (401, Some(token)) if !refreshed => {
                     tracing::debug!(endpoint = %endpoint, "401: invalidating the token sent and retrying once");
-                    self.provider.invalidate(&token);
+                    self.provider.invalidate(token);
                     refreshed = true;
                     attempts -= 1;
                 }
-                429 => {
+                (429, _) => {
                     if !self
                         .backoff(&mut steps, response.retry_after(), start)
                         .await
@@ -305,7 +327,7 @@ impl ApiClient {
                         return Ok(response);
                     }
                 }
-                502..=504 if idempotent => {
+                (502..=504, _) if idempotent => {
                     if !self.backoff(&mut steps, None, start).await {
                         return Ok(response);
                     }
@@ -342,14 +364,31 @@ impl ApiClient {
         struct State {
             next: Option<ApiRequest>,
             pages: usize,
+            /// Every page address asked so far: a server that sends one back again is looping.
+            seen: std::collections::HashSet<(String, Vec<(String, String)>)>,
         }
         let state = State {
             next: Some(req),
             pages: 0,
+            seen: Default::default(),
         };
         futures_util::stream::unfold(state, move |mut st| async move {
             let req = st.next.take()?;
             st.pages += 1;
+            if st.pages > 1 {
+                if let Err(e) = self.check_next_page(&req.path) {
+                    return Some((Err(e), st));
+                }
+                if !st.seen.insert((req.path.clone(), req.query.clone())) {
+                    tracing::warn!(
+                        page = st.pages,
+                        "the server sent a page address it had sent before; stopping"
+                    );
+                    return None;
+                }
+            } else {
+                st.seen.insert((req.path.clone(), req.query.clone()));
+            }
             let result = self.send(req.clone()).await.and_then(|r| {
                 let v: Value = r.json()?;
                 Ok((v, r.endpoint))
@@ -375,6 +414,27 @@ impl ApiClient {
             };
             st.next = next_request(&req, &v, &page).filter(|_| st.pages < MAX_PAGES);
             Some((Ok(page), st))
+        })
+    }
+}
+
+impl ApiClient {
+    /// A `nextUri` is followed only on the API origin, and never when scheme-relative.
+    fn check_next_page(&self, path: &str) -> Result<(), Error> {
+        let p = path.trim();
+        let off_origin = p.starts_with("//")
+            || (p.contains("://") && !p.starts_with(&format!("{}/", self.base)));
+        if !off_origin {
+            return Ok(());
+        }
+        let host = url::Url::parse(p)
+            .or_else(|_| url::Url::parse(&format!("https:{p}")))
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "an unreadable address".into());
+        Err(Error::OffOrigin {
+            host,
+            origin: self.base.clone(),
         })
     }
 }

@@ -110,6 +110,18 @@ pub enum Error {
         excerpt: String,
     },
 
+    /// A paged list pointed its next page at another host; it was not followed, since the token
+    /// is only ever sent to the API origin.
+    #[error(
+        "the next page is on {host}, not on the API origin {origin}; it was not followed (the token is only sent to the API origin)"
+    )]
+    OffOrigin {
+        /// The host the next page named.
+        host: String,
+        /// The API origin.
+        origin: String,
+    },
+
     /// The library was used where it cannot work (the blocking facade inside an async runtime).
     #[error("{0}")]
     Usage(String),

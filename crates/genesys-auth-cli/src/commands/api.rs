@@ -36,15 +36,37 @@ fn read_body(data: &str) -> Result<Vec<u8>, CliError> {
     Ok(bytes)
 }
 
-fn parse_header(h: &str) -> Result<(HeaderName, HeaderValue), CliError> {
+/// Headers that decide how the request is framed or routed: the HTTP client sets them, and a
+/// second copy can hang the request or split it in two.
+const FRAMING_HEADERS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
+
+/// Parses `-H 'Name: value'`. Never echoes the value: it may be a credential.
+pub fn parse_header(h: &str, no_auth: bool) -> Result<(HeaderName, HeaderValue), CliError> {
     let (name, value) = h
         .split_once(':')
-        .ok_or_else(|| usage(format!("header `{h}` should look like 'Name: value'")))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|_| usage(format!("`{}` is not a header name", name.trim())))?;
-    if name == reqwest::header::AUTHORIZATION {
+        .ok_or_else(|| usage("a header given with -H should look like 'Name: value'".into()))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        usage("a header name given with -H has characters a header name cannot carry".into())
+    })?;
+    if FRAMING_HEADERS.contains(&name.as_str()) {
+        return Err(usage(format!(
+            "-H {name}: this header is set by the HTTP client from the request itself; drop it"
+        )));
+    }
+    if name == reqwest::header::AUTHORIZATION && !no_auth {
         return Err(usage(
-            "-H Authorization: the token is attached for you".into(),
+            "-H Authorization: the token is attached for you; add --no-auth to send your own instead"
+                .into(),
         ));
     }
     let value = HeaderValue::from_str(value.trim()).map_err(|_| {
@@ -66,7 +88,7 @@ pub fn request(args: &ApiArgs) -> Result<ApiRequest, CliError> {
     let headers = args
         .headers
         .iter()
-        .map(|h| parse_header(h))
+        .map(|h| parse_header(h, args.no_auth))
         .collect::<Result<_, _>>()?;
     Ok(ApiRequest {
         method,
@@ -74,6 +96,7 @@ pub fn request(args: &ApiArgs) -> Result<ApiRequest, CliError> {
         query: args.query.clone(),
         headers,
         body,
+        no_auth: args.no_auth,
     })
 }
 
@@ -123,7 +146,22 @@ async fn paginate(api: &ApiClient, req: ApiRequest) -> Result<(), CliError> {
     let mut pages = 0usize;
     let mut stream = std::pin::pin!(api.pages(req));
     while let Some(page) = stream.next().await {
-        let page = page?;
+        let page = match page {
+            Ok(p) => p,
+            // What was fetched is printed, not lost; the error still sets the exit code.
+            Err(e) if pages > 0 => {
+                if let Some(bar) = &progress {
+                    bar.finish_and_clear();
+                }
+                crate::output::warn(&format!(
+                    "stopped after {pages} page(s); printing the {} entities fetched so far",
+                    all.len()
+                ));
+                print_json(&Value::Array(all));
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         pages += 1;
         all.extend(page.entities);
         if let Some(bar) = &progress {

@@ -87,8 +87,5 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
     for l in lines {
         print_line(&l);
     }
-    for w in &s.warnings {
-        eprintln!("warning: {w}");
-    }
     Ok(())
 }

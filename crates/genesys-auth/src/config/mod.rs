@@ -165,7 +165,8 @@ pub struct Settings {
     pub timeout: Duration,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
-    /// Things worth telling the user that are not errors (a profile file others can read).
+    /// Things worth telling the user that are not errors (a profile file others can read, a
+    /// broken source that was skipped, a look-alike host). Returned, never logged: show them.
     pub warnings: Vec<String>,
     /// Every file looked at (`.env`, profile files), for messages.
     pub looked_at: Vec<String>,
@@ -656,9 +657,6 @@ impl Loader {
             .transpose()?;
         if let Some(w) = region.value.lookalike_warning() {
             warnings.push(format!("{w} (region from {})", region.source));
-        }
-        for w in &warnings {
-            tracing::warn!("{w}");
         }
         Ok(Settings {
             client_id,
