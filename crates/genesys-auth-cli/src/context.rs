@@ -93,9 +93,14 @@ pub fn settings(global: &Global) -> Result<Settings, CliError> {
                 format!("--timeout {t}: give a number of seconds between 0 and 3600"),
             ));
         }
+        // The whole command, retries and their waits included, stays within --timeout.
         loader = loader
             .timeout(Duration::from_secs_f64(t))
-            .connect_timeout(Duration::from_secs_f64(t.min(5.0)));
+            .connect_timeout(Duration::from_secs_f64(t.min(5.0)))
+            .retry(genesys_auth::RetryPolicy {
+                deadline: Duration::from_secs_f64(t),
+                ..Default::default()
+            });
     }
     let settings = loader.load()?;
     // The library returns its warnings; they are printed here, once, for every command.

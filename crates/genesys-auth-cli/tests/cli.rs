@@ -267,8 +267,17 @@ fn exit_5_6_7_for_forbidden_rate_limited_and_server_errors() {
     );
     e.emu.inject(Target::Token, Fault::status(500), 1);
     assert_eq!(code(&e.run_args(&["token"])), 7);
-    e.emu.inject(Target::Token, Fault::MalformedJson, 1);
-    assert_eq!(code(&e.run_args(&["token"])), 7);
+    // An unreadable 200 is tried three times in all, then reported as unreadable.
+    e.emu.inject(Target::Token, Fault::MalformedJson, 3);
+    let before = e.emu.counters().token_requests;
+    let out = e.run_args(&["token"]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unusable response"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(e.emu.counters().token_requests - before, 3);
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -913,4 +922,28 @@ fn api_refuses_headers_that_break_framing_or_replace_the_token() {
     assert_eq!(e.emu.counters().token_requests, 1);
     let out = e.run_args(&["--no-cache", "api", "organizations/me", "--no-auth"]);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
+}
+
+#[test]
+fn a_ready_made_token_with_a_line_break_never_reaches_a_header_or_stdout() {
+    let e = env();
+    for bad in ["tok\r\nX-Injected: 1", "tok en", "tok\u{7f}"] {
+        for args in [&["token"][..], &["api", "organizations/me"]] {
+            let out = e.run(
+                e.cmd()
+                    .env_remove("GENESYS_CLIENT_ID")
+                    .env("GENESYSCLOUD_ACCESS_TOKEN", bad)
+                    .args(args),
+            );
+            assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+            assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+            assert!(!stderr(&out).contains("Injected"), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("GENESYSCLOUD_ACCESS_TOKEN"),
+                "{}",
+                stderr(&out)
+            );
+        }
+    }
+    assert_eq!(e.emu.counters().api_requests.values().sum::<u64>(), 0);
 }

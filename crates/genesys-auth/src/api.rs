@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::{Error, excerpt, transport};
 use crate::grant::read_capped;
 use crate::provider::TokenProvider;
-use crate::retry::parse_retry_after;
+use crate::retry::{WaitCause, parse_retry_after};
 
 /// At most this many pages are followed, against a server that never stops.
 const MAX_PAGES: usize = 100_000;
@@ -253,6 +253,7 @@ impl ApiClient {
         let start = clock.now();
         let mut steps = policy.steps();
         let mut attempts = 0u32;
+        let mut retries = 0u32;
         let mut refreshed = false;
         loop {
             attempts += 1;
@@ -282,7 +283,11 @@ impl ApiClient {
             let resp = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    if idempotent && self.backoff(&mut steps, None, start).await {
+                    if idempotent
+                        && self
+                            .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
+                            .await
+                    {
                         continue;
                     }
                     return Err(transport(&endpoint, &e).with_attempts(attempts));
@@ -293,7 +298,11 @@ impl ApiClient {
             let body = match read_capped(&endpoint, resp, MAX_API_BODY).await {
                 Ok(b) => b,
                 Err(e @ Error::Transport { .. }) => {
-                    if idempotent && self.backoff(&mut steps, None, start).await {
+                    if idempotent
+                        && self
+                            .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
+                            .await
+                    {
                         continue;
                     }
                     return Err(e.with_attempts(attempts));
@@ -320,15 +329,18 @@ impl ApiClient {
                     attempts -= 1;
                 }
                 (429, _) => {
-                    if !self
-                        .backoff(&mut steps, response.retry_after(), start)
-                        .await
-                    {
+                    let cause = response
+                        .retry_after()
+                        .map_or(WaitCause::RateLimited, WaitCause::Asked);
+                    if !self.backoff(&mut steps, &mut retries, cause, start).await {
                         return Ok(response);
                     }
                 }
                 (502..=504, _) if idempotent => {
-                    if !self.backoff(&mut steps, None, start).await {
+                    if !self
+                        .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
+                        .await
+                    {
                         return Ok(response);
                     }
                 }
@@ -343,13 +355,15 @@ impl ApiClient {
     async fn backoff(
         &self,
         steps: &mut (impl Iterator<Item = Duration> + Send),
-        asked: Option<Duration>,
+        retries: &mut u32,
+        cause: WaitCause,
         start: std::time::Instant,
     ) -> bool {
         let policy = &self.provider.settings().retry;
         let clock = self.provider.clock();
         let elapsed = clock.now().saturating_duration_since(start);
-        match policy.wait(steps.next(), asked, elapsed) {
+        *retries += 1;
+        match policy.wait(*retries, steps.next(), cause, elapsed) {
             Some(wait) => {
                 clock.sleep(wait).await;
                 true

@@ -145,10 +145,13 @@ fn attempts_text(attempts: u32) -> String {
 }
 
 impl Error {
-    /// Whether the retry policy may try again: rate limits, 502/503/504 and transport failures.
+    /// Whether the retry policy may try again: rate limits, 502/503/504, transport failures and
+    /// unreadable responses.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::RateLimited { .. } | Error::Transport { .. } => true,
+            // A 200 whose token body cannot be read: the retry driver tries it at most twice.
+            Error::BadResponse { .. } => true,
             Error::Server { status, .. } => matches!(status, 502..=504),
             _ => false,
         }
@@ -216,6 +219,14 @@ pub(crate) fn short_id(id: &str) -> String {
 
 /// A reqwest error with its causes, in one line.
 pub(crate) fn transport(endpoint: &str, e: &reqwest::Error) -> Error {
+    // A request that could not even be built (a header value with a line break, say) failed
+    // here, not on the network: it is never retried, and says so.
+    if e.is_builder() {
+        return Error::Usage(format!(
+            "the request to {endpoint} could not be built ({}); a setting or token holds characters an HTTP request cannot carry",
+            e.without_url_ref()
+        ));
+    }
     let mut message = e.without_url_ref();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -251,5 +262,27 @@ impl WithoutUrl for reqwest::Error {
         } else {
             "HTTP error".into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request that cannot be built is a local error: not a network error, never retried, and
+    /// the bad value is not in the message.
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_not_a_network_error() {
+        let client = reqwest::Client::new();
+        let err = client
+            .get("http://127.0.0.1:9/")
+            .header("x-test", "value\r\nInjected: LOCAL-VALUE")
+            .send()
+            .await
+            .unwrap_err();
+        let e = transport("GET http://127.0.0.1:9/", &err);
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(!e.to_string().contains("LOCAL-VALUE"), "{e}");
     }
 }

@@ -1,9 +1,13 @@
 //! The retry policy: which failures are tried again, how long to wait, and when to stop.
 //!
 //! Retried: 429 and the token endpoint's `400 invalid_request "rate limit exceeded"`, 502/503/504,
-//! and transport failures. A `Retry-After` is honoured up to a cap; above the cap the call fails
-//! at once, saying how long the server asked to wait. Otherwise exponential backoff with full
-//! jitter. Bounded by a number of attempts and an overall deadline. Other 4xx are never retried.
+//! transport failures, and (at most twice) a 200 whose token body cannot be read. A `Retry-After`
+//! is a lower bound, honoured up to a cap; above the cap the call fails at once, saying how long
+//! the server asked to wait. A rate limit that gives no `Retry-After` (Genesys' token endpoint
+//! never does, and its limit is per minute) backs off in seconds. Otherwise exponential backoff.
+//! Every wait has a floor and jitter, so that `Retry-After: 0` cannot make a burst and a fleet
+//! does not retry in step. Bounded by a number of attempts and an overall deadline. Other 4xx
+//! are never retried.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +26,11 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// The first backoff step before jitter (default 200 ms).
     pub base_delay: Duration,
+    /// The shortest wait before any retry, `Retry-After: 0` included (default 500 ms); up to as
+    /// much again is added as jitter.
+    pub min_delay: Duration,
+    /// The first wait after a rate limit that named no wait (default 5 s), doubling after each.
+    pub rate_limit_delay: Duration,
     /// The largest backoff step (default 10 s).
     pub max_delay: Duration,
     /// The longest `Retry-After` that is waited for (default 60 s).
@@ -35,6 +44,8 @@ impl Default for RetryPolicy {
         Self {
             max_attempts: 4,
             base_delay: Duration::from_millis(200),
+            min_delay: Duration::from_millis(500),
+            rate_limit_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
             deadline: Duration::from_secs(90),
@@ -53,8 +64,6 @@ impl RetryPolicy {
 
     /// Runs `op` until it succeeds, fails with an error that is not retryable, or the policy is
     /// spent. Waits go through `clock`, so tests see them without waiting.
-    /// Runs `op` until it succeeds, fails with an error that is not retryable, or the policy is
-    /// spent. Waits go through `clock`, so tests see them without waiting.
     pub async fn run<T, F, Fut>(&self, clock: &Arc<dyn Clock>, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut + Send,
@@ -66,13 +75,22 @@ impl RetryPolicy {
         let mut steps = self.steps();
         let start = clock.now();
         let mut attempts = 0u32;
+        // A 200 with an unreadable body is retried, but only so often: it is more likely a
+        // broken proxy or server than a passing fault.
+        let mut unreadable_left = 2u32;
         loop {
             attempts += 1;
             let e = match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let Some(wait) = self.next_wait(&e, steps.next(), clock.now() - start) else {
+            if matches!(e, Error::BadResponse { .. }) {
+                if unreadable_left == 0 {
+                    return Err(e);
+                }
+                unreadable_left -= 1;
+            }
+            let Some(wait) = self.next_wait(&e, attempts, steps.next(), clock.now() - start) else {
                 return Err(e.with_attempts(attempts));
             };
             tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, attempt = attempts, "retrying");
@@ -90,31 +108,69 @@ impl RetryPolicy {
     }
 
     /// The wait before the next attempt, or `None` to give up.
-    fn next_wait(&self, e: &Error, step: Option<Duration>, elapsed: Duration) -> Option<Duration> {
-        if !e.is_retryable() {
-            return None;
-        }
-        self.wait(step, e.retry_after(), elapsed)
+    fn next_wait(
+        &self,
+        e: &Error,
+        attempts: u32,
+        step: Option<Duration>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
+        let cause = match e {
+            _ if !e.is_retryable() => return None,
+            Error::RateLimited {
+                retry_after: Some(asked),
+                ..
+            } => WaitCause::Asked(*asked),
+            Error::RateLimited { .. } => WaitCause::RateLimited,
+            _ => WaitCause::Failure,
+        };
+        self.wait(attempts, step, cause, elapsed)
     }
 
-    /// The wait before the next attempt: what the server `asked` for, else anywhere between zero
-    /// and the exponential `step` (full jitter). `None` to give up: no step left, a wait longer
-    /// than the policy honours, or one that would pass the deadline.
+    /// The wait before retry number `retry` (1 for the first), or `None` to give up: no step
+    /// left, a wait longer than the policy honours, or one that would pass the deadline.
+    ///
+    /// - asked by the server: at least that, and at least the floor, plus up to the floor again;
+    /// - rate limited with no wait named: `rate_limit_delay` doubled per retry, half of it
+    ///   jittered;
+    /// - any other failure: the floor plus anywhere up to the exponential `step`.
     pub(crate) fn wait(
         &self,
+        retry: u32,
         step: Option<Duration>,
-        asked: Option<Duration>,
+        cause: WaitCause,
         elapsed: Duration,
     ) -> Option<Duration> {
         let step = step?;
-        let wait = match asked {
+        let jitter = |max: Duration| rand::rng().random_range(Duration::ZERO..=max);
+        let wait = match cause {
             // Asked to wait longer than we would: fail now; the error or response says how long.
-            Some(asked) if asked > self.max_retry_after => return None,
-            Some(asked) => asked,
-            None => rand::rng().random_range(Duration::ZERO..=step),
+            WaitCause::Asked(asked) if asked > self.max_retry_after => return None,
+            WaitCause::Asked(asked) => asked.max(self.min_delay) + jitter(self.min_delay),
+            WaitCause::RateLimited => {
+                let doubling = 2u32.saturating_pow(retry.saturating_sub(1).min(16));
+                let full = self
+                    .rate_limit_delay
+                    .saturating_mul(doubling)
+                    .min(self.max_retry_after)
+                    .max(self.min_delay);
+                full / 2 + jitter(full / 2)
+            }
+            WaitCause::Failure => self.min_delay + jitter(step),
         };
         (elapsed + wait <= self.deadline).then_some(wait)
     }
+}
+
+/// Why a retry waits, which decides how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitCause {
+    /// The server named a wait (`Retry-After`).
+    Asked(Duration),
+    /// A rate limit that named no wait.
+    RateLimited,
+    /// A server or transport failure.
+    Failure,
 }
 
 /// Parses `Retry-After`: delta seconds or an HTTP date (relative to `now`).

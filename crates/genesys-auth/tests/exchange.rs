@@ -109,13 +109,13 @@ async fn bad_bodies_are_bad_response_with_a_safe_excerpt() {
     let emu = emulator().await;
     let (_, clock) = clock();
     let ex = exchange(settings(&emu), clock);
-    emu.inject(Target::Token, Fault::MalformedJson, 1);
+    emu.inject(Target::Token, Fault::MalformedJson, 3);
     let e = ex.fetch().await.unwrap_err();
     assert!(
         matches!(&e, Error::BadResponse { reason, .. } if reason.contains("not JSON")),
         "{e:?}"
     );
-    emu.inject(Target::Token, Fault::MissingAccessToken, 1);
+    emu.inject(Target::Token, Fault::MissingAccessToken, 3);
     let e = ex.fetch().await.unwrap_err();
     assert!(
         matches!(&e, Error::BadResponse { reason, .. } if reason == "no access_token"),
@@ -123,9 +123,13 @@ async fn bad_bodies_are_bad_response_with_a_safe_excerpt() {
     );
     assert_eq!(
         emu.counters().token_requests,
-        2,
-        "bad bodies are not retried"
+        6,
+        "an unreadable 200 is retried twice, then reported"
     );
+    // One bad body among good ones costs one retry, not a failure.
+    emu.inject(Target::Token, Fault::MalformedJson, 1);
+    ex.fetch().await.unwrap();
+    assert_eq!(emu.counters().token_requests, 8);
 }
 
 #[tokio::test]
@@ -148,10 +152,70 @@ async fn rate_limits_and_gateway_errors_are_retried_then_succeed() {
     assert_eq!(emu.counters().token_requests, 4);
     let sleeps = manual.sleeps();
     assert_eq!(sleeps.len(), 3);
-    assert_eq!(sleeps[0], Duration::from_secs(7), "Retry-After is honoured");
-    // Full jitter: each other wait is within its exponential step (1 s, then 2 s).
-    assert!(sleeps[1] <= Duration::from_secs(2), "{sleeps:?}");
-    assert!(sleeps[2] <= Duration::from_secs(4), "{sleeps:?}");
+    // Retry-After is a lower bound, with up to the 500 ms floor added as jitter.
+    assert!(
+        sleeps[0] >= Duration::from_secs(7) && sleeps[0] <= Duration::from_millis(7500),
+        "{sleeps:?}"
+    );
+    // The token endpoint's 400 rate limit names no wait: seconds, doubling (5 s, 10 s, …),
+    // half of it jittered. This is the second retry: 5 to 10 s.
+    assert!(
+        sleeps[1] >= Duration::from_secs(5) && sleeps[1] <= Duration::from_secs(10),
+        "{sleeps:?}"
+    );
+    // A 502: the floor plus up to the exponential step (1 s, 2 s, 4 s: the third).
+    assert!(
+        sleeps[2] >= Duration::from_millis(500) && sleeps[2] <= Duration::from_millis(4500),
+        "{sleeps:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_zero_is_floored_and_jittered() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let ex = exchange(settings_retrying(&emu), clock);
+    emu.inject(
+        Target::Token,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        3,
+    );
+    ex.fetch().await.unwrap();
+    let sleeps = manual.sleeps();
+    assert_eq!(sleeps.len(), 3);
+    for s in &sleeps {
+        assert!(
+            *s >= Duration::from_millis(500) && *s <= Duration::from_secs(1),
+            "{sleeps:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_token_rate_limit_backs_off_in_seconds_within_the_deadline() {
+    let emu = emulator().await;
+    let (manual, clock) = clock();
+    let s = loader(&emu)
+        .retry(RetryPolicy {
+            max_attempts: 10,
+            deadline: Duration::from_secs(30),
+            ..RetryPolicy::default()
+        })
+        .load()
+        .unwrap();
+    emu.inject(Target::Token, Fault::status(400), 20);
+    let e = exchange(s, clock).fetch().await.unwrap_err();
+    assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+    let sleeps = manual.sleeps();
+    let total: Duration = sleeps.iter().sum();
+    // 2.5–5 s, 5–10 s, 10–20 s: three waits fit in 30 s, a fourth (20–40 s) would not.
+    assert!(sleeps.len() >= 2 && sleeps.len() <= 3, "{sleeps:?}");
+    assert!(sleeps[0] >= Duration::from_millis(2500), "{sleeps:?}");
+    assert!(total <= Duration::from_secs(30), "{sleeps:?}");
+    assert_eq!(emu.counters().token_requests as usize, sleeps.len() + 1);
 }
 
 #[tokio::test]
@@ -217,7 +281,9 @@ async fn the_overall_deadline_bounds_the_waits() {
     );
     let e = exchange(s, clock).fetch().await.unwrap_err();
     assert!(matches!(e, Error::RateLimited { attempts: 2, .. }), "{e:?}");
-    assert_eq!(manual.sleeps(), vec![Duration::from_secs(6)]);
+    let sleeps = manual.sleeps();
+    assert_eq!(sleeps.len(), 1);
+    assert!(sleeps[0] >= Duration::from_secs(6) && sleeps[0] <= Duration::from_millis(6500));
 }
 
 #[tokio::test]
@@ -315,7 +381,7 @@ async fn a_bad_body_excerpt_is_redacted_after_access_token() {
     let emu = emulator().await;
     let (_, clock) = clock();
     // The emulator's malformed body starts with `{"access_token": <html>…`.
-    emu.inject(Target::Token, Fault::MalformedJson, 1);
+    emu.inject(Target::Token, Fault::MalformedJson, 3);
     let e = exchange(settings(&emu), clock).fetch().await.unwrap_err();
     assert!(e.to_string().contains("[redacted]"), "{e}");
     assert!(!e.to_string().contains("<html>"), "{e}");

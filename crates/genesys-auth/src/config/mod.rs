@@ -645,6 +645,16 @@ impl Loader {
                 Ok::<_, ConfigError>(Sourced { value, ..c })
             })
             .transpose()?;
+        // A token goes into an `Authorization` header as is: one with a line break could add
+        // a header of its own.
+        if let Some(t) = &access_token {
+            check_token_chars(
+                t.value.expose_secret().trim(),
+                "access token",
+                &t.source,
+                false,
+            )?;
+        }
         let client_secret = client_secret
             .map(|s| {
                 let value = s.value.expose_secret().trim().to_owned();
