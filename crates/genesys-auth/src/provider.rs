@@ -25,7 +25,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::grant::{AccessToken, LazyClient, TokenExchange};
-use crate::store::{MemoryStore, StoreKey, StoredToken, TokenStore};
+use crate::store::{MemoryStore, StoreKey, StoredFailure, StoredToken, TokenStore};
 
 /// When refresh-due begins, before expiry: `min(max(60 s, 10% of lifetime), lifetime / 2)`.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
@@ -517,6 +517,10 @@ impl Inner {
             }
             fallback = better(fallback, Arc::new(t));
         }
+        // Another process sharing the store failed just now: back off with it.
+        if let Some(e) = self.shared_failure(key).await {
+            return self.failed(e, fallback);
+        }
         let guard = match self.store.lock(key).await {
             Ok(g) => g,
             Err(e) => {
@@ -534,6 +538,11 @@ impl Inner {
         {
             tracing::debug!(store = self.store.kind(), "token stored by another process");
             return Ok(self.install(t));
+        }
+        // ... or the one we waited for failed, and said so.
+        if let Some(e) = self.shared_failure(key).await {
+            drop(guard);
+            return self.failed(e, fallback);
         }
         match ex.fetch().await {
             Ok(t) => {
@@ -556,33 +565,80 @@ impl Inner {
                 Ok(installed)
             }
             Err(e) => {
-                drop(guard);
-                self.note_failure(Some(e.clone()));
-                match fallback
-                    .filter(|f| self.clock.now() + hard_margin(f.lifetime()) < f.expires_at())
+                let backoff = self
+                    .note_failure(Some(e.clone()))
+                    .max(e.retry_after().unwrap_or_default());
+                // Recorded before the lock is released, so that whoever takes it next sees it.
+                if let Some(f) = StoredFailure::from_error(&e, self.clock.wall() + backoff)
+                    && let Err(se) = self.store.save_failure(key, &f).await
                 {
-                    Some(f) => {
-                        tracing::warn!(
-                            remaining_s = f.remaining(self.clock.now()).as_secs(),
-                            "token refresh failed; keeping the current token, still valid: {e}"
-                        );
-                        let same = self
-                            .current
-                            .load()
-                            .as_ref()
-                            .is_some_and(|c| c.token.same_token(&f));
-                        if !same {
-                            self.install_arc(f.clone());
-                        }
-                        Ok(f)
-                    }
-                    None => Err(e),
+                    tracing::debug!(store = self.store.kind(), "cannot share the failure: {se}");
                 }
+                drop(guard);
+                self.failed(e, fallback)
             }
         }
     }
 
-    fn note_failure(&self, error: Option<Error>) {
+    /// A failure another process recorded in the store, still within its backoff, as an error;
+    /// also makes this provider back off until then.
+    async fn shared_failure(&self, key: &StoreKey) -> Option<Error> {
+        let f = match self.store.load_failure(key).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(
+                    store = self.store.kind(),
+                    "cannot read a shared failure: {e}"
+                );
+                return None;
+            }
+        };
+        let wall = self.clock.wall();
+        let left = f.not_before().duration_since(wall).ok()?;
+        if left.is_zero() {
+            return None;
+        }
+        let e = f.to_error(wall);
+        tracing::debug!(
+            store = self.store.kind(),
+            wait_ms = left.as_millis() as u64,
+            "another process failed to fetch; backing off with it"
+        );
+        let mut failures = lock(&self.failures);
+        failures.not_before = Some(self.clock.now() + left);
+        failures.last_error = Some(e.clone());
+        Some(e)
+    }
+
+    /// After a failed fetch: the still-valid `fallback` if there is one, else the error.
+    fn failed(
+        &self,
+        e: Error,
+        fallback: Option<Arc<AccessToken>>,
+    ) -> Result<Arc<AccessToken>, Error> {
+        let still_valid =
+            fallback.filter(|f| self.clock.now() + hard_margin(f.lifetime()) < f.expires_at());
+        let Some(f) = still_valid else {
+            return Err(e);
+        };
+        tracing::warn!(
+            remaining_s = f.remaining(self.clock.now()).as_secs(),
+            "token refresh failed; keeping the current token, still valid: {e}"
+        );
+        let same = self
+            .current
+            .load()
+            .as_ref()
+            .is_some_and(|c| c.token.same_token(&f));
+        if !same {
+            self.install_arc(f.clone());
+        }
+        Ok(f)
+    }
+
+    /// Counts a failure and sets the pause before the next attempt; returns that pause.
+    fn note_failure(&self, error: Option<Error>) -> Duration {
         let now = self.clock.now();
         let mut f = lock(&self.failures);
         f.count = f.count.saturating_add(1);
@@ -596,6 +652,7 @@ impl Inner {
         if error.is_some() {
             f.last_error = error;
         }
+        step
     }
 
     fn install(&self, t: AccessToken) -> Arc<AccessToken> {

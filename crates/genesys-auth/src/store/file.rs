@@ -3,9 +3,15 @@
 //! written to a temporary file and renamed into place; never the client secret. An advisory lock
 //! file per key lets one of many processes started together fetch for all of them.
 //!
-//! Anything wrong with an entry (corrupt, truncated, owned by someone else, readable by others)
-//! makes it absent, with a warning, and the next save replaces it. The files are small, so they
-//! are read and written inline rather than on a blocking pool.
+//! Anything wrong with an entry (corrupt, truncated, owned by someone else, readable by others, a
+//! token with characters a header cannot carry) makes it absent, with a warning naming the file,
+//! and the next save replaces it. The files are small, so they are read and written inline rather
+//! than on a blocking pool.
+//!
+//! Symbolic links are never followed: the directory must be a real directory owned by this user
+//! that no one else can write to (else every use is refused, saying how to fix it), and every
+//! file in it is opened with `O_NOFOLLOW`. A failed fetch is recorded beside the entry
+//! (`<key>.failure.json`) so that processes waiting on the lock back off with the one that failed.
 
 use std::fs;
 use std::io::Write as _;
@@ -16,7 +22,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, from_unix, unix,
+    StoreError, StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, TokenStore,
+    from_unix, unix,
 };
 
 /// How long a process waits for another to finish fetching before it fetches itself.
@@ -81,6 +88,48 @@ impl FileStore {
         self.dir.join(format!("{}.json", key.id()))
     }
 
+    fn failure_path(&self, key: &StoreKey) -> PathBuf {
+        self.dir.join(format!("{}.failure.json", key.id()))
+    }
+
+    /// Refuses a directory that is a symbolic link, is not ours, or others can write to: its
+    /// contents could be swapped under us. `Ok(false)`: it does not exist yet.
+    fn check_dir(&self) -> Result<bool, StoreError> {
+        let meta = match fs::symlink_metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("cannot read", &self.dir, &e)),
+        };
+        let shown = self.dir.display();
+        if meta.file_type().is_symlink() {
+            return Err(StoreError(format!(
+                "{shown} is a symbolic link; the token cache must be a real directory: remove the link (a new directory is made), or point XDG_CACHE_HOME elsewhere"
+            )));
+        }
+        if !meta.is_dir() {
+            return Err(StoreError(format!(
+                "{shown} is not a directory; remove it, or point XDG_CACHE_HOME elsewhere"
+            )));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            if meta.uid() != euid() {
+                return Err(StoreError(format!(
+                    "{shown} belongs to uid {}, not to this user; remove it, or point XDG_CACHE_HOME elsewhere",
+                    meta.uid()
+                )));
+            }
+            if meta.mode() & 0o022 != 0 {
+                return Err(StoreError(format!(
+                    "{shown} can be written by others (mode {:o}); run: chmod 700 {shown}",
+                    meta.mode() & 0o777
+                )));
+            }
+        }
+        Ok(true)
+    }
+
     /// Every readable entry, without tokens.
     pub fn entries(&self) -> Vec<EntryInfo> {
         let Ok(dir) = fs::read_dir(&self.dir) else {
@@ -117,7 +166,8 @@ impl FileStore {
             let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
             if matches!(ext, "json" | "lock" | "tmp") {
                 fs::remove_file(&path).map_err(|e| io_err("cannot remove", &path, &e))?;
-                n += usize::from(ext == "json");
+                let failure = path.to_string_lossy().ends_with(".failure.json");
+                n += usize::from(ext == "json" && !failure);
             }
         }
         Ok(n)
@@ -127,12 +177,17 @@ impl FileStore {
         #[cfg(unix)]
         {
             use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|e| io_err("cannot create", &self.dir, &e))?;
-            let meta = fs::metadata(&self.dir).map_err(|e| io_err("cannot read", &self.dir, &e))?;
+            if !self.check_dir()? {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(|e| io_err("cannot create", &self.dir, &e))?;
+                self.check_dir()?;
+            }
+            // Checked above: a real directory of ours, so this changes nothing else.
+            let meta = fs::symlink_metadata(&self.dir)
+                .map_err(|e| io_err("cannot read", &self.dir, &e))?;
             if meta.permissions().mode() & 0o077 != 0 {
                 fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
                     .map_err(|e| io_err("cannot restrict", &self.dir, &e))?;
@@ -144,6 +199,10 @@ impl FileStore {
     }
 
     fn load_now(&self, key: &StoreKey) -> Option<StoredToken> {
+        if let Err(e) = self.check_dir() {
+            tracing::warn!("not using the token cache: {e}");
+            return None;
+        }
         let path = self.entry_path(key);
         let entry = match read_entry(&path) {
             Ok(e) => e,
@@ -194,51 +253,81 @@ impl FileStore {
             std::process::id(),
             rand::random::<u32>()
         ));
-        let write = || -> std::io::Result<()> {
-            let mut f = create_private(&tmp)?;
-            f.write_all(&body)?;
-            f.flush()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err("cannot write", &path, &e)
-        })
+        write_atomic(&tmp, &path, &body)?;
+        // A token is here again: whatever failure was recorded is over.
+        let _ = fs::remove_file(self.failure_path(key));
+        Ok(())
+    }
+
+    fn save_failure_now(&self, key: &StoreKey, failure: &StoredFailure) -> Result<(), StoreError> {
+        self.ensure_dir()?;
+        let body = serde_json::to_vec(failure).map_err(|e| StoreError(e.to_string()))?;
+        let tmp = self.dir.join(format!(
+            "{}.{}.{:x}.tmp",
+            key.id(),
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        write_atomic(&tmp, &self.failure_path(key), &body)
+    }
+
+    fn load_failure_now(&self, key: &StoreKey) -> Option<StoredFailure> {
+        self.check_dir().ok()?;
+        let bytes = read_private(&self.failure_path(key), 4096).ok()?;
+        StoredFailure::decode(&bytes)
     }
 }
 
-fn io_err(what: &str, path: &Path, e: &std::io::Error) -> StoreError {
-    StoreError(format!("{what} {}: {e}", path.display()))
+/// Writes `body` to a new private file `tmp` and renames it over `path`.
+fn write_atomic(tmp: &Path, path: &Path, body: &[u8]) -> Result<(), StoreError> {
+    let write = || -> std::io::Result<()> {
+        let mut f = create_private(tmp)?;
+        f.write_all(body)?;
+        f.flush()?;
+        fs::rename(tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(tmp);
+        io_err("cannot write", path, &e)
+    })
 }
 
-/// Opens a new file readable and writable by its owner only.
-fn create_private(path: &Path) -> std::io::Result<fs::File> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
+#[cfg(unix)]
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Opening flags that refuse a symbolic link in the last component.
+fn no_follow(opts: &mut fs::OpenOptions) -> &mut fs::OpenOptions {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
+        opts.custom_flags(libc::O_NOFOLLOW);
     }
-    opts.open(path)
+    opts
 }
 
-/// Reads an entry. `Err(None)`: absent; `Err(Some(why))`: present but unusable.
-fn read_entry(path: &Path) -> Result<Entry, Option<String>> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
+/// Reads a file of ours: not a link, a regular file, owned by this user, private, at most `cap`
+/// bytes. The checks are made on the opened file, so it cannot be swapped between check and read.
+fn read_private(path: &Path, cap: u64) -> Result<Vec<u8>, Option<String>> {
+    use std::io::Read as _;
+    let file = match no_follow(fs::OpenOptions::new().read(true)).open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Some("a symbolic link, not a file".into()));
+        }
         Err(e) => return Err(Some(e.to_string())),
     };
+    let meta = file.metadata().map_err(|e| Some(e.to_string()))?;
     if !meta.is_file() {
         return Err(Some("not a regular file".into()));
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
+        if meta.uid() != euid() {
             return Err(Some(format!(
                 "owned by uid {}, not by this user",
                 meta.uid()
@@ -251,14 +340,56 @@ fn read_entry(path: &Path) -> Result<Entry, Option<String>> {
             )));
         }
     }
-    let bytes = fs::read(path).map_err(|e| Some(e.to_string()))?;
-    let entry: Entry = serde_json::from_slice(&bytes)
-        .map_err(|_| Some("corrupt or truncated (not the expected JSON)".to_owned()))?;
-    if entry.version != 1 {
-        return Err(Some(format!("unknown version {}", entry.version)));
+    if meta.len() > cap {
+        return Err(Some(format!("larger than {cap} bytes")));
     }
-    if entry.access_token.is_empty() || entry.expires_at <= entry.obtained_at {
-        return Err(Some("inconsistent contents".into()));
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Some(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn io_err(what: &str, path: &Path, e: &std::io::Error) -> StoreError {
+    StoreError(format!("{what} {}: {e}", path.display()))
+}
+
+/// Opens a new file readable and writable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<fs::File> {
+    let mut opts = fs::OpenOptions::new();
+    no_follow(opts.write(true).create_new(true));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// Reads an entry. `Err(None)`: absent; `Err(Some(why))`: present but unusable.
+fn read_entry(path: &Path) -> Result<Entry, Option<String>> {
+    let bytes = read_private(path, MAX_ENTRY)?;
+    decode_entry(&bytes).map_err(Some)
+}
+
+/// A token entry is a few hundred bytes; anything much larger is not one.
+const MAX_ENTRY: u64 = 64 * 1024;
+
+/// Decodes and checks an entry's bytes; the reason never holds the token.
+fn decode_entry(bytes: &[u8]) -> Result<Entry, String> {
+    let entry: Entry = serde_json::from_slice(bytes)
+        .map_err(|_| "corrupt or truncated (not the expected JSON)".to_owned())?;
+    if entry.version != 1 {
+        return Err(format!("unknown version {}", entry.version));
+    }
+    if !super::is_usable_token_text(&entry.access_token) {
+        return Err("the token holds characters a header cannot carry (a line break?)".into());
+    }
+    if entry.expires_at <= entry.obtained_at
+        || from_unix(entry.expires_at).is_none()
+        || entry.expires_at - entry.obtained_at > crate::grant::MAX_LIFETIME.as_secs()
+    {
+        return Err("impossible times".into());
     }
     Ok(entry)
 }
@@ -291,7 +422,7 @@ impl TokenStore for FileStore {
             self.ensure_dir()?;
             let path = self.dir.join(format!("{}.lock", key.id()));
             let mut opts = fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(false);
+            no_follow(opts.write(true).create(true).truncate(false));
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt as _;
@@ -317,6 +448,20 @@ impl TokenStore for FileStore {
                 }
             }
         })
+    }
+
+    fn save_failure<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        failure: &'a StoredFailure,
+    ) -> StoreFuture<'a, ()> {
+        let r = self.save_failure_now(key, failure);
+        Box::pin(async move { r })
+    }
+
+    fn load_failure<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredFailure>> {
+        let v = self.load_failure_now(key);
+        Box::pin(async move { Ok(v) })
     }
 
     fn kind(&self) -> &'static str {

@@ -2,6 +2,7 @@
 //! after, so that a token outlives one process. Memory (the library's default) and file (the
 //! CLI's default); a shared store for fleets fits the same trait.
 
+mod fallback;
 mod file;
 mod memory;
 #[cfg(feature = "redis")]
@@ -13,8 +14,10 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+pub use fallback::FallbackStore;
 pub use file::FileStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
@@ -182,6 +185,128 @@ impl StoredToken {
     }
 }
 
+/// Whether a token read from a store can be used: the characters an `Authorization` header can
+/// carry (visible ASCII), nothing else. A token with a line break could add a header of its own.
+pub(crate) fn is_usable_token_text(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A failed fetch, shared through the store so that other processes waiting for the same token
+/// back off together instead of each retrying on its own. Holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFailure {
+    /// What failed, as [`Error`](crate::Error) names it.
+    pub kind: FailureKind,
+    /// The endpoint asked.
+    pub endpoint: String,
+    /// The HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// Attempts the failing process made.
+    pub attempts: u32,
+    /// No process fetches again before this time (seconds since the Unix epoch, with
+    /// milliseconds).
+    pub not_before_ms: u64,
+}
+
+/// The kinds of failure worth sharing: the ones every other process would meet too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Rate limited.
+    RateLimited,
+    /// A 5xx.
+    Server,
+    /// Connection, DNS, TLS or timeout.
+    Transport,
+    /// An answer that could not be read.
+    BadResponse,
+}
+
+impl StoredFailure {
+    /// What to share of `e`, or `None` for errors that are not the service's (configuration,
+    /// a refused client: each process reports those itself).
+    pub(crate) fn from_error(e: &crate::Error, not_before: SystemTime) -> Option<Self> {
+        use crate::Error as E;
+        let (kind, endpoint, status, attempts) = match e {
+            E::RateLimited {
+                endpoint, attempts, ..
+            } => (FailureKind::RateLimited, endpoint, None, *attempts),
+            E::Server {
+                endpoint,
+                status,
+                attempts,
+                ..
+            } => (FailureKind::Server, endpoint, Some(*status), *attempts),
+            E::Transport {
+                endpoint, attempts, ..
+            } => (FailureKind::Transport, endpoint, None, *attempts),
+            E::BadResponse { endpoint, .. } => (FailureKind::BadResponse, endpoint, None, 1),
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            endpoint: endpoint.clone(),
+            status,
+            attempts,
+            not_before_ms: unix_ms(not_before),
+        })
+    }
+
+    /// When fetching may start again.
+    pub fn not_before(&self) -> SystemTime {
+        UNIX_EPOCH
+            .checked_add(Duration::from_millis(self.not_before_ms))
+            .unwrap_or(UNIX_EPOCH)
+    }
+
+    /// The error a waiting process reports: the same kind as the one that failed, saying that
+    /// another process met it.
+    pub(crate) fn to_error(&self, now: SystemTime) -> crate::Error {
+        let wait = self.not_before().duration_since(now).unwrap_or_default();
+        let note = format!(
+            "another process sharing this token store just met this; not retried for {} s",
+            wait.as_secs() + 1
+        );
+        let endpoint = self.endpoint.clone();
+        match self.kind {
+            FailureKind::RateLimited => crate::Error::RateLimited {
+                endpoint,
+                retry_after: Some(wait),
+                attempts: self.attempts,
+            },
+            FailureKind::Server => crate::Error::Server {
+                endpoint,
+                status: self.status.unwrap_or(503),
+                excerpt: note,
+                attempts: self.attempts,
+            },
+            FailureKind::Transport => crate::Error::Transport {
+                endpoint,
+                message: note,
+                timeout: false,
+                attempts: self.attempts,
+            },
+            FailureKind::BadResponse => crate::Error::BadResponse {
+                endpoint,
+                reason: note,
+                excerpt: "(not kept)".into(),
+            },
+        }
+    }
+
+    /// Reads a shared failure; anything malformed is no failure at all.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        let f: Self = serde_json::from_slice(bytes).ok()?;
+        (f.endpoint.len() <= 2048 && f.attempts <= 1000).then_some(f)
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Held while one process fetches for everyone; dropping it releases the store's lock.
 pub struct StoreGuard(#[allow(dead_code)] Box<dyn Send + Sync>);
 
@@ -214,6 +339,23 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// process fetches while the others wait and then load its token. `None`: this store has no
     /// such lock (memory) or it could not be had in time.
     fn lock<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoreGuard>> {
+        let _ = key;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Records a failed fetch for `key`, so that others waiting for the same token back off
+    /// together. Stores shared by no other process keep nothing.
+    fn save_failure<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        failure: &'a StoredFailure,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (key, failure);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The failure recorded for `key`, if any (it may be past its `not_before`).
+    fn load_failure<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredFailure>> {
         let _ = key;
         Box::pin(async { Ok(None) })
     }

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{
-    StoreError, StoreFuture, StoreGuard, StoreKey, StoredToken, TokenStore, from_unix, unix,
+    StoreError, StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, TokenStore,
+    from_unix, unix,
 };
 
 const PREFIX: &str = "genesys-auth:v1";
@@ -149,6 +150,16 @@ impl RedisStore {
         format!("{PREFIX}:lock:{}", key.id())
     }
 
+    fn failure_key(key: &StoreKey) -> String {
+        format!("{PREFIX}:failure:{}", key.id())
+    }
+
+    async fn load_failure_now(&self, key: &StoreKey) -> Result<Option<StoredFailure>, StoreError> {
+        let mut conn = self.conn().await?;
+        let raw: Option<Vec<u8>> = self.op("GET", conn.get(Self::failure_key(key))).await?;
+        Ok(raw.and_then(|r| StoredFailure::decode(&r)))
+    }
+
     fn paused(&self) -> Option<Duration> {
         let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
         until.checked_duration_since(Instant::now())
@@ -255,7 +266,7 @@ impl RedisStore {
             )
             .ok()?;
         let p: Plain = serde_json::from_slice(&plain).ok()?;
-        if p.access_token.is_empty() || p.expires_at <= p.obtained_at {
+        if !super::is_usable_token_text(&p.access_token) || p.expires_at <= p.obtained_at {
             return None;
         }
         Some(StoredToken {
@@ -321,12 +332,14 @@ impl TokenStore for RedisStore {
 
     fn save<'a>(&'a self, key: &'a StoreKey, token: &'a StoredToken) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let ttl = token
+            let remaining = token
                 .expires_at
                 .duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .saturating_sub(TTL_MARGIN);
-            if ttl.is_zero() {
+                .unwrap_or_default();
+            // A short-lived token is published too (members check the time left when they
+            // load it); it leaves Redis at half its remaining life instead.
+            let ttl = remaining.saturating_sub(TTL_MARGIN).max(remaining / 2);
+            if ttl < Duration::from_millis(1) {
                 return Ok(());
             }
             let sealed = Self::seal(key, token)?;
@@ -336,7 +349,10 @@ impl TokenStore for RedisStore {
                 "SET",
                 conn.pset_ex::<_, _, ()>(Self::token_key(key), sealed, ms),
             )
-            .await
+            .await?;
+            // A token is shared again: whatever failure was recorded is over.
+            self.op("DEL", conn.del::<_, ()>(Self::failure_key(key)))
+                .await
         })
     }
 
@@ -384,12 +400,48 @@ impl TokenStore for RedisStore {
                 if now.is_some() && now != before {
                     return Ok(None);
                 }
+                // The holder failed and said so: stop waiting, the provider reads the failure.
+                if self
+                    .load_failure_now(key)
+                    .await?
+                    .is_some_and(|f| f.not_before() > SystemTime::now())
+                {
+                    return Ok(None);
+                }
                 if start.elapsed() > self.wait_for {
                     tracing::warn!(url = %self.shown_url, "no member published a token in {} s; fetching without the shared lock", self.wait_for.as_secs());
                     return Ok(None);
                 }
             }
         })
+    }
+
+    fn save_failure<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        failure: &'a StoredFailure,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let ttl = failure
+                .not_before()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            if ms == 0 {
+                return Ok(());
+            }
+            let body = serde_json::to_vec(failure).map_err(|e| StoreError(e.to_string()))?;
+            let mut conn = self.conn().await?;
+            self.op(
+                "SET",
+                conn.pset_ex::<_, _, ()>(Self::failure_key(key), body, ms),
+            )
+            .await
+        })
+    }
+
+    fn load_failure<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredFailure>> {
+        Box::pin(self.load_failure_now(key))
     }
 
     fn kind(&self) -> &'static str {
