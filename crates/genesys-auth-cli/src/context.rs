@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_auth::store::RedisStore;
+use genesys_auth::store::{FallbackStore, RedisStore};
 use genesys_auth::{FileStore, Settings, TokenProvider, TokenStore};
 
 use crate::cli::{ColorChoice, Global};
@@ -165,10 +165,17 @@ pub fn store(global: &Global) -> Result<Store, CliError> {
 /// A provider over `settings`, with the store the options name (the file store by default).
 pub fn provider(global: &Global, settings: Settings) -> Result<TokenProvider, CliError> {
     let builder = TokenProvider::builder(settings);
-    let builder = match store(global)? {
-        Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),
-        Store::Redis(r) => builder.store(Arc::new(*r) as Arc<dyn TokenStore>),
-        Store::Memory => builder,
-    };
+    let builder =
+        match store(global)? {
+            Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),
+            // Redis down: the machine's processes still share a token through the file cache.
+            Store::Redis(r) => match file_store() {
+                Some(f) => builder
+                    .store(Arc::new(FallbackStore::new(Arc::new(*r), Arc::new(f)))
+                        as Arc<dyn TokenStore>),
+                None => builder.store(Arc::new(*r) as Arc<dyn TokenStore>),
+            },
+            Store::Memory => builder,
+        };
     Ok(builder.build()?)
 }

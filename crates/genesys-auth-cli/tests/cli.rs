@@ -610,6 +610,7 @@ fn help_texts() {
 }
 
 #[test]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 fn store_redis_shares_one_token_between_processes() {
     let Some(server) = genesys_emulator::RedisServer::start() else {
         return;
@@ -946,4 +947,111 @@ fn a_ready_made_token_with_a_line_break_never_reaches_a_header_or_stdout() {
         }
     }
     assert_eq!(e.emu.counters().api_requests.values().sum::<u64>(), 0);
+}
+
+impl Env {
+    /// `n` processes started together with `args`, each with its own output.
+    fn spawn_many(&self, n: usize, extra_env: &[(&str, &str)], args: &[&str]) -> Vec<Output> {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                let mut c =
+                    std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"));
+                c.env_clear()
+                    .current_dir(self.path("work"))
+                    .env("HOME", self.path("home"))
+                    .env("XDG_CACHE_HOME", self.path("cache"))
+                    .env("GENESYS_REGION", self.emu.base_url())
+                    .env("GENESYS_CLIENT_ID", ID)
+                    .env("GENESYS_CLIENT_SECRET", SECRET)
+                    .envs(extra_env.iter().copied())
+                    .args(args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                self.check_clean(&out);
+                out
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn twenty_processes_in_a_503_storm_make_no_more_requests_than_one() {
+    let e = env();
+    e.emu.inject(Target::Token, Fault::status(503), 1000);
+    let outs = e.spawn_many(20, &[], &["token"]);
+    for out in &outs {
+        assert_eq!(code(out), 7, "{}", stderr(out));
+    }
+    // One process tries 4 times; the lock's holder does, and the others back off with it.
+    assert_eq!(e.emu.counters().token_requests, 4);
+    assert!(
+        outs.iter()
+            .filter(|o| stderr(o).contains("another process"))
+            .count()
+            >= 19
+    );
+}
+
+#[test]
+fn with_redis_down_processes_share_a_token_through_the_file_cache() {
+    let e = env();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let store = format!("redis://{closed}/0");
+    let outs = e.spawn_many(5, &[("GENESYS_TOKEN_STORE", &store)], &["token"]);
+    let tokens: std::collections::HashSet<String> =
+        outs.iter().map(|o| stdout(o).trim().to_owned()).collect();
+    for t in &tokens {
+        e.remember(t);
+    }
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", stderr(out));
+    }
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(e.emu.counters().token_requests, 1);
+}
+
+#[test]
+fn a_cache_entry_with_a_line_break_in_its_token_is_replaced_with_a_warning() {
+    let e = env();
+    let token = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&token);
+    let dir = e.path("cache/genesys-auth");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|d| d.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace(&token, "evil\r\nX-Injected: 1")).unwrap();
+    let out = e.run_args(&["token", "--header"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stdout(&out).contains("Injected"), "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 1);
+    let fresh = stdout(&out)
+        .trim()
+        .trim_start_matches("Authorization: Bearer ")
+        .to_owned();
+    e.remember(&fresh);
+    assert_ne!(fresh, token);
+    assert!(
+        stderr(&out).contains(&file.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read_to_string(&file).unwrap().contains(&fresh),
+        "overwritten"
+    );
+    assert_eq!(e.emu.counters().token_requests, 2);
 }

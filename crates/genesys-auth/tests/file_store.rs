@@ -250,3 +250,178 @@ fn unsafe_free_euid() -> u32 {
     let f = tempfile::NamedTempFile::new().unwrap();
     f.as_file().metadata().unwrap().uid()
 }
+
+#[tokio::test]
+async fn entries_with_unusable_tokens_or_times_are_refused_and_overwritten() {
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    token_in(tmp.path(), settings(&emu)).await;
+    let file = entry_files(tmp.path()).remove(0);
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let now = good["obtained_at"].as_u64().unwrap();
+    let variants: Vec<(&str, serde_json::Value)> = vec![
+        ("access_token", serde_json::json!("tok\r\nX-Injected: 1")),
+        ("access_token", serde_json::json!("tok en")),
+        ("access_token", serde_json::json!("tök")),
+        ("access_token", serde_json::json!("")),
+        // Expiry before issue, and a lifetime beyond Genesys' 48 h.
+        ("expires_at", serde_json::json!(now - 1)),
+        ("expires_at", serde_json::json!(now + 100 * 3600)),
+        ("version", serde_json::json!("1")),
+        ("scopes", serde_json::json!("not a list")),
+    ];
+    let mut issued = emu.counters().tokens_issued;
+    for (field, value) in variants {
+        let mut entry = good.clone();
+        entry[field] = value;
+        std::fs::write(&file, entry.to_string()).unwrap();
+        let t = token_in(tmp.path(), settings(&emu)).await;
+        issued += 1;
+        assert_eq!(
+            emu.counters().tokens_issued,
+            issued,
+            "{field}: fetched anew"
+        );
+        assert!(t.secret().bytes().all(|b| b.is_ascii_graphic()));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(t.secret()), "{field}: overwritten");
+    }
+}
+
+#[tokio::test]
+async fn a_symlinked_cache_directory_is_refused_and_its_target_untouched() {
+    use std::os::unix::fs::symlink;
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("genesys-auth");
+    symlink(&target, &dir).unwrap();
+    let p = provider_in(&dir, settings(&emu));
+    p.token().await.unwrap();
+    assert_eq!(mode(&target), 0o755, "the link's target is not chmodded");
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
+    assert!(
+        std::fs::symlink_metadata(&dir)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[tokio::test]
+async fn symlinked_lock_entry_and_failure_files_are_never_followed() {
+    use std::os::unix::fs::symlink;
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    token_in(&dir, settings(&emu)).await;
+    let entry = entry_files(&dir).remove(0);
+    let id = entry.file_stem().unwrap().to_string_lossy().into_owned();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Every file the store opens by name is a link to the victim.
+    for name in [
+        format!("{id}.json"),
+        format!("{id}.lock"),
+        format!("{id}.failure.json"),
+    ] {
+        let p = dir.join(&name);
+        let _ = std::fs::remove_file(&p);
+        symlink(&victim, &p).unwrap();
+    }
+    let t = token_in(&dir, settings(&emu)).await;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(
+        emu.counters().tokens_issued,
+        2,
+        "the linked entry was not trusted"
+    );
+    // The entry itself was replaced by a real file (rename replaces the link, not its target).
+    let text = std::fs::read_to_string(dir.join(format!("{id}.json"))).unwrap();
+    assert!(text.contains(t.secret()));
+    assert!(
+        !std::fs::symlink_metadata(dir.join(format!("{id}.json")))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
+#[tokio::test]
+async fn a_cache_directory_others_can_write_is_refused_with_the_fix() {
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let store = FileStore::new(&dir);
+    let s = settings(&emu);
+    let key = StoreKey::new(&s, &s.credentials().unwrap());
+    let token = provider_in(tmp.path().join("other").as_path(), settings(&emu))
+        .token()
+        .await
+        .unwrap();
+    let e = store
+        .save(&key, &StoredToken::from_token(&token))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("chmod 700") && e.contains("shared"), "{e}");
+    assert_eq!(mode(&dir), 0o777, "left as it is, not silently changed");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    // The provider still gives tokens, without the cache.
+    assert!(provider_in(&dir, settings(&emu)).token().await.is_ok());
+}
+
+/// Twenty providers (as twenty processes would be) on one cache directory, against a token
+/// endpoint that answers 503 to everything: the first to take the lock tries as often as one
+/// process would, records its failure, and the others back off with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_process() {
+    for fault in [
+        genesys_emulator::Fault::status(503),
+        genesys_emulator::Fault::status(400),
+    ] {
+        let emu = emulator().await;
+        emu.inject(genesys_emulator::Target::Token, fault.clone(), 1000);
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, clock) = clock();
+        let providers: Vec<_> = (0..20)
+            .map(|_| {
+                TokenProvider::builder(settings(&emu))
+                    .store(Arc::new(FileStore::new(tmp.path())) as Arc<dyn TokenStore>)
+                    .clock(clock.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let results = futures_util::future::join_all(providers.iter().map(|p| p.token())).await;
+        let errors: Vec<String> = results
+            .into_iter()
+            .map(|r| r.unwrap_err().to_string())
+            .collect();
+        let one_process = genesys_auth::RetryPolicy::default().max_attempts as u64;
+        assert_eq!(
+            emu.counters().token_requests,
+            one_process,
+            "{fault:?}: {errors:?}"
+        );
+        // The others report the shared failure: a server error saying another process met
+        // it, or the rate limit with the wait that is left.
+        let shared = errors
+            .iter()
+            .filter(|e| e.contains("another process") || e.contains("asks to wait"))
+            .count();
+        assert!(shared >= 19, "{errors:?}");
+        for e in &errors {
+            assert!(!e.contains(SECRET));
+        }
+    }
+}

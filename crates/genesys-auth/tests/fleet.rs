@@ -147,6 +147,7 @@ async fn collect(children: Vec<Child>) -> (std::collections::BTreeSet<String>, V
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
     let Some(redis) = RedisServer::start() else {
         return;
@@ -162,6 +163,7 @@ async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
     let Some(redis) = RedisServer::start() else {
         return;
@@ -201,6 +203,7 @@ async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
     let Some(mut redis) = RedisServer::start() else {
         return;
@@ -235,6 +238,7 @@ async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
     let Some(redis) = RedisServer::start() else {
         return;
@@ -256,6 +260,7 @@ async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn garbage_in_redis_is_ignored_and_replaced() {
     let Some(redis) = RedisServer::start() else {
         return;
@@ -333,6 +338,7 @@ async fn redis_absent_silent_or_tls_unreachable_from_the_start_still_gives_token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn auth_through_the_url() {
     let port = free_port();
     let Some(_redis) = RedisServer::start_with(port, &["--requirepass", "pw-Zk81"]) else {
@@ -359,6 +365,8 @@ async fn auth_through_the_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+#[cfg_attr(not(openssl_cli), ignore = "openssl is not installed")]
 async fn tls_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let d = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
@@ -482,4 +490,89 @@ async fn tls_with_a_private_ca() {
             .same_token(&a.token().await.unwrap())
     );
     assert_eq!(emu.counters().token_requests, 2);
+}
+
+/// Twenty members on one Redis, the token endpoint answering 503 to everything: the member that
+/// holds the fleet lock tries as often as one process would, and the rest back off with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_member() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    emu.inject(Target::Token, Fault::status(503), 1000);
+    let (_, clock) = clock();
+    let members: Vec<_> = (0..20)
+        .map(|_| {
+            let store = RedisStore::new(&redis.url())
+                .unwrap()
+                .pause_after_failure(Duration::ZERO);
+            TokenProvider::builder(settings(&emu))
+                .store(Arc::new(store) as Arc<dyn TokenStore>)
+                .clock(clock.clone())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let results = futures_util::future::join_all(members.iter().map(|p| p.token())).await;
+    assert!(results.iter().all(Result::is_err));
+    let one_member = genesys_auth::RetryPolicy::default().max_attempts as u64;
+    assert_eq!(emu.counters().token_requests, one_member);
+    // The shared failure holds no secret.
+    for (k, v) in dump(&redis).await {
+        assert!(!k.contains(ID) && !v.contains(SECRET), "{k} = {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+async fn tokens_that_live_five_seconds_or_less_are_still_published() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator_with(|b| {
+        b.client(
+            genesys_emulator::ClientSpec::new("short-lived", SECRET)
+                .token_ttl(Duration::from_secs(5)),
+        )
+    })
+    .await;
+    let s = loader(&emu).client_id("short-lived").load().unwrap();
+    let a = redis_provider(s.clone(), &redis.url(), Duration::from_secs(5));
+    a.token().await.unwrap();
+    let keys = dump(&redis).await;
+    assert!(
+        keys.iter().any(|(k, _)| k.contains(":token:")),
+        "published: {keys:?}"
+    );
+    let b = redis_provider(s, &redis.url(), Duration::from_secs(5));
+    b.token().await.unwrap();
+    assert_eq!(emu.counters().token_requests, 1);
+}
+
+/// With Redis down, members on one machine share through the file cache behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_members_fall_back_to_the_file_store() {
+    let emu = emulator().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let down = format!("redis://127.0.0.1:{}/0", free_port());
+    let member = || {
+        let redis = RedisStore::new(&down).unwrap();
+        let store = genesys_auth::store::FallbackStore::new(
+            Arc::new(redis),
+            Arc::new(genesys_auth::FileStore::new(tmp.path())),
+        );
+        TokenProvider::builder(settings(&emu))
+            .store(Arc::new(store) as Arc<dyn TokenStore>)
+            .build()
+            .unwrap()
+    };
+    let members: Vec<_> = (0..8).map(|_| member()).collect();
+    let tokens = futures_util::future::join_all(members.iter().map(|p| p.token())).await;
+    let first = tokens[0].as_ref().unwrap().clone();
+    for t in &tokens {
+        assert!(t.as_ref().unwrap().same_token(&first));
+    }
+    assert_eq!(emu.counters().token_requests, 1);
 }

@@ -468,3 +468,43 @@ impl TokenStore for FileStore {
         "file"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// No bytes panic the decoder, and its reasons never hold the token.
+        #[test]
+        fn the_entry_decoder_never_panics_nor_echoes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Err(why) = decode_entry(&bytes) {
+                prop_assert!(why.len() < 200);
+            }
+        }
+
+        #[test]
+        fn entries_of_any_shape_are_checked(
+            token in "\\PC{0,12}|[ -~\\r\\n\\t]{0,12}",
+            obtained in any::<u64>(),
+            expires in any::<u64>(),
+            version in 0u32..3,
+        ) {
+            let text = serde_json::json!({
+                "version": version, "login_url": "https://login.example", "client_id": "c",
+                "scopes": [], "access_token": format!("TOKEN{token}"),
+                "obtained_at": obtained, "expires_at": expires,
+            }).to_string();
+            match decode_entry(text.as_bytes()) {
+                Ok(e) => {
+                    prop_assert!(e.access_token.bytes().all(|b| b.is_ascii_graphic()));
+                    prop_assert!(e.expires_at > e.obtained_at);
+                    prop_assert!(from_unix(e.expires_at).is_some());
+                }
+                Err(why) => prop_assert!(!why.contains("TOKEN"), "{}", why),
+            }
+        }
+    }
+}

@@ -457,3 +457,50 @@ fn bad_url(shown_url: &str, e: &redis::RedisError) -> StoreError {
         e.kind()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use proptest::prelude::*;
+
+    fn key() -> StoreKey {
+        let s = Settings::for_base_url("http://127.0.0.1:1", "id", "secret").unwrap();
+        StoreKey::new(&s, &s.credentials().unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever Redis holds, opening it never panics; forged entries never open.
+        #[test]
+        fn the_entry_decoder_never_panics(raw in "\\PC{0,200}", nonce in "[A-Za-z0-9+/=]{0,24}", ct in "[A-Za-z0-9+/=]{0,80}") {
+            let k = key();
+            prop_assert!(RedisStore::open(&k, &raw).is_none() || raw.contains("\"ct\""));
+            let forged = format!(r#"{{"v":1,"nonce":"{nonce}","ct":"{ct}"}}"#);
+            prop_assert!(RedisStore::open(&k, &forged).is_none());
+            let _ = StoredFailure::decode(raw.as_bytes());
+        }
+
+        /// A sealed token opens as itself; one with characters a header cannot carry never does.
+        #[test]
+        fn sealed_tokens_round_trip(token in "[ -~\\r\\n]{1,40}") {
+            let k = key();
+            let now = SystemTime::now();
+            let t = StoredToken {
+                access_token: SecretString::from(token.clone()),
+                scopes: vec![],
+                obtained_at: now,
+                expires_at: now + Duration::from_secs(600),
+            };
+            let sealed = RedisStore::seal(&k, &t).unwrap();
+            prop_assert!(!sealed.contains(&token) || token.len() < 4);
+            let opened = RedisStore::open(&k, &sealed);
+            if token.bytes().all(|b| b.is_ascii_graphic()) {
+                prop_assert_eq!(opened.map(|o| o.access_token.expose_secret().to_owned()), Some(token));
+            } else {
+                prop_assert!(opened.is_none());
+            }
+        }
+    }
+}
