@@ -55,6 +55,14 @@ pub struct Global {
         hide_env_values = true
     )]
     pub store: Option<String>,
+    /// Proxy for https requests, reached as a CONNECT tunnel (http://[user:pass@]host:port)
+    /// [env: HTTPS_PROXY, ALL_PROXY; NO_PROXY lists hosts that bypass it]
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Trust the certificates in this PEM file too (a private CA, a TLS-inspecting proxy)
+    /// [env: GENESYS_CA_FILE, SSL_CERT_FILE]
+    #[arg(long, global = true, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
     /// Total timeout of each HTTP exchange, in seconds [default: 15]
     #[arg(long, global = true, value_name = "SECS")]
     pub timeout: Option<f64>,

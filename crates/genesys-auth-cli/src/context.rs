@@ -83,6 +83,12 @@ pub fn settings(global: &Global) -> Result<Settings, CliError> {
     if let Some((secret, label)) = read_secret(global)? {
         loader = loader.client_secret_from(secret, &label);
     }
+    if let Some(p) = &global.proxy {
+        loader = loader.proxy_from(p, "--proxy");
+    }
+    if let Some(c) = &global.ca_file {
+        loader = loader.ca_file_from(c, "--ca-file");
+    }
     if !global.scopes.is_empty() {
         loader = loader.scopes_from(global.scopes.iter().cloned(), "--scope");
     }

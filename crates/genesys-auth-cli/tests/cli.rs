@@ -265,12 +265,18 @@ fn exit_5_6_7_for_forbidden_rate_limited_and_server_errors() {
         "{}",
         stderr(&out)
     );
+    // The failure above is shared through the cache for a moment: the next process backs off
+    // with it instead of trying at once.
+    let out = e.run_args(&["token"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("asks to wait"), "{}", stderr(&out));
+    // Without the shared cache, each kind of failure is its own.
     e.emu.inject(Target::Token, Fault::status(500), 1);
-    assert_eq!(code(&e.run_args(&["token"])), 7);
+    assert_eq!(code(&e.run_args(&["--no-cache", "token"])), 7);
     // An unreadable 200 is tried three times in all, then reported as unreadable.
     e.emu.inject(Target::Token, Fault::MalformedJson, 3);
     let before = e.emu.counters().token_requests;
-    let out = e.run_args(&["token"]);
+    let out = e.run_args(&["--no-cache", "token"]);
     assert_eq!(code(&out), 7, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("unusable response"),

@@ -184,15 +184,10 @@ pub fn parse_token_response(
 }
 
 /// Builds the HTTP client every request of the library goes through: the configured timeouts,
-/// no redirects (a redirect would carry credentials elsewhere), the crate's `User-Agent`.
+/// no redirects (a redirect would carry credentials elsewhere), the crate's `User-Agent`, the
+/// proxy policy and any extra trust anchors.
 pub fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .connect_timeout(settings.connect_timeout)
-        .timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(USER_AGENT)
-        .build()
-        .map_err(|e| transport("the HTTP client", &e))
+    crate::transport::client(settings)
 }
 
 /// The HTTP client, built on first use: building it sets up TLS, which costs more than a

@@ -14,6 +14,7 @@ pub mod error;
 pub mod grant;
 pub mod region;
 pub mod retry;
+mod transport;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, Credentials, Settings, Source, Sourced};

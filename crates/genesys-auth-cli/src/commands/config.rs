@@ -35,6 +35,9 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
             "client_secret": opt(s.client_secret.as_ref().map(|c| (json!("set"), src(&c.source)))),
             "scopes": opt(s.scopes.as_ref().map(|c| (json!(c.value), src(&c.source)))),
             "access_token": opt(s.access_token.as_ref().map(|c| (json!("set"), src(&c.source)))),
+            "proxy": opt(s.proxy.as_ref().map(|p| (json!(s.proxy_shown()), src(&p.source)))),
+            "no_proxy": s.no_proxy,
+            "ca_file": opt(s.ca_file.as_ref().map(|c| (json!(c.value.display().to_string()), src(&c.source)))),
             "timeout_s": s.timeout.as_secs_f64(),
             "connect_timeout_s": s.connect_timeout.as_secs_f64(),
             "token_cache": cache,
@@ -73,6 +76,24 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
         lines.push(format!(
             "access token:   set, used as is{}",
             from(&t.source)
+        ));
+    }
+    if let (Some(p), Some(shown)) = (&s.proxy, s.proxy_shown()) {
+        let bypass = s
+            .no_proxy
+            .as_deref()
+            .map(|n| format!(", not for {n}"))
+            .unwrap_or_default();
+        lines.push(format!(
+            "proxy:          {shown} (https only{bypass}){}",
+            from(&p.source)
+        ));
+    }
+    if let Some(c) = &s.ca_file {
+        lines.push(format!(
+            "extra CAs:      {}{}",
+            c.value.display(),
+            from(&c.source)
         ));
     }
     lines.push(format!(

@@ -165,6 +165,14 @@ pub struct Settings {
     pub timeout: Duration,
     /// How failed requests are retried.
     pub retry: RetryPolicy,
+    /// The proxy for https requests (`HTTPS_PROXY`, then `ALL_PROXY`, either case), reached as a
+    /// CONNECT tunnel. Plain-http requests (to loopback only) never use a proxy.
+    pub proxy: Option<Sourced<String>>,
+    /// Hosts that bypass the proxy (`NO_PROXY`, either case), comma-separated.
+    pub no_proxy: Option<String>,
+    /// Extra trust anchors, a PEM file (`GENESYS_CA_FILE`, then `SSL_CERT_FILE`), added to the
+    /// platform's roots: for a private CA or a TLS-inspecting proxy.
+    pub ca_file: Option<Sourced<PathBuf>>,
     /// Things worth telling the user that are not errors (a profile file others can read, a
     /// broken source that was skipped, a look-alike host). Returned, never logged: show them.
     pub warnings: Vec<String>,
@@ -244,6 +252,13 @@ impl Settings {
         }
     }
 
+    /// The proxy as it may be shown: any credentials in it replaced by `***`.
+    pub fn proxy_shown(&self) -> Option<String> {
+        self.proxy
+            .as_ref()
+            .map(|p| crate::region::redact_userinfo(&p.value))
+    }
+
     /// The scopes as the request sends them: space-separated, or none.
     pub fn scope_param(&self) -> Option<String> {
         self.scopes
@@ -267,6 +282,8 @@ pub struct Loader {
     config_home: Option<Option<PathBuf>>,
     home: Option<Option<PathBuf>>,
     connect_timeout: Option<Duration>,
+    proxy: Option<Sourced<String>>,
+    ca_file: Option<Sourced<PathBuf>>,
     timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
 }
@@ -405,6 +422,25 @@ impl Loader {
     /// Chooses a profile.
     pub fn profile(self, name: impl Into<String>) -> Self {
         self.profile_from(name, "explicit profile")
+    }
+
+    /// Sends https requests through this proxy (`http://[user:pass@]host:port`), naming where
+    /// the choice came from (e.g. `--proxy`).
+    pub fn proxy_from(mut self, url: impl Into<String>, label: &str) -> Self {
+        self.proxy = Some(Sourced {
+            value: url.into(),
+            source: explicit(label),
+        });
+        self
+    }
+
+    /// Trusts the certificates in this PEM file too, naming where the choice came from.
+    pub fn ca_file_from(mut self, path: impl Into<PathBuf>, label: &str) -> Self {
+        self.ca_file = Some(Sourced {
+            value: path.into(),
+            source: explicit(label),
+        });
+        self
     }
 
     /// Sets the connect timeout (default 5 s).
@@ -665,6 +701,28 @@ impl Loader {
                 })
             })
             .transpose()?;
+        // Network settings come from the process environment only (as curl and the SDKs read
+        // them), never from `.env`: a proxy is the machine's, not the project's.
+        let env_first = |names: &[&str]| {
+            names.iter().find_map(|n| {
+                var(n).map(|v| Sourced {
+                    value: v.to_owned(),
+                    source: Source::Env((*n).to_owned()),
+                })
+            })
+        };
+        let proxy = non_empty(self.proxy)
+            .or_else(|| env_first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]));
+        let no_proxy = env_first(&["NO_PROXY", "no_proxy"]).map(|s| s.value);
+        let ca_file = self.ca_file.or_else(|| {
+            env_first(&["GENESYS_CA_FILE", "SSL_CERT_FILE"]).map(|s| Sourced {
+                value: PathBuf::from(s.value),
+                source: s.source,
+            })
+        });
+        if let Some(p) = &proxy {
+            check_proxy_url(&p.value, &p.source)?;
+        }
         if let Some(w) = region.value.lookalike_warning() {
             warnings.push(format!("{w} (region from {})", region.source));
         }
@@ -675,6 +733,9 @@ impl Loader {
             scopes,
             access_token,
             profile,
+            proxy,
+            no_proxy,
+            ca_file,
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(5)),
             timeout: self.timeout.unwrap_or(Duration::from_secs(15)),
             retry: self.retry.unwrap_or_default(),
@@ -777,6 +838,31 @@ fn check_token_chars(
             ),
         }),
     }
+}
+
+/// A proxy must be an http(s) URL with a host; the message never shows its password.
+fn check_proxy_url(value: &str, from: &Source) -> Result<(), ConfigError> {
+    let bad = |reason: &str| ConfigError::InvalidValue {
+        what: "proxy",
+        from: from.clone(),
+        reason: format!(
+            "`{}` {reason}; give http://host:port (credentials may go in the URL)",
+            crate::region::redact_userinfo(value)
+        ),
+    };
+    // A value that is not a URL is not shown at all: where a password sits in it is unknown.
+    let url = url::Url::parse(value).map_err(|_| ConfigError::InvalidValue {
+        what: "proxy",
+        from: from.clone(),
+        reason: "it is not a URL; give http://host:port (credentials may go in the URL)".into(),
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("is not an http or https proxy"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,319 @@
+//! The binary through a real proxy (Debian's `tinyproxy`, started here on a free loopback port)
+//! to the emulator behind a real TLS listener whose certificates are made here. Checks the proxy
+//! policy: https only as a CONNECT tunnel, `NO_PROXY` honoured, plain http (loopback only) never
+//! through a proxy, and no credential in the proxy's log.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use genesys_emulator::{ClientSpec, Emulator};
+
+const ID: &str = "proxy-client-01";
+const SECRET: &str = "proxy-secret-Qw3-never-shown";
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime"))
+}
+
+/// A CA and a server certificate for localhost and 127.0.0.1 signed by it, made for this test.
+struct Pki {
+    ca_pem: String,
+    server: tokio_rustls::TlsAcceptor,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "genesys-auth test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let key =
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        server: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    }
+}
+
+/// TLS on a free loopback port in front of `upstream` (plain HTTP): what a real https host is.
+fn tls_front(acceptor: tokio_rustls::TlsAcceptor, upstream: std::net::SocketAddr) -> u16 {
+    let listener = rt()
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt().spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    port
+}
+
+/// A tinyproxy of this test's own; killed on drop.
+struct Tinyproxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Tinyproxy {
+    fn start(dir: &Path) -> Tinyproxy {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("tinyproxy.log");
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("tinyproxy")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy is required (apt-get install tinyproxy)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tinyproxy did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Tinyproxy { child, port, log }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests the proxy has seen so far (its `Request` and `Connect` lines).
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("Request (file descriptor"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_genesys-auth"))
+        .env_clear()
+        .current_dir(dir)
+        .env("HOME", dir.join("home"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("GENESYS_CLIENT_ID", ID)
+        .env("GENESYS_CLIENT_SECRET", SECRET)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(SECRET), "the secret was printed: {all}");
+    out
+}
+
+#[test]
+#[cfg_attr(not(tinyproxy), ignore = "tinyproxy is not installed")]
+fn https_goes_through_the_proxy_as_a_tunnel_and_plain_http_never_does() {
+    let emu = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .start(),
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = pki();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let tls_port = tls_front(pki.server, emu.addr());
+    let proxy = Tinyproxy::start(dir);
+    let https_base = format!("https://localhost:{tls_port}");
+    let ca_s = ca.to_str().unwrap();
+
+    // https through HTTPS_PROXY: a CONNECT tunnel, and the request works end to end.
+    let out = run(
+        dir,
+        &[
+            ("GENESYS_REGION", &https_base),
+            ("HTTPS_PROXY", &proxy.url()),
+            ("GENESYS_CA_FILE", ca_s),
+        ],
+        &["--no-cache", "token"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains(&format!("CONNECT localhost:{tls_port}")),
+        "{seen:?}"
+    );
+    // The API call goes the same way.
+    let out = run(
+        dir,
+        &[
+            ("GENESYS_REGION", &https_base),
+            ("GENESYSCLOUD_ACCESS_TOKEN", &token),
+            ("HTTPS_PROXY", &proxy.url()),
+            ("GENESYS_CA_FILE", ca_s),
+        ],
+        &["api", "organizations/me"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.requests().len(), 2);
+
+    // NO_PROXY bypasses it.
+    for no_proxy in ["localhost", ".localhost,other.example", "*"] {
+        let out = run(
+            dir,
+            &[
+                ("GENESYS_REGION", &https_base),
+                ("HTTPS_PROXY", &proxy.url()),
+                ("NO_PROXY", no_proxy),
+                ("GENESYS_CA_FILE", ca_s),
+            ],
+            &["--no-cache", "token"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(proxy.requests().len(), 2, "NO_PROXY={no_proxy}");
+    }
+
+    // Plain http (loopback only) never goes through a proxy, whatever the variables say.
+    let out = run(
+        dir,
+        &[
+            ("GENESYS_REGION", &emu.base_url()),
+            ("HTTP_PROXY", &proxy.url()),
+            ("http_proxy", &proxy.url()),
+            ("HTTPS_PROXY", &proxy.url()),
+            ("ALL_PROXY", &proxy.url()),
+        ],
+        &["--no-cache", "token"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.requests().len(), 2, "{:?}", proxy.requests());
+
+    // Without the CA, the TLS listener is not trusted: a clear error, not a token.
+    let out = run(
+        dir,
+        &[
+            ("GENESYS_REGION", &https_base),
+            ("SSL_CERT_FILE", "/nonexistent.pem"),
+        ],
+        &["--no-cache", "token"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent.pem"));
+    let out = run(
+        dir,
+        &[("GENESYS_REGION", &https_base)],
+        &["--no-cache", "token"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The proxy never saw a credential: not the secret, not the Basic header, not the token.
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{ID}:{SECRET}"));
+    for needle in [SECRET, &basic, &token] {
+        assert!(!log.contains(needle), "the proxy log holds a credential");
+    }
+}
+
+#[test]
+fn config_shows_the_proxy_without_its_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(
+        tmp.path(),
+        &[("HTTPS_PROXY", "http://user:proxy-pw-991@proxy.corp:3128")],
+        &["config"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("proxy.corp:3128") && !text.contains("proxy-pw-991"),
+        "{text}"
+    );
+    let out = run(
+        tmp.path(),
+        &[("HTTPS_PROXY", "not a url proxy-pw-991")],
+        &["config"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("proxy-pw-991"));
+}
