@@ -153,7 +153,7 @@ pub struct ApiArgs {
     pub no_auth: bool,
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
+pub fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
         _ => Err("expected KEY=VALUE, e.g. -q pageSize=100".into()),

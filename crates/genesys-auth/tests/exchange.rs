@@ -406,9 +406,20 @@ proptest! {
         if let Some(e) = exp { o.insert("expires_in".into(), e.into()); }
         if let Some(e) = exp_s { o.insert("expires_in".into(), e.into()); }
         let body = serde_json::to_vec(&o).unwrap();
-        if let Ok(t) = parse_token_response(&body, at()) {
-            prop_assert!(t.lifetime() > Duration::ZERO && t.lifetime() <= MAX_LIFETIME);
-            prop_assert!(!t.secret().is_empty());
+        match parse_token_response(&body, at()) {
+            Ok(t) => {
+                prop_assert!(t.lifetime() > Duration::ZERO && t.lifetime() <= MAX_LIFETIME);
+                prop_assert!(!t.secret().is_empty());
+                prop_assert!(t.secret().bytes().all(|b| b.is_ascii_graphic()));
+            }
+            // Whatever was wrong, the message never carries the token's text.
+            Err(reason) => {
+                if let Some(Some(tok)) = o.get("access_token").map(|v| v.as_str()) {
+                    if tok.trim().len() >= 3 {
+                        prop_assert!(!reason.contains(tok.trim()), "{}", reason);
+                    }
+                }
+            }
         }
     }
 }

@@ -180,3 +180,39 @@ async fn paginate(api: &ApiClient, req: ApiRequest) -> Result<(), CliError> {
     print_json(&Value::Array(all));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any -H text gives a header or a usage error; never a panic, never a framing header,
+        /// and the error never repeats the value (it may be a credential).
+        #[test]
+        fn header_arguments(name in "[ -~\r\n]{0,20}", value in "[ -~\r\n\t]{0,40}") {
+            let text = format!("{name}:VALUE-{value}");
+            match parse_header(&text, false) {
+                Ok((n, v)) => {
+                    prop_assert!(!FRAMING_HEADERS.contains(&n.as_str()));
+                    prop_assert!(n != reqwest::header::AUTHORIZATION);
+                    prop_assert!(!v.as_bytes().iter().any(|b| *b == b'\r' || *b == b'\n'));
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.exit, Exit::Usage);
+                    prop_assert!(!e.message.contains("VALUE-"), "{}", e.message);
+                }
+            }
+        }
+
+        #[test]
+        fn query_arguments(text in "\\PC{0,40}") {
+            match crate::cli::parse_pair(&text) {
+                Ok((k, _)) => prop_assert!(!k.trim().is_empty() && text.contains('=')),
+                Err(e) => prop_assert!(e.contains("KEY=VALUE")),
+            }
+        }
+    }
+}
