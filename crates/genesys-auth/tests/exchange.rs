@@ -414,10 +414,10 @@ proptest! {
             }
             // Whatever was wrong, the message never carries the token's text.
             Err(reason) => {
-                if let Some(Some(tok)) = o.get("access_token").map(|v| v.as_str()) {
-                    if tok.trim().len() >= 3 {
-                        prop_assert!(!reason.contains(tok.trim()), "{}", reason);
-                    }
+                if let Some(Some(tok)) = o.get("access_token").map(|v| v.as_str())
+                    && tok.trim().len() >= 3
+                {
+                    prop_assert!(!reason.contains(tok.trim()), "{}", reason);
                 }
             }
         }
