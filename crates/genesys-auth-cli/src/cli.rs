@@ -16,8 +16,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes; help lists them after the command's own.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Profile to read from the config files [env: GENESYS_PROFILE] [default: default]
     #[arg(long, global = true, value_name = "NAME")]
@@ -99,6 +100,7 @@ pub enum Command {
     #[command(subcommand)]
     Cache(CacheCommand),
     /// Run the offline Genesys Cloud emulator on 127.0.0.1 until Ctrl-C
+    #[command(after_help = EMULATOR_EXAMPLES)]
     Emulator(EmulatorArgs),
     /// Walk through the whole flow: offline on the embedded emulator unless --real
     Demo(DemoArgs),
@@ -108,6 +110,24 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const EMULATOR_EXAMPLES: &str = "\
+Examples:
+  genesys-auth emulator --port 8080 &        # a demo client; prints its export lines
+  genesys-auth emulator --client ci:pw:ttl=600:scopes=users:readonly,organization:readonly
+  genesys-auth emulator --client ok:pw --client off:pw:grant=none --client far:pw:ips=10.0.0.0/8
+  genesys-auth emulator --config emulator.toml --enforce-scopes --api-rate-limit 300
+
+Client options (after ID:SECRET, each :KEY=VALUE):
+  ttl=SECS          token lifetime, 1 to 172800 (Genesys: 300 to 172800, default 86400)
+  scopes=a,b        the client's scopes; it is granted what it asks for among them
+  grant=none        no client-credentials grant: token requests get unauthorized_client
+  state=inactive    an inactive client: token requests are refused
+  ips=RANGE,RANGE   token requests only from these addresses (CIDR), else refused
+  name=NAME         the name tokens/me and oauth/clients show
+
+Exit codes: 0 stopped by Ctrl-C; 2 usage error (a malformed --client); 3 the port or the
+--config file cannot be used.";
 
 #[derive(Debug, Args, Clone, Copy)]
 pub struct JsonArg {
@@ -183,15 +203,31 @@ pub struct EmulatorArgs {
     /// Port to listen on (0: any free port)
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// Register a client (repeatable); without one, a demo client is registered and printed
-    #[arg(long, value_name = "ID:SECRET", value_parser = crate::commands::emulator::parse_client)]
-    pub client: Vec<(String, String)>,
-    /// Lifetime of issued tokens, in seconds
+    /// Register a client (repeatable): ID:SECRET, then any of :ttl=SECS :scopes=a,b
+    /// :grant=none :state=inactive :ips=10.0.0.0/8,192.168.1.5 :name=NAME. Without one, a demo
+    /// client is registered. The first client's export lines are printed.
+    /// Example: --client ci-bot:s3cret:ttl=600:scopes=users:readonly
+    // Parsed by the command, not by clap: clap's error would repeat the value, secret included.
+    #[arg(long, value_name = "ID:SECRET[:OPT=VALUE]...")]
+    pub client: Vec<String>,
+    /// Read clients and limits from a TOML file ([[clients]] tables with id, secret, ttl,
+    /// scopes, grant, state, ips, name; token_rate_limit, api_rate_limit, enforce_scopes)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Lifetime of issued tokens, in seconds, for clients that give no ttl
     #[arg(long, value_name = "SECS", default_value_t = 86_400)]
     pub token_ttl: u64,
     /// Token requests a client may make per minute (0: no limit)
     #[arg(long, value_name = "PER_MINUTE", default_value_t = 300)]
     pub token_rate_limit: u32,
+    /// API requests each token may make per minute, then 429 with Retry-After (0: no limit;
+    /// Genesys allows about 300)
+    #[arg(long, value_name = "PER_MINUTE", default_value_t = 0)]
+    pub api_rate_limit: u32,
+    /// Refuse token requests for scopes a client does not have, as an org with "Enforce
+    /// Scopes" on does (default: grant the scopes the client has)
+    #[arg(long)]
+    pub enforce_scopes: bool,
     /// Users served by GET /api/v2/users
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub users: usize,

@@ -112,6 +112,7 @@ impl ApiResponse {
             endpoint: self.endpoint.clone(),
             reason: format!("not the expected JSON ({e})"),
             excerpt: excerpt(&self.body),
+            correlation_id: self.correlation_id(),
         })
     }
 
@@ -119,29 +120,39 @@ impl ApiResponse {
     pub fn error_for_status(&self) -> Result<(), Error> {
         let status = self.status.as_u16();
         let endpoint = self.endpoint.clone();
+        let correlation_id = self.correlation_id();
         match status {
             200..=299 => Ok(()),
             403 => Err(Error::Forbidden {
                 endpoint,
                 excerpt: excerpt(&self.body),
+                correlation_id,
             }),
             429 => Err(Error::RateLimited {
                 endpoint,
                 retry_after: self.retry_after(),
                 attempts: 1,
+                correlation_id,
             }),
             500..=599 => Err(Error::Server {
                 endpoint,
                 status,
                 excerpt: excerpt(&self.body),
                 attempts: 1,
+                correlation_id,
             }),
             _ => Err(Error::Api {
                 endpoint,
                 status,
                 excerpt: excerpt(&self.body),
+                correlation_id,
             }),
         }
+    }
+
+    /// The `ININ-Correlation-Id` Genesys gives every response: quote it to Genesys support.
+    pub fn correlation_id(&self) -> Option<String> {
+        crate::grant::correlation_id(&self.headers)
     }
 
     /// `Retry-After`, in seconds (an HTTP date is read against the system clock).
@@ -295,6 +306,13 @@ impl ApiClient {
             };
             let status = resp.status();
             let headers = resp.headers().clone();
+            tracing::info!(
+                endpoint = %endpoint,
+                status = status.as_u16(),
+                elapsed_ms = clock.now().saturating_duration_since(start).as_millis() as u64,
+                correlation_id = crate::grant::correlation_id(&headers).as_deref().unwrap_or("-"),
+                "API answered"
+            );
             let body = match read_capped(&endpoint, resp, MAX_API_BODY).await {
                 Ok(b) => b,
                 Err(e @ Error::Transport { .. }) => {
@@ -416,6 +434,7 @@ impl ApiClient {
                     endpoint,
                     reason: "not a paged list: no `entities` array".into(),
                     excerpt: excerpt(v.to_string().as_bytes()),
+                    correlation_id: None,
                 };
                 return Some((Err(e), st));
             };

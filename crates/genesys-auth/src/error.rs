@@ -15,7 +15,8 @@ pub enum Error {
 
     /// The login host refused the client id and secret (401, or 400 `invalid_client`).
     #[error(
-        "{login_host} rejected client {client_id} (HTTP {status}, invalid_client); check the secret, and that this client belongs to region {region}"
+        "{login_host} rejected client {client_id} (HTTP {status}, invalid_client); check the secret, and that this client belongs to region {region}{}",
+        cid(correlation_id)
     )]
     InvalidClient {
         /// The login host that was asked: a wrong region is the usual cause.
@@ -26,21 +27,26 @@ pub enum Error {
         region: String,
         /// 400 or 401.
         status: u16,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// The server understood but refused (403), usually a missing scope or permission.
     #[error(
-        "{endpoint} answered 403 Forbidden: {excerpt}; check the OAuth client's scopes and role"
+        "{endpoint} answered 403 Forbidden: {excerpt}; check the OAuth client's scopes and role{}",
+        cid(correlation_id)
     )]
     Forbidden {
         /// What was asked.
         endpoint: String,
         /// A short, secret-free excerpt of the body.
         excerpt: String,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// Rate limited (429, or the token endpoint's 400 "rate limit exceeded"), after retries.
-    #[error("{endpoint} is rate limiting this client{}{}", retry_after.map(|d| format!("; it asks to wait {} s", d.as_secs())).unwrap_or_default(), attempts_text(*attempts))]
+    #[error("{endpoint} is rate limiting this client{}{}{}", retry_after.map(|d| format!("; it asks to wait {} s", d.as_secs())).unwrap_or_default(), attempts_text(*attempts), cid(correlation_id))]
     RateLimited {
         /// What was asked.
         endpoint: String,
@@ -48,10 +54,12 @@ pub enum Error {
         retry_after: Option<Duration>,
         /// Attempts made.
         attempts: u32,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// The server failed (5xx), after retries.
-    #[error("{endpoint} answered HTTP {status}{}: {excerpt}; try again later", attempts_text(*attempts))]
+    #[error("{endpoint} answered HTTP {status}{}: {excerpt}; try again later{}", attempts_text(*attempts), cid(correlation_id))]
     Server {
         /// What was asked.
         endpoint: String,
@@ -61,6 +69,8 @@ pub enum Error {
         excerpt: String,
         /// Attempts made.
         attempts: u32,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// Connection, DNS, TLS or timeout, after retries.
@@ -77,7 +87,10 @@ pub enum Error {
     },
 
     /// A response that could not be used: not JSON, missing or invalid fields, too large.
-    #[error("{endpoint} sent an unusable response: {reason} (body starts: {excerpt})")]
+    #[error(
+        "{endpoint} sent an unusable response: {reason} (body starts: {excerpt}){}",
+        cid(correlation_id)
+    )]
     BadResponse {
         /// What was asked.
         endpoint: String,
@@ -85,10 +98,15 @@ pub enum Error {
         reason: String,
         /// A short, secret-free excerpt of the body.
         excerpt: String,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// Any other 4xx from the token endpoint; never retried.
-    #[error("{endpoint} refused the token request with HTTP {status}: {excerpt}")]
+    #[error(
+        "{endpoint} refused the token request with HTTP {status}: {excerpt}{}",
+        cid(correlation_id)
+    )]
     Rejected {
         /// What was asked.
         endpoint: String,
@@ -96,11 +114,13 @@ pub enum Error {
         status: u16,
         /// A short, secret-free excerpt of the body.
         excerpt: String,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// The API answered with an error status (from the typed helpers such as `get_json`; `send`
     /// returns every response as it is).
-    #[error("{endpoint} answered HTTP {status}: {excerpt}")]
+    #[error("{endpoint} answered HTTP {status}: {excerpt}{}", cid(correlation_id))]
     Api {
         /// What was asked.
         endpoint: String,
@@ -108,6 +128,8 @@ pub enum Error {
         status: u16,
         /// A short, secret-free excerpt of the body.
         excerpt: String,
+        /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
+        correlation_id: Option<String>,
     },
 
     /// A paged list pointed its next page at another host; it was not followed, since the token
@@ -134,6 +156,13 @@ pub enum Error {
         /// Where the token was configured.
         source_name: String,
     },
+}
+
+/// ` (ININ-Correlation-Id …)` when the server gave one: Genesys support asks for it.
+fn cid(id: &Option<String>) -> String {
+    id.as_ref()
+        .map(|id| format!(" (ININ-Correlation-Id {id})"))
+        .unwrap_or_default()
 }
 
 fn attempts_text(attempts: u32) -> String {

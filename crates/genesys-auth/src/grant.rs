@@ -125,6 +125,19 @@ impl AccessToken {
         &self.scopes
     }
 
+    /// The scopes in `requested` that the server did not grant (OAuth lets it grant fewer than
+    /// asked for). Empty when all were granted, or when the server did not say what it granted.
+    pub fn scopes_not_granted(&self, requested: &[String]) -> Vec<String> {
+        if self.scopes.is_empty() {
+            return Vec::new();
+        }
+        requested
+            .iter()
+            .filter(|s| !self.scopes.contains(s))
+            .cloned()
+            .collect()
+    }
+
     /// `Bearer <token>`, for an `Authorization` header.
     pub fn authorization(&self) -> String {
         format!("Bearer {}", self.secret())
@@ -248,6 +261,7 @@ pub(crate) async fn read_capped(
                 endpoint: endpoint.to_owned(),
                 reason: format!("the body is larger than {size}"),
                 excerpt: excerpt(&body),
+                correlation_id: correlation_id(resp.headers()),
             });
         }
         body.extend_from_slice(&chunk);
@@ -333,15 +347,23 @@ impl TokenExchange {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, self.clock.wall()));
+        let cid = correlation_id(resp.headers());
+        tracing::info!(
+            url = %url,
+            status,
+            correlation_id = cid.as_deref().unwrap_or("-"),
+            "token endpoint answered"
+        );
         let body = read_capped(&endpoint, resp, MAX_BODY).await?;
         if status == 200 {
             return parse_token_response(&body, sent_at).map_err(|reason| Error::BadResponse {
                 endpoint,
                 reason,
                 excerpt: excerpt(&body),
+                correlation_id: cid,
             });
         }
-        Err(self.classify(status, &body, retry_after, endpoint))
+        Err(self.classify(status, &body, retry_after, endpoint, cid))
     }
 
     fn classify(
@@ -350,6 +372,7 @@ impl TokenExchange {
         body: &[u8],
         retry_after: Option<Duration>,
         endpoint: String,
+        correlation_id: Option<String>,
     ) -> Error {
         let json: Option<Value> = serde_json::from_slice(body).ok();
         let field = |k: &str| {
@@ -363,45 +386,61 @@ impl TokenExchange {
         let description =
             format!("{} {}", field("description"), field("error_description")).to_ascii_lowercase();
         match status {
-            401 => self.invalid_client(status),
-            400 if error == "invalid_client" => self.invalid_client(status),
+            401 => self.invalid_client(status, correlation_id),
+            400 if error == "invalid_client" => self.invalid_client(status, correlation_id),
             400 if error == "invalid_request" && description.contains("rate limit exceeded") => {
                 Error::RateLimited {
                     endpoint,
                     retry_after,
                     attempts: 1,
+                    correlation_id,
                 }
             }
             429 => Error::RateLimited {
                 endpoint,
                 retry_after,
                 attempts: 1,
+                correlation_id,
             },
             403 => Error::Forbidden {
                 endpoint,
                 excerpt: excerpt(body),
+                correlation_id,
             },
             500..=599 => Error::Server {
                 endpoint,
                 status,
                 excerpt: excerpt(body),
                 attempts: 1,
+                correlation_id,
             },
             _ => Error::Rejected {
                 endpoint,
                 status,
                 excerpt: excerpt(body),
+                correlation_id,
             },
         }
     }
 
-    fn invalid_client(&self, status: u16) -> Error {
+    fn invalid_client(&self, status: u16, correlation_id: Option<String>) -> Error {
         let region = &self.settings.region;
         Error::InvalidClient {
             login_host: region.value.login_host(),
             client_id: short_id(&self.credentials.client_id),
             region: format!("{} (from {})", region.value, region.source),
             status,
+            correlation_id,
         }
     }
+}
+
+/// The `ININ-Correlation-Id` of a response, if it has a readable one.
+pub(crate) fn correlation_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("inin-correlation-id")?
+        .to_str()
+        .ok()
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned)
 }

@@ -368,6 +368,7 @@ fn error_excerpts_never_carry_a_token_value() {
         endpoint: "x".into(),
         reason: "r".into(),
         excerpt: String::new(),
+        correlation_id: None,
     };
     check_error(&e);
     // A token response that fails validation must not put its token in the message.

@@ -19,6 +19,8 @@ pub(crate) fn router() -> Router<Arc<State>> {
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/counters", get(counters).delete(reset_counters))
         .route("/clock/advance", post(advance))
+        .route("/clients/{id}", axum::routing::delete(delete_client))
+        .route("/clients/{id}/revoke", post(revoke_client_tokens))
 }
 
 async fn add_fault(
@@ -57,5 +59,25 @@ async fn advance(
     axum::Json(a): axum::Json<Advance>,
 ) -> StatusCode {
     state.clock.advance(Duration::from_secs(a.seconds));
+    StatusCode::NO_CONTENT
+}
+
+async fn delete_client(
+    AxState(state): AxState<Arc<State>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> StatusCode {
+    if !state.clients.contains_key(&id) {
+        return StatusCode::NOT_FOUND;
+    }
+    lock(&state.deleted).insert(id.clone());
+    state.revoke_tokens_of(&id);
+    StatusCode::NO_CONTENT
+}
+
+async fn revoke_client_tokens(
+    AxState(state): AxState<Arc<State>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> StatusCode {
+    state.revoke_tokens_of(&id);
     StatusCode::NO_CONTENT
 }

@@ -17,6 +17,7 @@ mod api;
 mod faults;
 mod oauth;
 mod redis_server;
+mod refusals;
 mod state;
 
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ use tokio::sync::oneshot;
 
 pub use faults::{Fault, FaultRequest, Target};
 pub use redis_server::RedisServer;
-pub use state::{ClientSpec, Counters};
+pub use state::{ClientSpec, Counters, IpRange};
 
 use state::{State, lock};
 
@@ -45,6 +46,7 @@ pub struct EmulatorBuilder {
     clients: Vec<ClientSpec>,
     token_rate_limit: Option<u32>,
     api_rate_limit: Option<u32>,
+    enforce_scopes: bool,
     users: usize,
     port: u16,
 }
@@ -55,6 +57,7 @@ impl Default for EmulatorBuilder {
             clients: Vec::new(),
             token_rate_limit: Some(300),
             api_rate_limit: None,
+            enforce_scopes: false,
             users: 60,
             port: 0,
         }
@@ -74,7 +77,15 @@ impl EmulatorBuilder {
         self
     }
 
-    /// API requests allowed per minute across all tokens, answered with 429 beyond; off by default.
+    /// Refuse a token request for a scope the client does not have, as an org with "Enforce
+    /// Scopes" on does; by default such a request is narrowed to the client's scopes.
+    pub fn enforce_scopes(mut self, on: bool) -> Self {
+        self.enforce_scopes = on;
+        self
+    }
+
+    /// API requests allowed per minute for each token (Genesys: about 300), answered with 429
+    /// and `Retry-After` beyond; off by default.
     pub fn api_rate_limit(mut self, per_minute: Option<u32>) -> Self {
         self.api_rate_limit = per_minute;
         self
@@ -92,6 +103,57 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Applies an emulator configuration file's text (TOML), for setups larger than a command
+    /// line: top-level `token_rate_limit`, `api_rate_limit`, `enforce_scopes`, `users`, and
+    /// `[[clients]]` tables with `id`, `secret` and the options of [`ClientSpec::option`]
+    /// (`ttl`, `scopes` as a list, `grant`, `state`, `ips` as a list, `name`). Errors name the
+    /// line and column, never a secret.
+    pub fn config_toml(mut self, text: &str) -> Result<Self, String> {
+        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {col}: ")
+            });
+            format!("{at}{}", e.message())
+        })?;
+        for (key, value) in &doc {
+            let int = || {
+                value
+                    .as_integer()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("`{key}` must be a non-negative integer"))
+            };
+            match key.as_str() {
+                "token_rate_limit" => self.token_rate_limit = Some(int()?).filter(|n| *n > 0),
+                "api_rate_limit" => self.api_rate_limit = Some(int()?).filter(|n| *n > 0),
+                "users" => self.users = int()? as usize,
+                "enforce_scopes" => {
+                    self.enforce_scopes = value
+                        .as_bool()
+                        .ok_or("`enforce_scopes` must be true or false")?;
+                }
+                "clients" => {
+                    let list = value
+                        .as_array()
+                        .ok_or("`clients` must be [[clients]] tables")?;
+                    for (i, c) in list.iter().enumerate() {
+                        self.clients.push(
+                            client_from_toml(c).map_err(|e| format!("clients #{}: {e}", i + 1))?,
+                        );
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown key `{other}`; use token_rate_limit, api_rate_limit, enforce_scopes, users or [[clients]]"
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// Binds 127.0.0.1 and starts serving in the current tokio runtime.
     pub async fn start(self) -> std::io::Result<Emulator> {
         let mut clients = self.clients;
@@ -102,6 +164,7 @@ impl EmulatorBuilder {
             clients,
             self.token_rate_limit,
             self.api_rate_limit,
+            self.enforce_scopes,
             self.users,
         ));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
@@ -109,6 +172,7 @@ impl EmulatorBuilder {
         let (tx, rx) = oneshot::channel::<()>();
         let app = router(state.clone());
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = rx.await;
             });
@@ -125,12 +189,49 @@ impl EmulatorBuilder {
     }
 }
 
+fn client_from_toml(v: &toml::Value) -> Result<ClientSpec, String> {
+    let t = v.as_table().ok_or("not a table")?;
+    let text = |k: &str| t.get(k).and_then(toml::Value::as_str);
+    let id = text("id")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or("needs `id`")?;
+    let secret = text("secret")
+        .filter(|s| !s.is_empty())
+        .ok_or("needs `secret`")?;
+    let mut c = ClientSpec::new(id, secret);
+    for (k, v) in t {
+        let value = match (k.as_str(), v) {
+            ("id" | "secret", _) => continue,
+            (_, toml::Value::String(s)) => s.clone(),
+            (_, toml::Value::Integer(n)) => n.to_string(),
+            (_, toml::Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .ok_or(format!("`{k}`: a list of strings"))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ => return Err(format!("`{k}` has a value of the wrong type")),
+        };
+        c = c.option(k, &value)?;
+    }
+    Ok(c)
+}
+
 fn router(state: Arc<State>) -> Router {
     let api = Router::new()
         .route("/v2/tokens/me", get(api::tokens_me).delete(api::revoke))
         .route("/v2/organizations/me", get(api::organizations_me))
         .route("/v2/users/me", get(api::users_me))
         .route("/v2/users", get(api::users))
+        .route("/v2/oauth/clients/{id}", get(api::oauth_client))
+        .route("/v2/authorization/roles", get(api::roles))
+        .route(
+            "/v2/externalcontacts/scan/contacts",
+            get(api::contacts_scan),
+        )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -141,6 +242,7 @@ fn router(state: Arc<State>) -> Router {
         .nest("/api", api)
         .nest(ADMIN_PREFIX, admin::router())
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(api::response_headers))
         .with_state(state)
 }
 
@@ -192,6 +294,23 @@ impl Emulator {
     /// Every registered client.
     pub fn clients(&self) -> Vec<ClientSpec> {
         self.state.clients.values().cloned().collect()
+    }
+
+    /// Deletes a client, as an administrator would: its tokens stop working at once (401) and
+    /// its token requests get "client not found". `false` if there was no such client.
+    pub fn delete_client(&self, id: &str) -> bool {
+        if !self.state.clients.contains_key(id) {
+            return false;
+        }
+        lock(&self.state.deleted).insert(id.to_owned());
+        self.revoke_tokens_of(id);
+        true
+    }
+
+    /// Revokes every token issued to a client, as rotating its secret or an administrator would:
+    /// they expire early, with 401 from any API path. Returns how many were revoked.
+    pub fn revoke_tokens_of(&self, id: &str) -> usize {
+        self.state.revoke_tokens_of(id)
     }
 
     /// Queues `fault` for the next `count` responses of `target`.

@@ -12,6 +12,7 @@ use rand::RngCore as _;
 use serde_json::{Value, json};
 
 use crate::faults::{self, Outcome, Target};
+use crate::refusals::Refusal;
 use crate::state::{IssuedToken, State, lock};
 
 /// Genesys' answer when a client asks for tokens too often: HTTP 400, not 429.
@@ -54,6 +55,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
 
 pub(crate) async fn token(
     AxState(state): AxState<Arc<State>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -63,14 +65,19 @@ pub(crate) async fn token(
     {
         return resp;
     }
-    let resp = grant(&state, &headers, &body);
+    let resp = grant(&state, peer.ip(), &headers, &body);
     if resp.status() == StatusCode::UNAUTHORIZED {
         state.count(|c| c.unauthorized += 1);
     }
     resp
 }
 
-fn grant(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
+fn refuse(r: Refusal) -> Response {
+    let (status, error, description) = r.answer();
+    oauth_error(status, error, description)
+}
+
+fn grant(state: &State, peer: std::net::IpAddr, headers: &HeaderMap, body: &[u8]) -> Response {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -142,37 +149,33 @@ fn grant(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
             );
         }
     };
-    let Some(client) = state
-        .clients
-        .get(&creds.0)
-        .filter(|c| constant_time_eq(c.secret.as_bytes(), creds.1.as_bytes()))
-    else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "authentication failed",
-        );
+    let Some(client) = state.client(&creds.0) else {
+        return refuse(Refusal::UnknownClient);
     };
+    if !constant_time_eq(client.secret.as_bytes(), creds.1.as_bytes()) {
+        return refuse(Refusal::WrongSecret);
+    }
+    if !client.allowed_ips.is_empty() && !client.allowed_ips.iter().any(|r| r.contains(peer)) {
+        return refuse(Refusal::IpNotAllowed);
+    }
+    if !client.active {
+        return refuse(Refusal::Inactive);
+    }
+    if !client.client_credentials {
+        return refuse(Refusal::GrantNotAllowed);
+    }
     if state.token_rate_limited(&client.id) {
         return (StatusCode::BAD_REQUEST, axum::Json(rate_limit_body())).into_response();
     }
-    // A requested scope narrows the grant to the scopes the client has; an unknown one is refused.
-    let scopes = match scope.as_deref().map(str::split_whitespace) {
-        None => client.scopes.clone(),
-        Some(requested) => {
-            let requested: Vec<String> = requested.map(str::to_owned).collect();
-            if requested.is_empty() {
-                client.scopes.clone()
-            } else if let Some(bad) = requested.iter().find(|s| !client.scopes.contains(s)) {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    &format!("scope not granted to this client: {bad}"),
-                );
-            } else {
-                requested
-            }
-        }
+    let requested: Vec<String> = scope
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let scopes = match granted_scopes(&client.scopes, &requested, state.enforce_scopes) {
+        Ok(s) => s,
+        Err(r) => return refuse(r),
     };
     let token = new_token();
     let expires_in = client.token_ttl.as_secs();
@@ -196,6 +199,37 @@ fn grant(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
         axum::Json(body),
     )
         .into_response()
+}
+
+/// What a token request is granted (RFC 6749 §3.3: a server may grant less than asked):
+/// - a client registered without scopes gets what it asks for;
+/// - a client with scopes gets the intersection, or its own scopes when nothing asked for is its
+///   (an org that does not enforce scopes does not refuse);
+/// - an org that enforces scopes refuses a request for a scope the client does not have.
+fn granted_scopes(
+    client: &[String],
+    requested: &[String],
+    enforce: bool,
+) -> Result<Vec<String>, Refusal> {
+    if requested.is_empty() {
+        return Ok(client.to_vec());
+    }
+    if client.is_empty() {
+        return Ok(requested.to_vec());
+    }
+    let both: Vec<String> = requested
+        .iter()
+        .filter(|s| client.contains(s))
+        .cloned()
+        .collect();
+    if enforce && both.len() < requested.len() {
+        return Err(Refusal::ScopeNotGranted);
+    }
+    Ok(if both.is_empty() {
+        client.to_vec()
+    } else {
+        both
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::faults::{Fault, Target};
 
 /// One registered OAuth client, as an administrator would create it in Genesys Cloud.
@@ -19,8 +21,77 @@ pub struct ClientSpec {
     pub name: String,
     /// Lifetime of each token issued to this client.
     pub token_ttl: Duration,
-    /// Scopes granted to the client; returned as `scope` when not empty.
+    /// Scopes granted to the client; returned as `scope` when not empty. A client without
+    /// scopes gets whatever it asks for, as in an org that does not enforce scopes.
     pub scopes: Vec<String>,
+    /// Whether the client has the client-credentials grant (`grant=none` takes it away).
+    pub client_credentials: bool,
+    /// Whether the client is active (`state=inactive`).
+    pub active: bool,
+    /// The address ranges token requests may come from; empty: any.
+    pub allowed_ips: Vec<IpRange>,
+}
+
+/// An IPv4 or IPv6 range, `10.0.0.0/8` or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or a CIDR range like 10.0.0.0/8"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl IpRange {
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (ip, self.addr) {
+            (V4(a), V4(b)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (V6(a), V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for ClientSpec {
@@ -31,6 +102,9 @@ impl std::fmt::Debug for ClientSpec {
             .field("name", &self.name)
             .field("token_ttl", &self.token_ttl)
             .field("scopes", &self.scopes)
+            .field("client_credentials", &self.client_credentials)
+            .field("active", &self.active)
+            .field("allowed_ips", &self.allowed_ips)
             .finish()
     }
 }
@@ -45,7 +119,93 @@ impl ClientSpec {
             secret: secret.into(),
             token_ttl: Duration::from_secs(86_400),
             scopes: Vec::new(),
+            client_credentials: true,
+            active: true,
+            allowed_ips: Vec::new(),
         }
+    }
+
+    /// Parses the command line's `ID:SECRET[:option…]`, options being `ttl=SECS`,
+    /// `scopes=a,b`, `grant=none`, `state=inactive`, `ips=RANGE,RANGE` and `name=NAME`. Errors
+    /// never repeat the secret.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut parts = spec.split(':');
+        let id = parts.next().unwrap_or("").trim();
+        let secret = parts.next().unwrap_or("");
+        if id.is_empty() || secret.is_empty() {
+            return Err("expected ID:SECRET[:option...], e.g. my-client:my-secret:ttl=600".into());
+        }
+        // Options are split at `:`, but values may hold one (`scopes=users:readonly`,
+        // `ips=::1`): a piece without `=` continues the option before it.
+        let mut options: Vec<String> = Vec::new();
+        for piece in parts {
+            match options.last_mut() {
+                Some(last) if !piece.contains('=') => {
+                    last.push(':');
+                    last.push_str(piece);
+                }
+                // Not echoed: a secret holding `:` would show up here.
+                None if !piece.contains('=') => {
+                    return Err(format!(
+                        "client {id}: after ID:SECRET come KEY=VALUE options (ttl, scopes, grant, state, ips, name); a secret cannot hold `:`"
+                    ));
+                }
+                _ => options.push(piece.to_owned()),
+            }
+        }
+        let mut c = Self::new(id, secret);
+        for opt in &options {
+            let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+            c = c
+                .option(k.trim(), v.trim())
+                .map_err(|e| format!("client {id}: {e}"))?;
+        }
+        Ok(c)
+    }
+
+    /// Applies one option, as [`ClientSpec::parse`] and the TOML file name them.
+    pub fn option(mut self, key: &str, value: &str) -> Result<Self, String> {
+        match key {
+            "ttl" => {
+                let secs: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=172_800).contains(s))
+                    .ok_or_else(|| format!("ttl={value}: give seconds, 1 to 172800"))?;
+                self.token_ttl = Duration::from_secs(secs);
+            }
+            "scopes" => {
+                self.scopes = value
+                    .split([',', ' '])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "grant" => match value {
+                "none" => self.client_credentials = false,
+                "client_credentials" | "client-credentials" => self.client_credentials = true,
+                other => return Err(format!("grant={other}: use client_credentials or none")),
+            },
+            "state" => match value {
+                "active" => self.active = true,
+                "inactive" => self.active = false,
+                other => return Err(format!("state={other}: use active or inactive")),
+            },
+            "ips" => {
+                self.allowed_ips = value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?;
+            }
+            "name" => self.name = value.to_owned(),
+            other => {
+                return Err(format!(
+                    "unknown option `{other}`; use ttl, scopes, grant, state, ips or name"
+                ));
+            }
+        }
+        Ok(self)
     }
 
     /// The demo client ([`crate::DEMO_CLIENT_ID`]) with a fresh random secret and the scopes the
@@ -65,6 +225,24 @@ impl ClientSpec {
     /// Sets the lifetime of the tokens this client gets.
     pub fn token_ttl(mut self, ttl: Duration) -> Self {
         self.token_ttl = ttl;
+        self
+    }
+
+    /// Takes the client-credentials grant away (`unauthorized_client`).
+    pub fn without_client_credentials(mut self) -> Self {
+        self.client_credentials = false;
+        self
+    }
+
+    /// Makes the client inactive.
+    pub fn inactive(mut self) -> Self {
+        self.active = false;
+        self
+    }
+
+    /// Lets token requests come only from these ranges.
+    pub fn allowed_ips(mut self, ranges: impl IntoIterator<Item = IpRange>) -> Self {
+        self.allowed_ips = ranges.into_iter().collect();
         self
     }
 
@@ -143,8 +321,9 @@ pub(crate) struct User {
     pub self_uri: String,
 }
 
-pub(crate) struct ApiRateLimit {
-    pub per_minute: u32,
+/// One token's window of the per-token API rate limit.
+#[derive(Default)]
+pub(crate) struct ApiWindow {
     pub window_start: Duration,
     pub count: u32,
 }
@@ -157,7 +336,15 @@ pub(crate) struct State {
     pub counters: Mutex<Counters>,
     pub token_rate_limit: Option<u32>,
     pub token_windows: Mutex<HashMap<String, VecDeque<Duration>>>,
-    pub api_rate_limit: Option<Mutex<ApiRateLimit>>,
+    /// API requests allowed per minute per token.
+    pub api_rate_limit: Option<u32>,
+    pub api_windows: Mutex<HashMap<String, ApiWindow>>,
+    /// Whether a request for a scope the client lacks is refused rather than narrowed.
+    pub enforce_scopes: bool,
+    /// Clients deleted since start: their tokens stop working and they get "client not found".
+    pub deleted: Mutex<std::collections::HashSet<String>>,
+    pub roles: Vec<Value>,
+    pub contacts: Vec<Value>,
     pub users: Vec<User>,
     pub org_id: String,
     pub org_name: String,
@@ -168,6 +355,7 @@ impl State {
         clients: Vec<ClientSpec>,
         token_rate_limit: Option<u32>,
         api_rate_limit: Option<u32>,
+        enforce_scopes: bool,
         users: usize,
     ) -> Self {
         let users = (1..=users)
@@ -190,13 +378,22 @@ impl State {
             counters: Mutex::new(Counters::default()),
             token_rate_limit,
             token_windows: Mutex::new(HashMap::new()),
-            api_rate_limit: api_rate_limit.map(|per_minute| {
-                Mutex::new(ApiRateLimit {
-                    per_minute,
-                    window_start: Duration::ZERO,
-                    count: 0,
+            api_rate_limit,
+            api_windows: Mutex::new(HashMap::new()),
+            enforce_scopes,
+            deleted: Mutex::new(Default::default()),
+            roles: (1..=30)
+                .map(|i| {
+                    let id = format!("00000000-0000-4000-a000-{i:012}");
+                    serde_json::json!({"id": id, "name": format!("Role {i}"), "selfUri": format!("/api/v2/authorization/roles/{id}")})
                 })
-            }),
+                .collect(),
+            contacts: (1..=45)
+                .map(|i| {
+                    let id = format!("00000000-0000-4000-c000-{i:012}");
+                    serde_json::json!({"id": id, "firstName": format!("Contact {i}"), "selfUri": format!("/api/v2/externalcontacts/contacts/{id}")})
+                })
+                .collect(),
             users,
             org_id: "6b0c1a4e-0000-4000-8000-0000e0000001".into(),
             org_name: "Emulated Organization".into(),
@@ -210,6 +407,26 @@ impl State {
     /// Takes the next queued fault for `target`, if any.
     pub fn next_fault(&self, target: Target) -> Option<Fault> {
         lock(&self.faults).get_mut(&target)?.pop_front()
+    }
+
+    /// Revokes every token issued to `client_id`; returns how many.
+    pub fn revoke_tokens_of(&self, client_id: &str) -> usize {
+        let mut n = 0;
+        for t in lock(&self.tokens).values_mut() {
+            if t.client_id == client_id && !t.revoked {
+                t.revoked = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The client behind `id`, unless it was deleted.
+    pub fn client(&self, id: &str) -> Option<&ClientSpec> {
+        if lock(&self.deleted).contains(id) {
+            return None;
+        }
+        self.clients.get(id)
     }
 
     /// Records a token request by `client_id` and says whether it is over the per-client limit.

@@ -8,25 +8,42 @@ use genesys_emulator::{ClientSpec, Emulator};
 use crate::cli::EmulatorArgs;
 use crate::exit::{CliError, Exit};
 
-/// Parses `ID:SECRET` for `--client`.
-pub fn parse_client(s: &str) -> Result<(String, String), String> {
-    match s.split_once(':') {
-        Some((id, secret)) if !id.trim().is_empty() && !secret.is_empty() => {
-            Ok((id.trim().to_owned(), secret.to_owned()))
-        }
-        _ => Err("expected ID:SECRET, e.g. --client my-client:my-secret".into()),
-    }
-}
-
 pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
     let ttl = Duration::from_secs(args.token_ttl);
     let mut builder = Emulator::builder()
         .port(args.port)
         .users(args.users)
-        .token_rate_limit((args.token_rate_limit > 0).then_some(args.token_rate_limit));
-    let no_clients = args.client.is_empty();
-    for (id, secret) in args.client {
-        builder = builder.client(ClientSpec::new(id, secret).token_ttl(ttl));
+        .token_rate_limit((args.token_rate_limit > 0).then_some(args.token_rate_limit))
+        .api_rate_limit((args.api_rate_limit > 0).then_some(args.api_rate_limit))
+        .enforce_scopes(args.enforce_scopes);
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(
+                Exit::Config,
+                format!("cannot read {}: {}", path.display(), e.kind()),
+            )
+        })?;
+        builder = builder
+            .config_toml(&text)
+            .map_err(|e| CliError::new(Exit::Config, format!("{}: {e}", path.display())))?;
+    }
+    let clients = args
+        .client
+        .iter()
+        .map(|spec| ClientSpec::parse(spec))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::new(Exit::Usage, format!("--client: {e}")))?;
+    let default_ttl = Duration::from_secs(86_400);
+    let first = clients.first().cloned();
+    let no_clients = args.client.is_empty() && args.config.is_none();
+    for client in clients {
+        // --token-ttl applies to clients that name no ttl of their own.
+        let client = if client.token_ttl == default_ttl {
+            client.token_ttl(ttl)
+        } else {
+            client
+        };
+        builder = builder.client(client);
     }
     if no_clients {
         // The demo client keeps its scopes; only its lifetime follows --token-ttl.
@@ -40,11 +57,12 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
         "# genesys-auth emulator listening on {base} (Ctrl-C to stop)"
     );
     let _ = writeln!(out, "export GENESYS_REGION={base}");
-    if no_clients {
-        let demo = emu.demo_client();
-        let _ = writeln!(out, "export GENESYS_CLIENT_ID={}", demo.id);
-        // The emulator's own throwaway demo secret: printing it is the point of this command.
-        let _ = writeln!(out, "export GENESYS_CLIENT_SECRET={}", demo.secret);
+    // The emulator's own throwaway credentials, or the ones just given on this command line:
+    // printing them is the point of this command.
+    let shown = first.or_else(|| no_clients.then(|| emu.demo_client()));
+    if let Some(c) = shown {
+        let _ = writeln!(out, "export GENESYS_CLIENT_ID={}", c.id);
+        let _ = writeln!(out, "export GENESYS_CLIENT_SECRET={}", c.secret);
     }
     let _ = out.flush();
     drop(out);

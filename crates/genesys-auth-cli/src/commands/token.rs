@@ -12,6 +12,7 @@ pub async fn run(global: &Global, args: TokenArgs) -> Result<(), CliError> {
     let settings = context::settings(global)?;
     let provider = context::provider(global, settings)?;
     let token = provider.token().await?;
+    warn_narrowed(&provider, &token);
     if args.json {
         print_json(&token_json(&provider, &token));
     } else if args.header {
@@ -20,6 +21,29 @@ pub async fn run(global: &Global, args: TokenArgs) -> Result<(), CliError> {
         print_line(token.secret());
     }
     Ok(())
+}
+
+/// The scopes asked for and not granted, if any.
+fn not_granted(provider: &genesys_auth::TokenProvider, token: &AccessToken) -> Vec<String> {
+    let requested = provider
+        .settings()
+        .scopes
+        .as_ref()
+        .map(|s| s.value.clone())
+        .unwrap_or_default();
+    token.scopes_not_granted(&requested)
+}
+
+/// Says so when the server granted fewer scopes than were asked for.
+pub fn warn_narrowed(provider: &genesys_auth::TokenProvider, token: &AccessToken) {
+    let missing = not_granted(provider, token);
+    if !missing.is_empty() {
+        crate::output::warn(&format!(
+            "the token was granted fewer scopes than requested: not granted {}; granted {}",
+            missing.join(" "),
+            token.scopes().join(" ")
+        ));
+    }
 }
 
 /// The JSON form of a token, as `token --json` prints it.
@@ -43,6 +67,7 @@ pub fn token_json(
         "expires_in": expires_in,
         "expires_at": expires_at,
         "scope": (!token.scopes().is_empty()).then(|| token.scopes().join(" ")),
+        "scopes_not_granted": not_granted(provider, token),
         "region": region.name(),
         "api_base_url": region.api_base_url(),
     })

@@ -107,6 +107,7 @@ const ORG_ME: &str = "GET /api/v2/organizations/me";
 
 pub async fn check(api: &ApiClient) -> Result<Report, CliError> {
     let token = api.provider().token().await?;
+    super::token::warn_narrowed(api.provider(), &token);
     let me = api.get("/api/v2/tokens/me").await?;
     if !me.status.is_success() {
         return Err(status_error(&me));

@@ -274,12 +274,14 @@ impl StoredFailure {
                 endpoint,
                 retry_after: Some(wait),
                 attempts: self.attempts,
+                correlation_id: None,
             },
             FailureKind::Server => crate::Error::Server {
                 endpoint,
                 status: self.status.unwrap_or(503),
                 excerpt: note,
                 attempts: self.attempts,
+                correlation_id: None,
             },
             FailureKind::Transport => crate::Error::Transport {
                 endpoint,
@@ -291,6 +293,7 @@ impl StoredFailure {
                 endpoint,
                 reason: note,
                 excerpt: "(not kept)".into(),
+                correlation_id: None,
             },
         }
     }
