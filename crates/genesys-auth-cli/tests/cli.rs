@@ -1061,3 +1061,164 @@ fn a_cache_entry_with_a_line_break_in_its_token_is_replaced_with_a_warning() {
     );
     assert_eq!(e.emu.counters().token_requests, 2);
 }
+
+/// An emulator with one client per failure a user meets, and the CLI run against each.
+#[test]
+fn every_refusal_the_emulator_models_reaches_the_cli_with_its_own_exit_and_message() {
+    let e = env_with(|b| {
+        b.client(ClientSpec::new("no-grant", SECRET).without_client_credentials())
+            .client(ClientSpec::new("inactive", SECRET).inactive())
+            .client(ClientSpec::new("walled", SECRET).allowed_ips(["10.0.0.0/8".parse().unwrap()]))
+    });
+    for (id, secret, exit, needle) in [
+        ("nobody", SECRET, 4, "client not found"),
+        (ID, "wrong-secret-value", 4, "rejected client"),
+        ("no-grant", SECRET, 4, "unauthorized_client"),
+        ("inactive", SECRET, 4, "inactive"),
+        ("walled", SECRET, 5, "ip address is not allowed"),
+    ] {
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_CLIENT_ID", id)
+                .env("GENESYS_CLIENT_SECRET", secret)
+                .args(["--no-cache", "token"]),
+        );
+        assert_eq!(code(&out), exit, "{id}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{id}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("wrong-secret-value"));
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+#[test]
+fn a_tutorial_style_scope_request_is_granted_and_a_narrower_grant_reported() {
+    let e = env_with(|b| b.client(ClientSpec::new("open", SECRET)));
+    let out = e.run(e.cmd().env("GENESYS_CLIENT_ID", "open").args([
+        "--scope",
+        "user:read",
+        "--no-cache",
+        "token",
+        "--json",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    e.remember(json["access_token"].as_str().unwrap());
+    assert_eq!(json["scope"], "user:read");
+    assert_eq!(json["scopes_not_granted"], serde_json::json!([]));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    // The default client has users:read and organization:readonly: asking for more is narrowed.
+    let out = e.run_args(&[
+        "--scope",
+        "users:read",
+        "--scope",
+        "admin",
+        "--no-cache",
+        "token",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    e.remember(json["access_token"].as_str().unwrap());
+    assert_eq!(json["scope"], "users:read");
+    assert_eq!(json["scopes_not_granted"], serde_json::json!(["admin"]));
+    assert!(
+        stderr(&out).contains(
+            "warning: the token was granted fewer scopes than requested: not granted admin"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = e.run_args(&["--scope", "users:read", "--scope", "admin", "verify"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not granted admin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_api_rate_limit_and_early_expiry_through_the_cli() {
+    let e = env_with(|b| b.api_rate_limit(Some(2)));
+    let token = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&token);
+    for _ in 0..2 {
+        assert_eq!(code(&e.run_args(&["api", "organizations/me"])), 0);
+    }
+    // Over the limit: Retry-After is longer than --timeout allows, so it stops at once.
+    let out = e.run_args(&["--timeout", "2", "-v", "api", "organizations/me"]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("correlation_id="), "{}", stderr(&out));
+    // Revoked early: the cached token gets a 401, is dropped, and one fresh token heals it.
+    e.emu.advance_clock(Duration::from_secs(61));
+    assert_eq!(e.emu.revoke_tokens_of(ID), 1);
+    let out = e.run_args(&["api", "organizations/me"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(e.emu.counters().token_requests, 2);
+    e.remember(stdout(&e.run_args(&["token"])).trim());
+    // A deleted client: its token stops working and no new one comes.
+    assert!(e.emu.delete_client(ID));
+    let out = e.run_args(&["api", "organizations/me"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("client not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_emulator_command_registers_clients_with_options_and_prints_their_exports() {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .args([
+            "emulator",
+            "--client",
+            "cli-bot:cli-pw:ttl=600:scopes=users:readonly,organization:readonly",
+            "--client",
+            "off:pw2:grant=none",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut exports = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            exports.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    assert_eq!(exports["GENESYS_CLIENT_ID"], "cli-bot");
+    assert_eq!(exports["GENESYS_CLIENT_SECRET"], "cli-pw");
+    let run = |id: &str, secret: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .env_clear()
+            .env("GENESYS_REGION", &exports["GENESYS_REGION"])
+            .env("GENESYS_CLIENT_ID", id)
+            .env("GENESYS_CLIENT_SECRET", secret)
+            .args(["--no-cache", "token", "--json"])
+            .output()
+            .unwrap()
+    };
+    let ok = run("cli-bot", "cli-pw");
+    let json: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(json["scope"], "users:readonly organization:readonly");
+    assert!(json["expires_in"].as_u64().unwrap() <= 600);
+    let refused = run("off", "pw2");
+    assert_eq!(refused.status.code(), Some(4));
+    let _ = child.kill();
+    let _ = child.wait();
+    // A malformed client is a usage error that does not repeat the secret.
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .args(["emulator", "--client", "bot:SECRET-IN-SPEC:colour=red"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("colour") && !err.contains("SECRET-IN-SPEC"),
+        "{err}"
+    );
+}

@@ -14,10 +14,7 @@ pub enum Error {
     Config(#[from] ConfigError),
 
     /// The login host refused the client id and secret (401, or 400 `invalid_client`).
-    #[error(
-        "{login_host} rejected client {client_id} (HTTP {status}, invalid_client); check the secret, and that this client belongs to region {region}{}",
-        cid(correlation_id)
-    )]
+    #[error("{}{}", invalid_client_text(login_host, client_id, region, *status, description), cid(correlation_id))]
     InvalidClient {
         /// The login host that was asked: a wrong region is the usual cause.
         login_host: String,
@@ -27,6 +24,8 @@ pub enum Error {
         region: String,
         /// 400 or 401.
         status: u16,
+        /// The server's description (`authentication failed`, `client not found`, …).
+        description: String,
         /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
         correlation_id: Option<String>,
     },
@@ -156,6 +155,30 @@ pub enum Error {
         /// Where the token was configured.
         source_name: String,
     },
+}
+
+/// What a refused client should check, by what the login host said.
+fn invalid_client_text(
+    login_host: &str,
+    client_id: &str,
+    region: &str,
+    status: u16,
+    description: &str,
+) -> String {
+    let d = description.to_ascii_lowercase();
+    if d.contains("not found") {
+        format!(
+            "{login_host} does not know client {client_id} (HTTP {status}, client not found): this client id may belong to another region than {region}; try --region"
+        )
+    } else if d.contains("inactive") {
+        format!(
+            "{login_host} refused client {client_id} (HTTP {status}): the client is inactive; an administrator can activate it in Genesys Cloud (Admin > OAuth)"
+        )
+    } else {
+        format!(
+            "{login_host} rejected client {client_id} (HTTP {status}, invalid_client); check the secret, and that this client belongs to region {region}"
+        )
+    }
 }
 
 /// ` (ININ-Correlation-Id …)` when the server gave one: Genesys support asks for it.

@@ -386,8 +386,10 @@ impl TokenExchange {
         let description =
             format!("{} {}", field("description"), field("error_description")).to_ascii_lowercase();
         match status {
-            401 => self.invalid_client(status, correlation_id),
-            400 if error == "invalid_client" => self.invalid_client(status, correlation_id),
+            401 => self.invalid_client(status, field("description"), correlation_id),
+            400 if error == "invalid_client" => {
+                self.invalid_client(status, field("description"), correlation_id)
+            }
             400 if error == "invalid_request" && description.contains("rate limit exceeded") => {
                 Error::RateLimited {
                     endpoint,
@@ -423,13 +425,25 @@ impl TokenExchange {
         }
     }
 
-    fn invalid_client(&self, status: u16, correlation_id: Option<String>) -> Error {
+    fn invalid_client(
+        &self,
+        status: u16,
+        description: String,
+        correlation_id: Option<String>,
+    ) -> Error {
         let region = &self.settings.region;
         Error::InvalidClient {
             login_host: region.value.login_host(),
             client_id: short_id(&self.credentials.client_id),
             region: format!("{} (from {})", region.value, region.source),
             status,
+            // The server's words, bounded: only ever a short phrase in a message.
+            description: description
+                .trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(120)
+                .collect(),
             correlation_id,
         }
     }
