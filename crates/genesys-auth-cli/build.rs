@@ -21,4 +21,20 @@ fn main() {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
+    // Genesys' SDKs, installed by scripts/sdk-setup.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for (cfg, path) in [
+        ("sdk_python", "target/sdk-venv/bin/python"),
+        (
+            "sdk_js",
+            "tests/sdk/js/node_modules/purecloud-platform-client-v2/package.json",
+        ),
+    ] {
+        let path = root.join(path);
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-changed={}", path.display());
+        if ci || path.exists() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
 }
