@@ -1222,3 +1222,24 @@ fn the_emulator_command_registers_clients_with_options_and_prints_their_exports(
         "{err}"
     );
 }
+
+#[test]
+fn paginate_follows_page_numbers_and_cursors_alike() {
+    let e = env();
+    for (path, query, total) in [
+        ("/api/v2/authorization/roles", "pageSize=7", 30),
+        ("/api/v2/externalcontacts/scan/contacts", "limit=20", 45),
+        ("users", "pageSize=25", 60),
+    ] {
+        let out = e.run_args(&["api", path, "-q", query, "--paginate"]);
+        assert_eq!(code(&out), 0, "{path}: {}", stderr(&out));
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: std::collections::HashSet<&str> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), total, "{path}");
+    }
+}
