@@ -65,7 +65,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
     /// Total timeout of each HTTP exchange, in seconds [default: 15]
-    #[arg(long, global = true, value_name = "SECS")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
     pub timeout: Option<f64>,
     /// Log what happens on stderr (-vv for more); never a secret
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -85,31 +90,117 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print an access token (cached until shortly before it expires), for $(genesys-auth token)
+    #[command(after_help = TOKEN_HELP)]
     Token(TokenArgs),
     /// Check the token against the API: organization, OAuth client, scopes, expiry
+    #[command(after_help = VERIFY_HELP)]
     Verify(JsonArg),
     /// Call the API with the token, in the manner of `gh api`
+    #[command(after_help = API_HELP)]
     Api(ApiArgs),
     /// List the Genesys Cloud regions and the spellings accepted for them
+    #[command(after_help = REGIONS_HELP)]
     Regions(JsonArg),
     /// Show the resolved settings and where each came from; makes no request
+    #[command(after_help = CONFIG_HELP)]
     Config(JsonArg),
     /// Revoke the cached token (DELETE /api/v2/tokens/me) and remove it from the cache
+    #[command(after_help = REVOKE_HELP)]
     Revoke,
     /// List or clear the token cache
-    #[command(subcommand)]
+    #[command(subcommand, after_help = CACHE_HELP)]
     Cache(CacheCommand),
     /// Run the offline Genesys Cloud emulator on 127.0.0.1 until Ctrl-C
     #[command(after_help = EMULATOR_EXAMPLES)]
     Emulator(EmulatorArgs),
     /// Walk through the whole flow: offline on the embedded emulator unless --real
+    #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
     /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_HELP)]
     Completions {
         /// The shell
         shell: clap_complete::Shell,
     },
 }
+
+const TOKEN_HELP: &str = "\
+Examples:
+  curl -H \"$(genesys-auth token --header)\" https://api.mypurecloud.ie/api/v2/organizations/me
+  export TOKEN=$(genesys-auth token)
+  genesys-auth token --json | jq .expires_at
+  genesys-auth -v token                     # says whether the cache served it, and its age
+
+Exit codes: 0 success; 3 configuration; 4 client rejected; 5 forbidden; 6 rate limited;
+7 network, server or unreadable response.";
+
+const VERIFY_HELP: &str = "\
+Examples:
+  genesys-auth verify
+  genesys-auth --region eu-west-1 verify --json
+
+Exit codes: 0 valid; 3 configuration; 4 client or token rejected; 5 forbidden; 6 rate limited;
+7 network, server or unreadable response (a field verify reports is missing); 8 other API error.";
+
+const API_HELP: &str = "\
+Examples:
+  genesys-auth api organizations/me
+  genesys-auth api users -q pageSize=100 --paginate --jq '.[].name'
+  genesys-auth api -X POST /api/v2/groups -f name=Support -F rulesVisible=true
+  genesys-auth api users/me --silent; echo $?
+
+Exit codes: 0 success; 2 usage (a bad header, field or --paginate on a single object);
+3 configuration; 4 token rejected; 5 forbidden; 6 rate limited; 7 network or server error;
+8 the API answered another error status (its body is printed).";
+
+const REGIONS_HELP: &str = "\
+Examples:
+  genesys-auth regions
+  genesys-auth regions --json | jq -r '.[].name'
+
+Exit codes: 0 success; 2 usage.";
+
+const CONFIG_HELP: &str = "\
+Examples:
+  genesys-auth config
+  genesys-auth --profile prod config --json
+
+Exit codes: 0 success; 3 configuration (a source that is needed cannot be read).";
+
+const REVOKE_HELP: &str = "\
+Examples:
+  genesys-auth revoke
+  genesys-auth --store redis://cache:6379/0 revoke
+
+Exit codes: 0 revoked (or nothing to revoke); 3 configuration; 7 network or server error.";
+
+const CACHE_HELP: &str = "\
+Examples:
+  genesys-auth cache list
+  genesys-auth cache clear
+
+Exit codes: 0 success; 3 the cache directory cannot be used.";
+
+const DEMO_HELP: &str = "\
+Examples:
+  genesys-auth demo                 # offline, on the embedded emulator
+  genesys-auth demo --real          # with your credentials, against Genesys Cloud
+
+Exit codes: as the step that failed: 3 configuration; 4 rejected; 5 forbidden; 6 rate limited;
+7 network.";
+
+const COMPLETIONS_HELP: &str = "\
+Install:
+  bash:  genesys-auth completions bash > ~/.local/share/bash-completion/completions/genesys-auth
+  zsh:   genesys-auth completions zsh > \"${fpath[1]}/_genesys-auth\"   # then: autoload -U compinit && compinit
+  fish:  genesys-auth completions fish > ~/.config/fish/completions/genesys-auth.fish
+Open a new shell afterwards.
+
+Examples:
+  genesys-auth completions bash
+  source <(genesys-auth completions bash)      # this shell only
+
+Exit codes: 0 success; 2 an unknown shell.";
 
 const EMULATOR_EXAMPLES: &str = "\
 Examples:
@@ -171,12 +262,31 @@ pub struct ApiArgs {
     /// Send no token (to pass your own Authorization header with -H)
     #[arg(long)]
     pub no_auth: bool,
+    /// A string field of a JSON body (repeatable); with fields and no -X the method is POST,
+    /// with -X GET they are query parameters
+    #[arg(short = 'f', long = "raw-field", value_name = "KEY=VALUE", value_parser = parse_pair, conflicts_with = "data")]
+    pub raw_fields: Vec<(String, String)>,
+    /// A typed field (repeatable): true, false, null and numbers as JSON, @FILE for a file's
+    /// content, anything else a string
+    #[arg(short = 'F', long = "field", value_name = "KEY=VALUE", value_parser = parse_pair, conflicts_with = "data")]
+    pub fields: Vec<(String, String)>,
+    /// Filter the JSON answer with a jq expression (strings printed raw)
+    #[arg(long, value_name = "EXPR")]
+    pub jq: Option<String>,
+    /// Print nothing on success (the exit code still says how it went)
+    #[arg(long, conflicts_with = "jq")]
+    pub silent: bool,
 }
 
 pub fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err("expected KEY=VALUE, e.g. -q pageSize=100".into()),
+        Some(_) => Err("expected KEY=VALUE, e.g. -q pageSize=100".into()),
+        // `-q .entities` is jq's habit: say where filtering is.
+        None => Err(
+            "expected KEY=VALUE, a query parameter (e.g. -q pageSize=100); to filter the output, use --jq EXPR"
+                .into(),
+        ),
     }
 }
 

@@ -93,11 +93,21 @@ pub fn settings(global: &Global) -> Result<Settings, CliError> {
         loader = loader.scopes_from(global.scopes.iter().cloned(), "--scope");
     }
     if let Some(t) = global.timeout {
-        if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
-            return Err(CliError::new(
-                Exit::Config,
-                format!("--timeout {t}: give a number of seconds between 0 and 3600"),
-            ));
+        let why = if !t.is_finite() {
+            Some("is not a number of seconds")
+        } else if t < 0.0 {
+            Some("is negative; give the seconds to wait, e.g. --timeout 30")
+        } else if t == 0.0 {
+            Some(
+                "would give up before sending anything; give at least a fraction of a second, e.g. --timeout 0.5",
+            )
+        } else if t > 3600.0 {
+            Some("is more than an hour; give at most 3600 seconds")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(CliError::new(Exit::Usage, format!("--timeout {t} {why}")));
         }
         // The whole command, retries and their waits included, stays within --timeout.
         loader = loader

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod context;
 mod exit;
+mod jq;
 mod output;
 
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = context::use_color(cli.global.color);
     init_logging(cli.global.verbose, color);
+    if let Err(e) = refuse_inapplicable(&cli) {
+        return finish(Err(e), color);
+    }
     // Commands that make no request need no runtime, no TLS and no HTTP client.
     let quick = match &cli.command {
         Command::Regions(args) => {
@@ -48,6 +52,38 @@ fn main() -> ExitCode {
         }
     };
     finish(runtime.block_on(run(cli)), color)
+}
+
+/// Options that configure a token request mean nothing to the commands that make none: given
+/// there, they are a mistake worth saying (`regions --region bogus` would otherwise pass).
+fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
+    let name = match &cli.command {
+        Command::Regions(_) => "regions",
+        Command::Completions { .. } => "completions",
+        Command::Emulator(_) => "emulator",
+        Command::Cache(_) => "cache",
+        _ => return Ok(()),
+    };
+    let g = &cli.global;
+    let given = [
+        ("--profile", g.profile.is_some()),
+        ("--region", g.region.is_some()),
+        ("--client-id", g.client_id.is_some()),
+        ("--client-secret-file", g.client_secret_file.is_some()),
+        ("--client-secret-stdin", g.client_secret_stdin),
+        ("--scope", !g.scopes.is_empty()),
+        ("--proxy", g.proxy.is_some()),
+        ("--ca-file", g.ca_file.is_some()),
+        ("--timeout", g.timeout.is_some()),
+        ("--no-cache", g.no_cache),
+    ];
+    match given.iter().find(|(_, on)| *on) {
+        Some((flag, _)) => Err(CliError::new(
+            exit::Exit::Usage,
+            format!("{flag} does not apply to `{name}`, which requests no token; drop it"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn finish(result: Result<(), CliError>, color: bool) -> ExitCode {

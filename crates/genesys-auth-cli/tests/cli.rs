@@ -1243,3 +1243,132 @@ fn paginate_follows_page_numbers_and_cursors_alike() {
         assert_eq!(ids.len(), total, "{path}");
     }
 }
+
+#[test]
+fn api_fields_jq_and_silent_as_gh_api_has_them() {
+    let e = env();
+    // -f/-F build the JSON body; with fields and no -X the method is POST.
+    let (base, _) = tiny_server(|target| format!(r#"{{"echo":"{target}"}}"#));
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_REGION", &base)
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "tiny-server-token")
+            .args([
+                "api",
+                "-X",
+                "GET",
+                "groups",
+                "-f",
+                "name=Support",
+                "-F",
+                "pageSize=5",
+                "--jq",
+                ".echo",
+            ]),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/api/v2/groups?name=Support&pageSize=5\n");
+    // Fields without -X are a POST (the emulator has no such path: 404, its body printed).
+    let out = e.run_args(&["api", "groups", "-f", "name=Support", "-F", "size=3"]);
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+    assert!(stderr(&out).contains("POST "), "{}", stderr(&out));
+    // --jq prints strings raw, one per line; --silent prints nothing.
+    let out = e.run_args(&[
+        "api",
+        "users",
+        "-q",
+        "pageSize=3",
+        "--jq",
+        ".entities[].name",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "User 1\nUser 2\nUser 3\n");
+    let out = e.run_args(&["api", "users", "--paginate", "--jq", "length"]);
+    assert_eq!(stdout(&out), "60\n");
+    let out = e.run_args(&["api", "organizations/me", "--silent"]);
+    assert_eq!(code(&out), 0);
+    assert!(stdout(&out).is_empty());
+    let out = e.run_args(&["api", "organizations/me", "--jq", ".["]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
+fn usage_mistakes_get_one_clear_message_and_exit_2() {
+    let e = env();
+    for (args, needle) in [
+        (&["api", "users", "-q", ".entities"][..], "--jq"),
+        (
+            &["api", "organizations/me", "--paginate"],
+            "drop --paginate",
+        ),
+        (&["--timeout", "0", "token"], "--timeout 0"),
+        (&["--timeout", "-1", "token"], "negative"),
+        (
+            &["regions", "--region", "bogus"],
+            "--region does not apply to `regions`",
+        ),
+        (
+            &["emulator", "--client-id", "x"],
+            "--client-id does not apply to `emulator`",
+        ),
+        (
+            &["--client-secret-stdin", "completions", "bash"],
+            "does not apply to `completions`",
+        ),
+        (
+            &["api", "x", "-d", "{}", "-f", "a=b"],
+            "cannot be used with",
+        ),
+    ] {
+        let out = e.run_args(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).matches("error").count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(e.emu.counters().api_requests.get("/api/v2/users"), None);
+}
+
+#[test]
+fn every_command_help_ends_with_examples_and_exit_codes() {
+    for cmd in [
+        "token",
+        "verify",
+        "api",
+        "regions",
+        "config",
+        "revoke",
+        "cache",
+        "emulator",
+        "demo",
+        "completions",
+    ] {
+        let text = help(&[cmd, "--help"]);
+        let examples = text
+            .find("Examples:")
+            .unwrap_or_else(|| panic!("{cmd}: no examples"));
+        assert!(
+            text[examples..].contains("Exit codes:"),
+            "{cmd}: no exit codes"
+        );
+        assert!(
+            text.contains("Global options:"),
+            "{cmd}: global options not apart"
+        );
+        let own = text.find("Options:").unwrap_or(0);
+        assert!(
+            own < text.find("Global options:").unwrap(),
+            "{cmd}: own options first"
+        );
+    }
+    let completions = help(&["completions", "--help"]);
+    for shell in ["bash", "zsh", "fish"] {
+        assert!(completions.contains(&format!("{shell}:")), "{completions}");
+    }
+    insta::assert_snapshot!("help_completions", completions);
+    insta::assert_snapshot!("help_verify", help(&["verify", "--help"]));
+}

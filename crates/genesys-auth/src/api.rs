@@ -430,13 +430,7 @@ impl ApiClient {
                 Err(e) => return Some((Err(e), st)),
             };
             let Some(entities) = v.get("entities").and_then(Value::as_array).cloned() else {
-                let e = Error::BadResponse {
-                    endpoint,
-                    reason: "not a paged list: no `entities` array".into(),
-                    excerpt: excerpt(v.to_string().as_bytes()),
-                    correlation_id: None,
-                };
-                return Some((Err(e), st));
+                return Some((Err(Error::NotPaged { endpoint }), st));
             };
             let num = |k: &str| v.get(k).and_then(Value::as_u64);
             let page = Page {

@@ -131,6 +131,13 @@ pub enum Error {
         correlation_id: Option<String>,
     },
 
+    /// `pages` was asked to follow an answer that is a single object, not a paged list.
+    #[error("{endpoint} answered a single object, not a paged list (no `entities` array)")]
+    NotPaged {
+        /// What was asked.
+        endpoint: String,
+    },
+
     /// A paged list pointed its next page at another host; it was not followed, since the token
     /// is only ever sent to the API origin.
     #[error(

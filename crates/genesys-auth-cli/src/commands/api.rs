@@ -77,14 +77,65 @@ pub fn parse_header(h: &str, no_auth: bool) -> Result<(HeaderName, HeaderValue),
     Ok((name, value))
 }
 
+/// A `-F` value as gh types it: `true`, `false`, `null` and numbers as JSON, `@FILE` as the
+/// file's text, anything else a string.
+fn typed_value(v: &str) -> Result<Value, CliError> {
+    if let Some(path) = v.strip_prefix('@') {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("-F: cannot read {path}: {}", e.kind())))?;
+        return Ok(Value::String(
+            text.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
+    }
+    Ok(match v {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "null" => Value::Null,
+        _ => match serde_json::from_str::<serde_json::Number>(v) {
+            Ok(n) => Value::Number(n),
+            Err(_) => Value::String(v.to_owned()),
+        },
+    })
+}
+
+/// The `-f`/`-F` fields, in order.
+fn fields(args: &ApiArgs) -> Result<Vec<(String, Value)>, CliError> {
+    let mut out: Vec<(String, Value)> = args
+        .raw_fields
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    for (k, v) in &args.fields {
+        out.push((k.clone(), typed_value(v)?));
+    }
+    Ok(out)
+}
+
 pub fn request(args: &ApiArgs) -> Result<ApiRequest, CliError> {
-    let body = args.data.as_deref().map(read_body).transpose()?;
+    let mut body = args.data.as_deref().map(read_body).transpose()?;
+    let fields = fields(args)?;
     let method = match &args.method {
         Some(m) => Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| usage(format!("`{m}` is not an HTTP method")))?,
-        None if body.is_some() => Method::POST,
+        None if body.is_some() || !fields.is_empty() => Method::POST,
         None => Method::GET,
     };
+    let mut query = args.query.clone();
+    if !fields.is_empty() {
+        if method == Method::GET || method == Method::HEAD {
+            // As gh does: fields of a GET are its query.
+            for (k, v) in fields {
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                query.push((k, text));
+            }
+        } else {
+            let object: serde_json::Map<String, Value> = fields.into_iter().collect();
+            body = Some(serde_json::to_vec(&Value::Object(object)).unwrap_or_default());
+        }
+    }
     let headers = args
         .headers
         .iter()
@@ -93,7 +144,7 @@ pub fn request(args: &ApiArgs) -> Result<ApiRequest, CliError> {
     Ok(ApiRequest {
         method,
         path: args.path.clone(),
-        query: args.query.clone(),
+        query,
         headers,
         body,
         no_auth: args.no_auth,
@@ -108,14 +159,21 @@ fn print_head(resp: &ApiResponse) {
     eprintln!();
 }
 
-fn print_body(body: &[u8]) {
-    if body.is_empty() {
-        return;
+fn print_body(body: &[u8], args: &ApiArgs) -> Result<(), CliError> {
+    if args.silent || body.is_empty() {
+        return Ok(());
+    }
+    if let Some(expr) = &args.jq {
+        for line in crate::jq::run(expr, body)? {
+            print_line(&line);
+        }
+        return Ok(());
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => print_json(&v),
         Err(_) => print_line(String::from_utf8_lossy(body).trim_end()),
     }
+    Ok(())
 }
 
 pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
@@ -123,7 +181,7 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
     let settings = context::settings(global)?;
     let api = ApiClient::new(context::provider(global, settings)?);
     if args.paginate {
-        return paginate(&api, req).await;
+        return paginate(&api, req, &args).await;
     }
     let resp = api.send(req).await?;
     if args.include {
@@ -132,11 +190,16 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
     if !resp.status.is_success() {
         return Err(super::verify::status_error(&resp));
     }
-    print_body(&resp.body);
-    Ok(())
+    print_body(&resp.body, &args)
 }
 
-async fn paginate(api: &ApiClient, req: ApiRequest) -> Result<(), CliError> {
+/// Prints the merged entities as `print_body` prints an answer (`--jq`, `--silent`).
+fn print_all(all: Vec<Value>, args: &ApiArgs) -> Result<(), CliError> {
+    let text = serde_json::to_vec(&Value::Array(all)).unwrap_or_default();
+    print_body(&text, args)
+}
+
+async fn paginate(api: &ApiClient, req: ApiRequest, args: &ApiArgs) -> Result<(), CliError> {
     let progress = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_message("fetching pages");
@@ -157,8 +220,13 @@ async fn paginate(api: &ApiClient, req: ApiRequest) -> Result<(), CliError> {
                     "stopped after {pages} page(s); printing the {} entities fetched so far",
                     all.len()
                 ));
-                print_json(&Value::Array(all));
+                print_all(all, args)?;
                 return Err(e.into());
+            }
+            Err(genesys_auth::Error::NotPaged { endpoint }) => {
+                return Err(usage(format!(
+                    "{endpoint} answered a single object, not a paged list; drop --paginate"
+                )));
             }
             Err(e) => return Err(e.into()),
         };
@@ -177,14 +245,81 @@ async fn paginate(api: &ApiClient, req: ApiRequest) -> Result<(), CliError> {
         bar.finish_and_clear();
     }
     tracing::info!(pages, entities = all.len(), "paginated");
-    print_json(&Value::Array(all));
-    Ok(())
+    print_all(all, args)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn args(argv: &[&str]) -> ApiArgs {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            crate::cli::Command::Api(a) => a,
+            _ => unreachable!("an api command line"),
+        }
+    }
+
+    #[test]
+    fn fields_build_a_typed_json_body_or_a_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("d.txt");
+        std::fs::write(&file, "from a file\n").unwrap();
+        let at = format!("d=@{}", file.display());
+        let req = request(&args(&[
+            "genesys-auth",
+            "api",
+            "groups",
+            "-f",
+            "name=Support",
+            "-f",
+            "n=7",
+            "-F",
+            "size=3",
+            "-F",
+            "ok=true",
+            "-F",
+            "none=null",
+            "-F",
+            "ratio=0.5",
+            "-F",
+            "word=yes",
+            "-F",
+            &at,
+        ]))
+        .unwrap();
+        assert_eq!(req.method, Method::POST);
+        let body: Value = serde_json::from_slice(&req.body.unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"name": "Support", "n": "7", "size": 3, "ok": true, "none": null,
+                "ratio": 0.5, "word": "yes", "d": "from a file"})
+        );
+        let req = request(&args(&[
+            "genesys-auth",
+            "api",
+            "-X",
+            "get",
+            "users",
+            "-F",
+            "pageSize=5",
+        ]))
+        .unwrap();
+        assert_eq!(req.method, Method::GET);
+        assert!(req.body.is_none());
+        assert_eq!(req.query, vec![("pageSize".to_owned(), "5".to_owned())]);
+        let e = request(&args(&[
+            "genesys-auth",
+            "api",
+            "x",
+            "-F",
+            "a=@/nonexistent/file",
+        ]))
+        .unwrap_err();
+        assert_eq!(e.exit, Exit::Usage);
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
