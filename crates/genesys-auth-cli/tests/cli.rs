@@ -221,8 +221,9 @@ fn exit_3_for_configuration_errors_before_any_request() {
     let out = e.run_args(&["--region", "http://gateway.example.com", "token"]);
     assert_eq!(code(&out), 3);
     assert!(stderr(&out).contains("loopback"));
+    // A bad --timeout is a usage error (2), found before any request too.
     let out = e.run_args(&["--timeout", "0", "token"]);
-    assert_eq!(code(&out), 3);
+    assert_eq!(code(&out), 2);
     assert_eq!(e.emu.counters().token_requests, 0);
 }
 
