@@ -114,9 +114,35 @@ fn init_logging(verbose: u8, color: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(color)
-        .with_target(false)
-        .without_time()
+        .event_format(OneStyle)
         .init();
+}
+
+/// Log events in the tool's one message style: `genesys-auth: warning: …`, like its own
+/// warnings and errors, with the event's fields after the message.
+struct OneStyle;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for OneStyle
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            _ => "debug",
+        };
+        write!(writer, "genesys-auth: {level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {

@@ -1373,3 +1373,56 @@ fn every_command_help_ends_with_examples_and_exit_codes() {
     insta::assert_snapshot!("help_completions", completions);
     insta::assert_snapshot!("help_verify", help(&["verify", "--help"]));
 }
+
+#[test]
+fn warnings_come_once_in_one_style_and_verbose_says_what_happened() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let e = env();
+    // A .env one directory up is not read, and that is said.
+    std::fs::write(e.path(".env"), "GENESYS_SCOPES=x\n").unwrap();
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        "[profiles.default]\nclient-id = \"x\"\nclient_secret = \"profile-secret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_CLIENTID", "typo")
+            .args(["-v", "token"]),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let err = stderr(&out);
+    for needle in [
+        "is not read (only the working directory's is)",
+        "unknown key `client-id`",
+        "did you mean GENESYS_CLIENT_ID?",
+        "chmod 600",
+        "cache miss",
+        "token endpoint answered",
+        "status=200",
+    ] {
+        assert_eq!(err.matches(needle).count(), 1, "{needle}: {err}");
+    }
+    for line in err.lines() {
+        assert!(line.starts_with("genesys-auth: "), "{line}");
+    }
+    let out = e.run_args(&["-v", "token"]);
+    e.remember(stdout(&out).trim());
+    assert!(
+        stderr(&out).contains("cache hit") && stderr(&out).contains("age_s="),
+        "{}",
+        stderr(&out)
+    );
+    // A cache directory that cannot be used: one warning, not one per step.
+    let blocker = e.path("blocked");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = e.run(e.cmd().env("XDG_CACHE_HOME", &blocker).arg("token"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let store_lines = stderr(&out).lines().filter(|l| l.contains("store")).count();
+    assert_eq!(store_lines, 1, "{}", stderr(&out));
+}

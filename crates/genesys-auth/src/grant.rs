@@ -351,6 +351,7 @@ impl TokenExchange {
         tracing::info!(
             url = %url,
             status,
+            elapsed_ms = self.clock.now().saturating_duration_since(sent_at.0).as_millis() as u64,
             correlation_id = cid.as_deref().unwrap_or("-"),
             "token endpoint answered"
         );

@@ -83,6 +83,8 @@ struct Inner {
     failures: Mutex<Failures>,
     rejected: Mutex<Option<[u8; 32]>>,
     jitter: f64,
+    /// Whether a store failure was already reported as a warning.
+    store_warned: std::sync::atomic::AtomicBool,
 }
 
 /// Gets and keeps a valid access token. Cheap to clone; clones share one cache.
@@ -183,6 +185,7 @@ impl ProviderBuilder {
                 failures: Mutex::new(Failures::default()),
                 rejected: Mutex::new(None),
                 jitter: self.jitter,
+                store_warned: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -477,10 +480,7 @@ impl Inner {
                 .filter(|t| self.clock.now() + hard_margin(t.lifetime()) < t.expires_at()),
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(
-                    store = self.store.kind(),
-                    "cannot read the token store, carrying on without it: {e}"
-                );
+                self.store_trouble("cannot read the token store, carrying on without it", &e);
                 None
             }
         }
@@ -512,7 +512,15 @@ impl Inner {
 
         if let Some(t) = self.load_stored(key).await {
             if self.is_fresh(&t) && !fallback.as_ref().is_some_and(|f| f.same_token(&t)) {
-                tracing::debug!(store = self.store.kind(), "token taken from the store");
+                tracing::info!(
+                    store = self.store.kind(),
+                    age_s = t
+                        .lifetime()
+                        .saturating_sub(t.remaining(self.clock.now()))
+                        .as_secs(),
+                    expires_in_s = t.remaining(self.clock.now()).as_secs(),
+                    "cache hit: token taken from the store"
+                );
                 return Ok(self.install(t));
             }
             fallback = better(fallback, Arc::new(t));
@@ -521,13 +529,14 @@ impl Inner {
         if let Some(e) = self.shared_failure(key).await {
             return self.failed(e, fallback);
         }
+        tracing::info!(
+            store = self.store.kind(),
+            "cache miss: no usable token in the store"
+        );
         let guard = match self.store.lock(key).await {
             Ok(g) => g,
             Err(e) => {
-                tracing::warn!(
-                    store = self.store.kind(),
-                    "cannot lock the token store, fetching without the lock: {e}"
-                );
+                self.store_trouble("cannot lock the token store, fetching without the lock", &e);
                 None
             }
         };
@@ -547,9 +556,9 @@ impl Inner {
         match ex.fetch().await {
             Ok(t) => {
                 if let Err(e) = self.store.save(key, &StoredToken::from_token(&t)).await {
-                    tracing::warn!(
-                        store = self.store.kind(),
-                        "cannot save the token, carrying on without persistence: {e}"
+                    self.store_trouble(
+                        "cannot save the token, carrying on without persistence",
+                        &e,
                     );
                 }
                 drop(guard);
@@ -609,6 +618,16 @@ impl Inner {
         failures.not_before = Some(self.clock.now() + left);
         failures.last_error = Some(e.clone());
         Some(e)
+    }
+
+    /// A store that fails is said once, as a warning; the same trouble again only at debug level
+    /// (an unwritable cache would otherwise warn at every step).
+    fn store_trouble(&self, what: &str, e: &crate::store::StoreError) {
+        if self.store_warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(store = self.store.kind(), "{what}: {e}");
+        } else {
+            tracing::warn!(store = self.store.kind(), "{what}: {e}");
+        }
     }
 
     /// After a failed fetch: the still-valid `fallback` if there is one, else the error.

@@ -553,3 +553,51 @@ proptest::proptest! {
         proptest::prop_assert!(!shown.contains("PROFILE-SECRET-77"), "{}", shown);
     }
 }
+
+#[test]
+fn nothing_is_ignored_in_silence() {
+    let sb = Sandbox::new();
+    // A key with a typo in a profile: a warning with the close match.
+    sb.write(
+        OWN,
+        "[profiles.default]\nclient-id = \"x\"\nclient_secret = \"s\"\nregoin = \"eu\"\n",
+    );
+    let s = sb
+        .loader(&[
+            ("GENESYS_CLIENTID", "typo"),
+            ("GENESYSCLOUD_REGOIN", "eu"),
+            ("GENESYS_UNRELATED_THING", "1"),
+        ])
+        .load()
+        .unwrap();
+    let all = s.warnings.join("\n");
+    assert!(
+        all.contains("unknown key `client-id`") && all.contains("did you mean `client_id`?"),
+        "{all}"
+    );
+    assert!(
+        all.contains("unknown key `regoin`") && all.contains("`region`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("GENESYS_CLIENTID is set") && all.contains("did you mean GENESYS_CLIENT_ID?"),
+        "{all}"
+    );
+    assert!(all.contains("did you mean GENESYSCLOUD_REGION?"), "{all}");
+    assert!(!all.contains("GENESYS_UNRELATED_THING"), "{all}");
+    // A missing profile lists the ones that exist.
+    sb.write(
+        GC,
+        "[DEFAULT]\nclient_credentials = \"a\"\n[staging]\nclient_credentials = \"b\"\n",
+    );
+    let e = sb
+        .loader(&[])
+        .profile("prod")
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("default") && e.contains("staging") && e.contains("DEFAULT"),
+        "{e}"
+    );
+}

@@ -133,14 +133,16 @@ pub enum ConfigError {
         message: String,
     },
     /// A profile that was asked for by name and is not in any file.
-    #[error("profile `{profile}` (from {from}) is in none of: {}; create it, or choose another with --profile or GENESYS_PROFILE", files.join(", "))]
+    #[error("profile `{profile}` (from {from}) is in none of: {}; {}", files.join(", "), if existing.is_empty() { "no profile exists yet: create it, or unset --profile / GENESYS_PROFILE".to_owned() } else { format!("the profiles there are: {}; choose one with --profile or GENESYS_PROFILE", existing.join(", ")) })]
     NoSuchProfile {
         /// The name.
         profile: String,
         /// Where the name came from.
         from: Source,
         /// The files looked at.
-        files: Vec<String>,
+        files: Box<[String]>,
+        /// The profiles those files do hold.
+        existing: Box<[String]>,
     },
 }
 
@@ -474,10 +476,12 @@ impl Loader {
 
         // The .env file: read into a map, never into the process environment. A broken file is
         // kept as an error and reported only if a setting it could give is not found elsewhere.
+        let default_dotenv = self.dotenv.is_none();
         let dotenv_path = match self.dotenv {
             Some(p) => p,
             None => std::env::current_dir().ok().map(|d| d.join(".env")),
         };
+        let mut dotenv_absent_in_cwd = false;
         let mut dotenv: HashMap<String, String> = HashMap::new();
         let mut broken: Vec<(u8, ConfigError)> = Vec::new();
         if let Some(path) = &dotenv_path {
@@ -486,7 +490,10 @@ impl Loader {
                     dotenv = vars;
                     looked_at.push(format!(".env file {}", path.display()));
                 }
-                Ok(None) => looked_at.push(format!(".env file {} (absent)", path.display())),
+                Ok(None) => {
+                    dotenv_absent_in_cwd = default_dotenv;
+                    looked_at.push(format!(".env file {} (absent)", path.display()));
+                }
                 Err(e) => {
                     looked_at.push(format!(".env file {} (unreadable)", path.display()));
                     broken.push((RANK_DOTENV, e));
@@ -564,10 +571,24 @@ impl Loader {
             }
         }
         if profiles.is_empty() && profile.source != Source::Default && broken.is_empty() {
+            let mut existing = Vec::new();
+            if let Some(dir) = &config_home {
+                existing.extend(profile_names(
+                    &dir.join("genesys-auth").join("config.toml"),
+                    ProfileKind::Own,
+                ));
+            }
+            if let Some(home) = &home {
+                existing.extend(profile_names(
+                    &home.join(".gc").join("config.toml"),
+                    ProfileKind::Gc,
+                ));
+            }
             return Err(ConfigError::NoSuchProfile {
                 profile: profile.value,
                 from: profile.source,
-                files,
+                files: files.into(),
+                existing: existing.into(),
             });
         }
         let from_profile = |key: fn(&ProfileValues) -> Option<&String>| {
@@ -722,6 +743,26 @@ impl Loader {
         });
         if let Some(p) = &proxy {
             check_proxy_url(&p.value, &p.source)?;
+        }
+        let mut typos: Vec<(&String, &str)> = env
+            .keys()
+            .filter_map(|k| mistyped_var(k).map(|m| (k, m)))
+            .collect();
+        typos.sort();
+        for (var, meant) in typos {
+            warnings.push(format!(
+                "{var} is set, but genesys-auth reads no such variable; did you mean {meant}?"
+            ));
+        }
+        if dotenv_absent_in_cwd
+            && let Some(dir) = std::env::current_dir().ok()
+            && let Some(found) = parent_dotenv(&dir)
+        {
+            warnings.push(format!(
+                "no .env in {}; {} exists but is not read (only the working directory's is): run from its directory, or copy it here",
+                dir.display(),
+                found.display()
+            ));
         }
         if let Some(w) = region.value.lookalike_warning() {
             warnings.push(format!("{w} (region from {})", region.source));
@@ -934,6 +975,20 @@ fn read_profile(
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
     };
+    if kind == ProfileKind::Own {
+        for key in table.keys() {
+            if !OWN_PROFILE_KEYS.contains(&key.as_str()) {
+                let hint = closest(key, &OWN_PROFILE_KEYS)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "unknown key `{key}` in profile `{found_name}` of {}{hint}; it is ignored (keys: {})",
+                    path.display(),
+                    OWN_PROFILE_KEYS.join(", ")
+                ));
+            }
+        }
+    }
     let values = match kind {
         ProfileKind::Own => ProfileValues {
             client_id: get("client_id"),
@@ -969,6 +1024,77 @@ fn read_profile(
         name: found_name,
         values,
     }))
+}
+
+/// The keys of a `[profiles.NAME]` table.
+const OWN_PROFILE_KEYS: [&str; 4] = ["client_id", "client_secret", "region", "scopes"];
+
+/// Every variable of this family the loader reads.
+const KNOWN_VARS: [&str; 14] = [
+    "GENESYS_CLIENT_ID",
+    "GENESYSCLOUD_OAUTHCLIENT_ID",
+    "GENESYS_CLOUD_CLIENT_ID",
+    "GENESYS_CLIENT_SECRET",
+    "GENESYSCLOUD_OAUTHCLIENT_SECRET",
+    "GENESYS_CLOUD_CLIENT_SECRET",
+    "GENESYS_REGION",
+    "GENESYSCLOUD_REGION",
+    "GENESYS_CLOUD_ENVIRONMENT",
+    "GENESYS_SCOPES",
+    "GENESYS_PROFILE",
+    "GENESYSCLOUD_ACCESS_TOKEN",
+    "GENESYS_TOKEN_STORE",
+    "GENESYS_CA_FILE",
+];
+
+/// The closest of `known` to `word`, if it is close enough to be a typo of it.
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase().replace('-', "_");
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&w, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// A variable that looks like one of ours with a typo (`GENESYS_CLIENTID`).
+fn mistyped_var(name: &str) -> Option<&'static str> {
+    let upper = name.to_ascii_uppercase();
+    if !upper.starts_with("GENESYS") || KNOWN_VARS.contains(&name) {
+        return None;
+    }
+    closest(name, &KNOWN_VARS)
+}
+
+/// The profile names a file holds (for the message when one asked for is missing).
+fn profile_names(path: &Path, kind: ProfileKind) -> Vec<String> {
+    let Some(doc) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+    else {
+        return Vec::new();
+    };
+    let tables = match kind {
+        ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()).cloned(),
+        ProfileKind::Gc => Some(doc),
+    };
+    tables
+        .map(|t| {
+            t.iter()
+                .filter(|(_, v)| v.is_table())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A `.env` in a parent of `dir`, which is not read (only the working directory's is).
+fn parent_dotenv(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .skip(1)
+        .map(|d| d.join(".env"))
+        .find(|p| p.is_file())
 }
 
 #[cfg(unix)]

@@ -199,8 +199,9 @@ impl FileStore {
     }
 
     fn load_now(&self, key: &StoreKey) -> Option<StoredToken> {
+        // An unusable directory is reported by the provider, once, when it cannot save.
         if let Err(e) = self.check_dir() {
-            tracing::warn!("not using the token cache: {e}");
+            tracing::debug!("not reading the token cache: {e}");
             return None;
         }
         let path = self.entry_path(key);
