@@ -1426,3 +1426,38 @@ fn warnings_come_once_in_one_style_and_verbose_says_what_happened() {
     let store_lines = stderr(&out).lines().filter(|l| l.contains("store")).count();
     assert_eq!(store_lines, 1, "{}", stderr(&out));
 }
+
+#[test]
+fn the_readme_offline_quick_start_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme.find("<!-- offline-quick-start -->").expect("the block's start marker");
+    let end = readme.find("<!-- /offline-quick-start -->").expect("the block's end marker");
+    let block = &readme[start..end];
+    let script = block
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("genesys-auth");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{script}"))
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("\"valid\"") || stdout.contains("organization:"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.trim() == "60"), "{stdout}");
+    assert!(stderr.contains("revoked") || stdout.contains("revoked"), "{stdout}\n{stderr}");
+}
