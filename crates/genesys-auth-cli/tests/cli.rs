@@ -1371,7 +1371,10 @@ fn every_command_help_ends_with_examples_and_exit_codes() {
         assert!(completions.contains(&format!("{shell}:")), "{completions}");
     }
     insta::assert_snapshot!("help_completions", completions);
-    insta::assert_snapshot!("help_verify", help(&["verify", "--help"]));
+    for cmd in ["verify", "regions", "config", "revoke", "demo"] {
+        insta::assert_snapshot!(format!("help_{cmd}"), help(&[cmd, "--help"]));
+    }
+    insta::assert_snapshot!("help_cache", help(&["cache", "--help"]));
 }
 
 #[test]
@@ -1429,9 +1432,14 @@ fn warnings_come_once_in_one_style_and_verbose_says_what_happened() {
 
 #[test]
 fn the_readme_offline_quick_start_runs_as_written() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let start = readme.find("<!-- offline-quick-start -->").expect("the block's start marker");
-    let end = readme.find("<!-- /offline-quick-start -->").expect("the block's end marker");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("<!-- offline-quick-start -->")
+        .expect("the block's start marker");
+    let end = readme
+        .find("<!-- /offline-quick-start -->")
+        .expect("the block's end marker");
     let block = &readme[start..end];
     let script = block
         .split("```sh\n")
@@ -1457,7 +1465,13 @@ fn the_readme_offline_quick_start_runs_as_written() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("\"valid\"") || stdout.contains("organization:"), "{stdout}");
+    assert!(
+        stdout.contains("\"valid\"") || stdout.contains("organization:"),
+        "{stdout}"
+    );
     assert!(stdout.lines().any(|l| l.trim() == "60"), "{stdout}");
-    assert!(stderr.contains("revoked") || stdout.contains("revoked"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("revoked") || stdout.contains("revoked"),
+        "{stdout}\n{stderr}"
+    );
 }

@@ -190,6 +190,24 @@ pub struct Page {
 }
 
 /// Calls the Genesys Cloud API with tokens from a [`TokenProvider`]. Cheap to clone.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), genesys_auth::Error> {
+/// use genesys_auth::{ApiClient, TokenProvider};
+///
+/// let api = ApiClient::new(TokenProvider::from_env()?);
+/// let org: serde_json::Value = api.get_json("organizations/me").await?;
+/// println!("{}", org["name"]);
+///
+/// // Every entity of a paged list, page-number or cursor paged alike.
+/// let users = api.all_entities(genesys_auth::ApiRequest::get("users").query("pageSize", "100")).await?;
+/// println!("{} users", users.len());
+///
+/// // Writes: the JSON body is serialized for you; the answer comes back as it is.
+/// let resp = api.post("groups", &serde_json::json!({"name": "Support"})).await?;
+/// println!("{}", resp.status);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ApiClient {
     provider: TokenProvider,
@@ -244,6 +262,53 @@ impl ApiClient {
     /// GET a path.
     pub async fn get(&self, path: &str) -> Result<ApiResponse, Error> {
         self.send(ApiRequest::get(path)).await
+    }
+
+    /// POST a JSON body to a path.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<ApiResponse, Error> {
+        self.send(ApiRequest::new(Method::POST, path).json(body)?)
+            .await
+    }
+
+    /// PUT a JSON body to a path.
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<ApiResponse, Error> {
+        self.send(ApiRequest::new(Method::PUT, path).json(body)?)
+            .await
+    }
+
+    /// PATCH a path with a JSON body.
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<ApiResponse, Error> {
+        self.send(ApiRequest::new(Method::PATCH, path).json(body)?)
+            .await
+    }
+
+    /// DELETE a path.
+    pub async fn delete(&self, path: &str) -> Result<ApiResponse, Error> {
+        self.send(ApiRequest::new(Method::DELETE, path)).await
+    }
+
+    /// Every entity of a paged list, all pages followed (as `genesys-auth api --paginate`
+    /// does): no stream to pin, no `futures-util` to add.
+    pub async fn all_entities(&self, req: ApiRequest) -> Result<Vec<Value>, Error> {
+        use futures_util::StreamExt as _;
+        let mut all = Vec::new();
+        let mut pages = std::pin::pin!(self.pages(req));
+        while let Some(page) = pages.next().await {
+            all.extend(page?.entities);
+        }
+        Ok(all)
     }
 
     /// GET a path and decode its JSON; an error status is an error.

@@ -6,7 +6,10 @@ use std::time::Duration;
 use crate::config::ConfigError;
 
 /// Everything that can go wrong getting or using a token.
-#[derive(Debug, Clone, thiserror::Error)]
+///
+/// Its `Debug` is its message, so that `fn main() -> Result<(), genesys_auth::Error>` prints
+/// what went wrong and what to do, not a struct.
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Missing or invalid settings, found before any request was made.
@@ -193,6 +196,12 @@ fn cid(id: &Option<String>) -> String {
     id.as_ref()
         .map(|id| format!(" (ININ-Correlation-Id {id})"))
         .unwrap_or_default()
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn attempts_text(attempts: u32) -> String {

@@ -31,6 +31,8 @@ pub mod api;
 pub mod blocking;
 
 pub use api::{ApiClient, ApiRequest, ApiResponse, Page};
+/// The HTTP method type of [`ApiRequest`], re-exported so that callers need not add `reqwest`.
+pub use reqwest::Method;
 
 /// The README's Rust examples, compiled as doc tests so that they cannot drift from the code.
 #[doc = include_str!("../../../README.md")]

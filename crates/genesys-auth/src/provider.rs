@@ -88,6 +88,22 @@ struct Inner {
 }
 
 /// Gets and keeps a valid access token. Cheap to clone; clones share one cache.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), genesys_auth::Error> {
+/// use std::sync::Arc;
+/// use genesys_auth::{FileStore, Settings, TokenProvider, TokenStore};
+///
+/// // Settings from the environment, `.env` and profiles; a token cache shared by processes.
+/// let provider = TokenProvider::builder(Settings::loader().load()?)
+///     .store(Arc::new(FileStore::new("/var/cache/my-service")) as Arc<dyn TokenStore>)
+///     .build()?;
+/// // Call this as often as you like: a cached token costs tens of nanoseconds, and one
+/// // refresh, ahead of expiry, serves every concurrent caller.
+/// let token = provider.token().await?;
+/// println!("{}", token.authorization().len());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct TokenProvider {
     inner: Arc<Inner>,

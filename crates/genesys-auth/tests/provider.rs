@@ -426,3 +426,39 @@ async fn the_api_client_retries_a_dropped_connection_for_gets_only() {
         .unwrap();
     assert!(matches!(api.send(post).await, Err(Error::Transport { .. })));
 }
+
+#[tokio::test]
+async fn the_api_client_has_an_all_entities_helper_and_write_helpers() {
+    let emu = emulator().await;
+    let (_, clock) = clock();
+    let api = ApiClient::new(provider(settings(&emu), clock));
+    let users = api
+        .all_entities(ApiRequest::get("users").query("pageSize", "7"))
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 60);
+    let roles = api
+        .all_entities(
+            ApiRequest::get("/api/v2/externalcontacts/scan/contacts").query("limit", "10"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(roles.len(), 45);
+    let e = api
+        .all_entities(ApiRequest::get("organizations/me"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotPaged { .. }), "{e}");
+    let body = serde_json::json!({"name": "x"});
+    assert_eq!(api.post("groups", &body).await.unwrap().status, 404);
+    assert_eq!(api.put("groups/1", &body).await.unwrap().status, 404);
+    assert_eq!(api.patch("groups/1", &body).await.unwrap().status, 404);
+    assert_eq!(api.delete("tokens/me").await.unwrap().status, 204);
+    assert_eq!(emu.counters().api_requests["/api/v2/groups"], 1);
+}
+
+#[test]
+fn an_error_debugs_as_its_message_for_main() {
+    let e = Error::Usage("what went wrong; what to do".into());
+    assert_eq!(format!("{e:?}"), e.to_string());
+}

@@ -147,6 +147,24 @@ pub enum ConfigError {
 }
 
 /// Resolved settings: what to authenticate with and where.
+///
+/// ```
+/// # fn f() -> Result<(), genesys_auth::ConfigError> {
+/// use genesys_auth::Settings;
+///
+/// // Explicit values win over the environment, `.env` and profiles; each value remembers
+/// // where it came from.
+/// let s = Settings::loader()
+///     .isolated()
+///     .region("eu-west-1")
+///     .client_id("my-client")
+///     .client_secret("my-secret")
+///     .load()?;
+/// assert_eq!(s.region.value.login_host(), "login.mypurecloud.ie");
+/// assert_eq!(s.client_id.unwrap().source.to_string(), "explicit client id");
+/// # Ok(()) }
+/// # f().unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The OAuth client id.
