@@ -64,6 +64,13 @@ pub struct Global {
     /// [env: GENESYS_CA_FILE, SSL_CERT_FILE]
     #[arg(long, global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Present this client certificate (PEM) to servers that require one (mTLS), with
+    /// --client-key [env: GENESYS_CLIENT_CERT]
+    #[arg(long, global = true, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The key of --client-cert (PEM) [env: GENESYS_CLIENT_KEY]
+    #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Total timeout of each HTTP exchange, in seconds [default: 15]
     #[arg(
         long,
@@ -341,4 +348,23 @@ pub struct EmulatorArgs {
     /// Users served by GET /api/v2/users
     #[arg(long, value_name = "N", default_value_t = 60)]
     pub users: usize,
+    /// Serve HTTPS with a CA and a certificate for localhost/127.0.0.1 made at start; the CA is
+    /// written to a file whose path is printed with the export lines (GENESYS_CA_FILE)
+    #[arg(long)]
+    pub tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM) instead, with --tls-key
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PEM)
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require a client certificate issued by this CA (PEM): mutual TLS
+    #[arg(long, value_name = "CA_PEM")]
+    pub require_client_cert: Option<PathBuf>,
+    /// Serve the token endpoint under this path, as a gateway does (e.g. /genesys-login)
+    #[arg(long, value_name = "PATH", default_value = "")]
+    pub path_prefix_login: String,
+    /// Serve the API under this path, as a gateway does (e.g. /genesys-api)
+    #[arg(long, value_name = "PATH", default_value = "")]
+    pub path_prefix_api: String,
 }

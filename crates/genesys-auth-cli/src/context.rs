@@ -89,6 +89,9 @@ pub fn settings(global: &Global) -> Result<Settings, CliError> {
     if let Some(c) = &global.ca_file {
         loader = loader.ca_file_from(c, "--ca-file");
     }
+    if let (Some(cert), Some(key)) = (&global.client_cert, &global.client_key) {
+        loader = loader.client_cert_from(cert, key, "--client-cert");
+    }
     if !global.scopes.is_empty() {
         loader = loader.scopes_from(global.scopes.iter().cloned(), "--scope");
     }

@@ -74,6 +74,7 @@ fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
         ("--scope", !g.scopes.is_empty()),
         ("--proxy", g.proxy.is_some()),
         ("--ca-file", g.ca_file.is_some()),
+        ("--client-cert", g.client_cert.is_some()),
         ("--timeout", g.timeout.is_some()),
         ("--no-cache", g.no_cache),
     ];

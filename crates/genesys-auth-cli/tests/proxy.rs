@@ -94,6 +94,11 @@ impl Drop for Tinyproxy {
 
 impl Tinyproxy {
     fn start(dir: &Path) -> Tinyproxy {
+        Self::start_with(dir, "")
+    }
+
+    /// With more configuration lines (`BasicAuth user password`).
+    fn start_with(dir: &Path, extra: &str) -> Tinyproxy {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -104,7 +109,7 @@ impl Tinyproxy {
         std::fs::write(
             &conf,
             format!(
-                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\n",
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\n{extra}",
                 log.display()
             ),
         )
@@ -316,4 +321,163 @@ fn config_shows_the_proxy_without_its_password() {
     );
     assert_eq!(out.status.code(), Some(3));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("proxy-pw-991"));
+}
+
+/// A CA and a client certificate it signed, as PEM files in `dir`: (ca, cert, key).
+fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["genesys-auth-client".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("client-ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client.key"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    (paths.0, paths.1, paths.2)
+}
+
+/// A corporate network in one test: an authenticating proxy in front of the emulator serving
+/// TLS under its own CA, behind a gateway with path prefixes, requiring a client certificate.
+#[test]
+#[cfg_attr(not(tinyproxy), ignore = "tinyproxy is not installed")]
+fn through_an_authenticating_proxy_to_a_gateway_with_a_private_ca_and_mtls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (client_ca, client_cert, client_key) = client_pki(dir);
+    let emu = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .tls(genesys_emulator::TlsOptions {
+                    cert_and_key: None,
+                    client_ca: Some(std::fs::read(&client_ca).unwrap()),
+                })
+                .path_prefixes("/genesys-login", "/genesys-api")
+                .start(),
+        )
+        .unwrap();
+    let ca = dir.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let proxy = Tinyproxy::start_with(dir, "BasicAuth proxyuser proxy-pw-Tq2\n");
+    let login = emu.login_url().replace("127.0.0.1", "localhost");
+    let api = emu.api_url().replace("127.0.0.1", "localhost");
+    let proxy_url = format!("http://proxyuser@127.0.0.1:{}", proxy.port);
+    let (ca_s, cert_s, key_s) = (
+        ca.to_str().unwrap(),
+        client_cert.to_str().unwrap(),
+        client_key.to_str().unwrap(),
+    );
+    let env = |pw: &'static str| {
+        vec![
+            ("GENESYS_LOGIN_URL", login.clone()),
+            ("GENESYS_API_URL", api.clone()),
+            ("HTTPS_PROXY", proxy_url.clone()),
+            ("GENESYS_PROXY_PASSWORD", pw.to_owned()),
+        ]
+    };
+    let run_env = |pw: &'static str, args: &[&str]| {
+        let vars = env(pw);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run(dir, &vars, args)
+    };
+    let tls_args = [
+        "--ca-file",
+        ca_s,
+        "--client-cert",
+        cert_s,
+        "--client-key",
+        key_s,
+    ];
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let with = |rest: &[&'static str]| -> Vec<String> {
+        tls_args
+            .iter()
+            .map(|s| s.to_string())
+            .chain(rest.iter().map(|s| s.to_string()))
+            .collect()
+    };
+
+    // A token and an API call through the proxy, the gateway's paths, the private CA and mTLS.
+    let token_args = with(&["--no-cache", "token"]);
+    let out = run_env("proxy-pw-Tq2", &args(&token_args));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let api_args = with(&["api", "users", "--paginate", "--jq", "length"]);
+    let out = run_env("proxy-pw-Tq2", &args(&api_args));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "60");
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .all(|r| r.contains("CONNECT localhost:")),
+        "{:?}",
+        proxy.requests()
+    );
+
+    // A wrong proxy password: an error that names the proxy, at once, exit 7, no password shown.
+    let out = run_env("wrong-pw-Zx8", &args(&token_args));
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refused to open a tunnel") && err.contains("127.0.0.1:"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-pw-Zx8") && !err.contains("proxy-pw-Tq2"),
+        "{err}"
+    );
+    assert!(!err.contains("after"), "not retried: {err}");
+
+    // Without the client certificate the gateway refuses the TLS handshake.
+    let out = run_env("proxy-pw-Tq2", &["--ca-file", ca_s, "--no-cache", "token"]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // NO_PROXY bypasses the proxy; config shows it without the password.
+    let before = proxy.requests().len();
+    let vars = env("proxy-pw-Tq2");
+    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("NO_PROXY", "localhost"));
+    let out = run(dir, &vars, &args(&token_args));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.requests().len(), before);
+    let out = run(dir, &vars, &["config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("genesys-login") && !text.contains("proxy-pw-Tq2"),
+        "{text}"
+    );
+
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    assert!(!log.contains(SECRET) && !log.contains(&token) && !log.contains("proxy-pw-Tq2"));
 }

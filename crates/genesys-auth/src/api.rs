@@ -13,7 +13,8 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Error, excerpt, transport};
+use crate::error::{Error, excerpt};
+
 use crate::grant::read_capped;
 use crate::provider::TokenProvider;
 use crate::retry::{WaitCause, parse_retry_after};
@@ -359,14 +360,17 @@ impl ApiClient {
             let resp = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
+                    let e =
+                        crate::transport::request_error(self.provider.settings(), &endpoint, &e);
                     if idempotent
+                        && e.is_retryable()
                         && self
                             .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
                             .await
                     {
                         continue;
                     }
-                    return Err(transport(&endpoint, &e).with_attempts(attempts));
+                    return Err(e.with_attempts(attempts));
                 }
             };
             let status = resp.status();

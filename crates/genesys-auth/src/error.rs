@@ -153,6 +153,18 @@ pub enum Error {
         origin: String,
     },
 
+    /// The proxy would not open a tunnel to the host (a wrong proxy user or password answers
+    /// 407); never retried.
+    #[error(
+        "the proxy {proxy} refused to open a tunnel to {endpoint} (407 Proxy Authentication Required, or a CONNECT the proxy does not allow): check the proxy's user and password (GENESYS_PROXY_PASSWORD) and that it allows CONNECT to port 443"
+    )]
+    ProxyRefused {
+        /// The proxy, any password in it replaced by `***`.
+        proxy: String,
+        /// What was asked.
+        endpoint: String,
+    },
+
     /// The library was used where it cannot work (the blocking facade inside an async runtime).
     #[error("{0}")]
     Usage(String),

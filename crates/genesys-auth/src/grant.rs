@@ -340,7 +340,7 @@ impl TokenExchange {
             .form(&form)
             .send()
             .await
-            .map_err(|e| transport(&endpoint, &e))?;
+            .map_err(|e| crate::transport::request_error(&self.settings, &endpoint, &e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()

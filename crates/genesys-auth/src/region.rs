@@ -112,6 +112,14 @@ pub enum Region {
     Known(&'static RegionInfo),
     /// A custom base URL serving `/oauth/token` and `/api/v2/...`.
     Custom(Url),
+    /// An API gateway with separate login and API paths, as Genesys' SDKs configure one:
+    /// tokens from `{login}/oauth/token`, the API at `{api}/api/v2/...`.
+    Gateway {
+        /// The login base, e.g. `https://gw.example.com/genesys-login`.
+        login: Url,
+        /// The API base, e.g. `https://gw.example.com/genesys-api`.
+        api: Url,
+    },
 }
 
 impl fmt::Debug for Region {
@@ -125,6 +133,12 @@ impl fmt::Display for Region {
         match self {
             Region::Known(info) => f.write_str(info.name),
             Region::Custom(url) => f.write_str(url.as_str().trim_end_matches('/')),
+            Region::Gateway { login, api } => write!(
+                f,
+                "gateway (login {}, API {})",
+                login.as_str().trim_end_matches('/'),
+                api.as_str().trim_end_matches('/')
+            ),
         }
     }
 }
@@ -212,11 +226,35 @@ impl Region {
         })
     }
 
+    /// A gateway with separate login and API base URLs; each is checked as a custom base URL
+    /// is (https, or plain http to loopback only; no credentials, query or fragment).
+    pub fn gateway(login: &str, api: &str) -> Result<Region, RegionError> {
+        let one = |s: &str| -> Result<Url, RegionError> {
+            if !s.contains("://") {
+                return Err(RegionError::BadUrl {
+                    input: redact_userinfo(s),
+                    reason: "a gateway URL needs its scheme, e.g. https://gw.example.com/login"
+                        .into(),
+                });
+            }
+            Ok(match parse_url(s.trim())? {
+                Region::Known(info) => Url::parse(&format!("https://{}", info.login_host()))
+                    .expect("a table host is a URL"),
+                Region::Custom(u) => u,
+                Region::Gateway { login, .. } => login,
+            })
+        };
+        Ok(Region::Gateway {
+            login: one(login)?,
+            api: one(api)?,
+        })
+    }
+
     /// The region's table row, when it is a known region.
     pub fn info(&self) -> Option<&'static RegionInfo> {
         match self {
             Region::Known(info) => Some(info),
-            Region::Custom(_) => None,
+            Region::Custom(_) | Region::Gateway { .. } => None,
         }
     }
 
@@ -224,7 +262,7 @@ impl Region {
     pub fn name(&self) -> &str {
         match self {
             Region::Known(info) => info.name,
-            Region::Custom(_) => "custom",
+            Region::Custom(_) | Region::Gateway { .. } => "custom",
         }
     }
 
@@ -232,7 +270,9 @@ impl Region {
     pub fn api_base_url(&self) -> String {
         match self {
             Region::Known(info) => format!("https://{}", info.api_host()),
-            Region::Custom(url) => url.as_str().trim_end_matches('/').to_owned(),
+            Region::Custom(url) | Region::Gateway { api: url, .. } => {
+                url.as_str().trim_end_matches('/').to_owned()
+            }
         }
     }
 
@@ -240,7 +280,9 @@ impl Region {
     pub fn login_base_url(&self) -> String {
         match self {
             Region::Known(info) => format!("https://{}", info.login_host()),
-            Region::Custom(url) => url.as_str().trim_end_matches('/').to_owned(),
+            Region::Custom(url) | Region::Gateway { login: url, .. } => {
+                url.as_str().trim_end_matches('/').to_owned()
+            }
         }
     }
 
@@ -253,8 +295,14 @@ impl Region {
     /// one (`login.mypurecloud.com.evil.com`, `login.mypurecloud.co`): tokens and the client
     /// secret would go to that host. `None` for real regions, loopback and unrelated hosts.
     pub fn lookalike_warning(&self) -> Option<String> {
-        let Region::Custom(url) = self else {
-            return None;
+        let url = match self {
+            Region::Known(_) => return None,
+            Region::Custom(url) => url,
+            Region::Gateway { login, api } => {
+                return Region::Custom(login.clone())
+                    .lookalike_warning()
+                    .or_else(|| Region::Custom(api.clone()).lookalike_warning());
+            }
         };
         let host = match url.host()? {
             url::Host::Domain(d) => d,
@@ -274,11 +322,13 @@ impl Region {
     pub fn login_host(&self) -> String {
         match self {
             Region::Known(info) => info.login_host(),
-            Region::Custom(url) => match (url.host_str(), url.port()) {
-                (Some(h), Some(p)) => format!("{h}:{p}"),
-                (Some(h), None) => h.to_owned(),
-                _ => url.to_string(),
-            },
+            Region::Custom(url) | Region::Gateway { login: url, .. } => {
+                match (url.host_str(), url.port()) {
+                    (Some(h), Some(p)) => format!("{h}:{p}"),
+                    (Some(h), None) => h.to_owned(),
+                    _ => url.to_string(),
+                }
+            }
         }
     }
 }

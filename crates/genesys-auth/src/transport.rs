@@ -31,6 +31,24 @@ pub(crate) fn proxy_for(
     Some(proxy.clone())
 }
 
+/// A request error as the library reports it: a proxy that refused the tunnel is told apart
+/// from the network (it is the proxy's answer, and retrying cannot change it).
+pub(crate) fn request_error(settings: &Settings, endpoint: &str, e: &reqwest::Error) -> Error {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    match settings.proxy_shown() {
+        Some(proxy) if chain.contains("tunnel error") => Error::ProxyRefused {
+            proxy,
+            endpoint: endpoint.to_owned(),
+        },
+        _ => transport(endpoint, e),
+    }
+}
+
 /// Builds the client for `settings`.
 pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
@@ -40,13 +58,18 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
         .user_agent(USER_AGENT)
         .no_proxy();
     if let Some(p) = &settings.proxy {
-        let proxy_url = url::Url::parse(&p.value).map_err(|_| {
+        let mut proxy_url = url::Url::parse(&p.value).map_err(|_| {
             Error::Config(ConfigError::InvalidValue {
                 what: "proxy",
                 from: p.source.clone(),
                 reason: "not a URL".into(),
             })
         })?;
+        // GENESYS_PROXY_PASSWORD keeps the password out of URLs and process listings.
+        if let Some(pw) = &settings.proxy_password {
+            use secrecy::ExposeSecret as _;
+            let _ = proxy_url.set_password(Some(pw.expose_secret()));
+        }
         let list = NoProxyList::parse(settings.no_proxy.as_deref().unwrap_or(""));
         builder = builder.proxy(reqwest::Proxy::custom(move |url| {
             proxy_for(url, Some(&proxy_url), &list)
@@ -54,6 +77,9 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
     }
     if let Some(ca) = &settings.ca_file {
         builder = builder.tls_certs_merge(read_pem(&ca.value, &ca.source)?);
+    }
+    if let Some((cert, key)) = &settings.client_cert {
+        builder = builder.identity(read_identity(&cert.value, &key.value, &cert.source)?);
     }
     builder
         .build()
@@ -75,6 +101,30 @@ fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Err
         return Err(bad("it holds no certificate".into()));
     }
     Ok(certs)
+}
+
+/// A client certificate and its key, or a configuration error naming the file at fault.
+fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Identity, Error> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            Error::Config(ConfigError::File {
+                path: path.to_owned(),
+                message: format!("cannot read the client {what} (from {from}): {}", e.kind()),
+            })
+        })
+    };
+    let mut pem = read(cert, "certificate")?;
+    pem.push(b'\n');
+    pem.extend(read(key, "key")?);
+    reqwest::Identity::from_pem(&pem).map_err(|_| {
+        Error::Config(ConfigError::File {
+            path: cert.to_owned(),
+            message: format!(
+                "with {} it is not a usable client certificate and key (PEM; from {from})",
+                key.display()
+            ),
+        })
+    })
 }
 
 /// A parsed `NO_PROXY` list.

@@ -7,6 +7,7 @@ fn name(input: &str) -> String {
     match Region::parse(input) {
         Ok(Region::Known(info)) => info.name.to_owned(),
         Ok(Region::Custom(url)) => format!("custom {url}"),
+        Ok(r @ Region::Gateway { .. }) => format!("gateway {r}"),
         Err(e) => format!("error: {e}"),
     }
 }
@@ -172,4 +173,38 @@ proptest! {
         let _ = Region::parse(&format!("http://{host}{path}"));
         let _ = Region::parse(&format!("https://{host}{path}"));
     }
+}
+
+#[test]
+fn a_gateway_has_separate_login_and_api_bases_checked_like_custom_urls() {
+    let g = Region::gateway(
+        "https://gw.example.com/genesys-login/",
+        "https://gw.example.com/genesys-api",
+    )
+    .unwrap();
+    assert_eq!(
+        g.token_url(),
+        "https://gw.example.com/genesys-login/oauth/token"
+    );
+    assert_eq!(g.api_base_url(), "https://gw.example.com/genesys-api");
+    assert_eq!(g.login_host(), "gw.example.com");
+    assert_eq!(g.name(), "custom");
+    for (login, api) in [
+        ("http://gw.example.com/l", "https://gw.example.com/a"),
+        (
+            "https://u:GW-PASSWORD@gw.example.com/l",
+            "https://gw.example.com/a",
+        ),
+        ("gw.example.com/l", "https://gw.example.com/a"),
+    ] {
+        let e = Region::gateway(login, api).unwrap_err().to_string();
+        assert!(!e.contains("GW-PASSWORD"), "{e}");
+    }
+    let w = Region::gateway(
+        "https://login.mypurecloud.com.evil.com/l",
+        "https://gw.example.com/a",
+    )
+    .unwrap()
+    .lookalike_warning();
+    assert!(w.is_some());
 }

@@ -19,6 +19,7 @@ mod oauth;
 mod redis_server;
 mod refusals;
 mod state;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use tokio::sync::oneshot;
 pub use faults::{Fault, FaultRequest, Target};
 pub use redis_server::RedisServer;
 pub use state::{ClientSpec, Counters, IpRange};
+pub use tls::TlsOptions;
 
 use state::{State, lock};
 
@@ -49,6 +51,9 @@ pub struct EmulatorBuilder {
     enforce_scopes: bool,
     users: usize,
     port: u16,
+    tls: Option<TlsOptions>,
+    login_prefix: String,
+    api_prefix: String,
 }
 
 impl Default for EmulatorBuilder {
@@ -58,6 +63,9 @@ impl Default for EmulatorBuilder {
             token_rate_limit: Some(300),
             api_rate_limit: None,
             enforce_scopes: false,
+            tls: None,
+            login_prefix: String::new(),
+            api_prefix: String::new(),
             users: 60,
             port: 0,
         }
@@ -154,6 +162,30 @@ impl EmulatorBuilder {
         Ok(self)
     }
 
+    /// Serves HTTPS: with a CA and a certificate for `localhost`/`127.0.0.1` made at start
+    /// (see [`Emulator::ca_pem`]) or with given PEM files, and optionally a required client
+    /// certificate.
+    pub fn tls(mut self, options: TlsOptions) -> Self {
+        self.tls = Some(options);
+        self
+    }
+
+    /// Serves the token endpoint under `login` and the API under `api` (e.g. `/genesys-login`
+    /// and `/genesys-api`), as an API gateway with path prefixes does.
+    pub fn path_prefixes(mut self, login: &str, api: &str) -> Self {
+        let clean = |p: &str| {
+            let p = p.trim().trim_end_matches('/');
+            if p.is_empty() || p.starts_with('/') {
+                p.to_owned()
+            } else {
+                format!("/{p}")
+            }
+        };
+        self.login_prefix = clean(login);
+        self.api_prefix = clean(api);
+        self
+    }
+
     /// Binds 127.0.0.1 and starts serving in the current tokio runtime.
     pub async fn start(self) -> std::io::Result<Emulator> {
         let mut clients = self.clients;
@@ -170,21 +202,44 @@ impl EmulatorBuilder {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(state.clone());
-        let task = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "emulator stopped with an error");
+        let app = router(state.clone(), &self.login_prefix, &self.api_prefix)
+            .into_make_service_with_connect_info::<tls::Peer>();
+        let stop = async {
+            let _ = rx.await;
+        };
+        let (task, ca_pem) = match &self.tls {
+            None => (
+                tokio::spawn(async move {
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(stop);
+                    if let Err(e) = serve.await {
+                        tracing::warn!(error = %e, "emulator stopped with an error");
+                    }
+                }),
+                None,
+            ),
+            Some(opts) => {
+                let ready = tls::prepare(opts)?;
+                let listener = tls::TlsListener::new(listener, ready.acceptor)?;
+                (
+                    tokio::spawn(async move {
+                        let serve = axum::serve(listener, app).with_graceful_shutdown(stop);
+                        if let Err(e) = serve.await {
+                            tracing::warn!(error = %e, "emulator stopped with an error");
+                        }
+                    }),
+                    ready.ca_pem,
+                )
             }
-        });
+        };
         Ok(Emulator {
             addr,
             state,
             shutdown: Some(tx),
             task: Some(task),
+            scheme: if self.tls.is_some() { "https" } else { "http" },
+            ca_pem,
+            login_prefix: self.login_prefix,
+            api_prefix: self.api_prefix,
         })
     }
 }
@@ -220,7 +275,7 @@ fn client_from_toml(v: &toml::Value) -> Result<ClientSpec, String> {
     Ok(c)
 }
 
-fn router(state: Arc<State>) -> Router {
+fn router(state: Arc<State>, login_prefix: &str, api_prefix: &str) -> Router {
     let api = Router::new()
         .route("/v2/tokens/me", get(api::tokens_me).delete(api::revoke))
         .route("/v2/organizations/me", get(api::organizations_me))
@@ -238,8 +293,8 @@ fn router(state: Arc<State>) -> Router {
             api::guard,
         ));
     Router::new()
-        .route("/oauth/token", post(oauth::token))
-        .nest("/api", api)
+        .route(&format!("{login_prefix}/oauth/token"), post(oauth::token))
+        .nest(&format!("{api_prefix}/api"), api)
         .nest(ADMIN_PREFIX, admin::router())
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::response_headers))
@@ -253,6 +308,10 @@ pub struct Emulator {
     state: Arc<State>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    scheme: &'static str,
+    ca_pem: Option<String>,
+    login_prefix: String,
+    api_prefix: String,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -271,7 +330,23 @@ impl Emulator {
 
     /// The origin serving both the login and the API paths, e.g. `http://127.0.0.1:40123`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Where the token endpoint is served: the base URL plus any login path prefix.
+    pub fn login_url(&self) -> String {
+        format!("{}{}", self.base_url(), self.login_prefix)
+    }
+
+    /// Where the API is served: the base URL plus any API path prefix.
+    pub fn api_url(&self) -> String {
+        format!("{}{}", self.base_url(), self.api_prefix)
+    }
+
+    /// The CA certificate (PEM) that issued the emulator's own server certificate, when it
+    /// serves HTTPS with a certificate it made: what clients must trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The socket address it listens on.

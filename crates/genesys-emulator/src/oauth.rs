@@ -55,7 +55,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
 
 pub(crate) async fn token(
     AxState(state): AxState<Arc<State>>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<crate::tls::Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -65,7 +65,7 @@ pub(crate) async fn token(
     {
         return resp;
     }
-    let resp = grant(&state, peer.ip(), &headers, &body);
+    let resp = grant(&state, peer.0.ip(), &headers, &body);
     if resp.status() == StatusCode::UNAUTHORIZED {
         state.count(|c| c.unauthorized += 1);
     }

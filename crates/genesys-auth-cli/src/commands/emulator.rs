@@ -27,6 +27,27 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
             .config_toml(&text)
             .map_err(|e| CliError::new(Exit::Config, format!("{}: {e}", path.display())))?;
     }
+    let read = |p: &std::path::PathBuf| {
+        std::fs::read(p).map_err(|e| {
+            CliError::new(
+                Exit::Config,
+                format!("cannot read {}: {}", p.display(), e.kind()),
+            )
+        })
+    };
+    let tls = args.tls || args.tls_cert.is_some() || args.require_client_cert.is_some();
+    if tls {
+        let cert_and_key = match (&args.tls_cert, &args.tls_key) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            _ => None,
+        };
+        let client_ca = args.require_client_cert.as_ref().map(read).transpose()?;
+        builder = builder.tls(genesys_emulator::TlsOptions {
+            cert_and_key,
+            client_ca,
+        });
+    }
+    builder = builder.path_prefixes(&args.path_prefix_login, &args.path_prefix_api);
     let clients = args
         .client
         .iter()
@@ -56,7 +77,26 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
         out,
         "# genesys-auth emulator listening on {base} (Ctrl-C to stop)"
     );
-    let _ = writeln!(out, "export GENESYS_REGION={base}");
+    if args.path_prefix_login.is_empty() && args.path_prefix_api.is_empty() {
+        let _ = writeln!(out, "export GENESYS_REGION={base}");
+    } else {
+        let _ = writeln!(out, "export GENESYS_LOGIN_URL={}", emu.login_url());
+        let _ = writeln!(out, "export GENESYS_API_URL={}", emu.api_url());
+    }
+    if let Some(ca) = emu.ca_pem() {
+        // The CA of the certificate the emulator made: clients trust it through this file.
+        let path = std::env::temp_dir().join(format!(
+            "genesys-auth-emulator-ca-{}.pem",
+            emu.addr().port()
+        ));
+        std::fs::write(&path, ca).map_err(|e| {
+            CliError::new(
+                Exit::Config,
+                format!("cannot write {}: {}", path.display(), e.kind()),
+            )
+        })?;
+        let _ = writeln!(out, "export GENESYS_CA_FILE={}", path.display());
+    }
     // The emulator's own throwaway credentials, or the ones just given on this command line:
     // printing them is the point of this command.
     let shown = first.or_else(|| no_clients.then(|| emu.demo_client()));

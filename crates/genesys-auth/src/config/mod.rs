@@ -193,6 +193,11 @@ pub struct Settings {
     /// Extra trust anchors, a PEM file (`GENESYS_CA_FILE`, then `SSL_CERT_FILE`), added to the
     /// platform's roots: for a private CA or a TLS-inspecting proxy.
     pub ca_file: Option<Sourced<PathBuf>>,
+    /// A client certificate and its key (PEM files), for servers that require one (mTLS).
+    pub client_cert: Option<(Sourced<PathBuf>, Sourced<PathBuf>)>,
+    /// The proxy's password (`GENESYS_PROXY_PASSWORD`), so that it need not sit in a URL or in
+    /// the process's arguments; it joins the proxy URL's user name.
+    pub proxy_password: Option<SecretString>,
     /// Things worth telling the user that are not errors (a profile file others can read, a
     /// broken source that was skipped, a look-alike host). Returned, never logged: show them.
     pub warnings: Vec<String>,
@@ -304,6 +309,8 @@ pub struct Loader {
     connect_timeout: Option<Duration>,
     proxy: Option<Sourced<String>>,
     ca_file: Option<Sourced<PathBuf>>,
+    client_cert: Option<(Sourced<PathBuf>, Sourced<PathBuf>)>,
+    gateway: Option<(Sourced<String>, Sourced<String>)>,
     timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
 }
@@ -460,6 +467,42 @@ impl Loader {
             value: path.into(),
             source: explicit(label),
         });
+        self
+    }
+
+    /// Presents this client certificate and key (PEM files) to servers that ask for one (mTLS).
+    pub fn client_cert_from(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+        label: &str,
+    ) -> Self {
+        self.client_cert = Some((
+            Sourced {
+                value: cert.into(),
+                source: explicit(label),
+            },
+            Sourced {
+                value: key.into(),
+                source: explicit(label),
+            },
+        ));
+        self
+    }
+
+    /// Uses an API gateway with separate login and API paths (as Genesys' SDKs' gateway
+    /// setting): tokens from `{login}/oauth/token`, the API at `{api}/api/v2/...`.
+    pub fn gateway(mut self, login: impl Into<String>, api: impl Into<String>) -> Self {
+        self.gateway = Some((
+            Sourced {
+                value: login.into(),
+                source: explicit("explicit gateway"),
+            },
+            Sourced {
+                value: api.into(),
+                source: explicit("explicit gateway"),
+            },
+        ));
         self
     }
 
@@ -632,6 +675,14 @@ impl Loader {
                     .or_else(|| from_profile(|p| p.client_secret.as_ref()))
                     .map(into_secret)
             });
+        // `client_secret_file` in a profile: the file's first line, when no secret is set above.
+        let client_secret = match client_secret {
+            Some(s) => Some(s),
+            None => match from_profile(|p| p.client_secret_file.as_ref()) {
+                Some(f) => Some(read_secret_file(&f)?),
+                None => None,
+            },
+        };
         let region_raw = non_empty(self.region)
             .or_else(|| {
                 from_env(&[
@@ -700,17 +751,61 @@ impl Loader {
             ));
         }
 
-        let region = match region_raw {
-            Some(r) => Sourced {
-                value: Region::parse(&r.value).map_err(|source| ConfigError::Region {
-                    source,
-                    from: r.source.clone(),
+        // An API gateway with separate login and API paths replaces the region.
+        let login_url = self
+            .gateway
+            .as_ref()
+            .map(|g| g.0.clone())
+            .or_else(|| from_env(&["GENESYS_LOGIN_URL"]))
+            .or_else(|| from_profile(|p| p.login_url.as_ref()));
+        let api_url = self
+            .gateway
+            .map(|g| g.1)
+            .or_else(|| from_env(&["GENESYS_API_URL"]))
+            .or_else(|| from_profile(|p| p.api_url.as_ref()));
+        let gateway = match (login_url, api_url) {
+            (Some(l), Some(a)) => Some(Sourced {
+                value: Region::gateway(&l.value, &a.value).map_err(|source| {
+                    ConfigError::Region {
+                        source,
+                        from: l.source.clone(),
+                    }
                 })?,
-                source: r.source,
-            },
-            None => Sourced {
-                value: Region::default(),
-                source: Source::Default,
+                source: l.source,
+            }),
+            (Some(one), None) | (None, Some(one)) => {
+                return Err(ConfigError::InvalidValue {
+                    what: "gateway",
+                    from: one.source,
+                    reason: "a gateway needs both a login URL and an API URL (GENESYS_LOGIN_URL and GENESYS_API_URL, or login_url and api_url in a profile)".into(),
+                });
+            }
+            (None, None) => None,
+        };
+        let region_raw = match (&gateway, region_raw) {
+            (Some(g), Some(r)) => {
+                warnings.push(format!(
+                    "the region from {} is not used: the gateway from {} takes its place",
+                    r.source, g.source
+                ));
+                None
+            }
+            (_, r) => r,
+        };
+        let region = match (gateway, region_raw) {
+            (Some(g), _) => g,
+            (None, region_raw) => match region_raw {
+                Some(r) => Sourced {
+                    value: Region::parse(&r.value).map_err(|source| ConfigError::Region {
+                        source,
+                        from: r.source.clone(),
+                    })?,
+                    source: r.source,
+                },
+                None => Sourced {
+                    value: Region::default(),
+                    source: Source::Default,
+                },
             },
         };
         let client_id = client_id
@@ -751,13 +846,38 @@ impl Loader {
             })
         };
         let proxy = non_empty(self.proxy)
-            .or_else(|| env_first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]));
+            .or_else(|| env_first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]))
+            .or_else(|| from_profile(|p| p.proxy.as_ref()));
+        let proxy_password =
+            var("GENESYS_PROXY_PASSWORD").map(|p| SecretString::from(p.to_owned()));
+        let as_path = |s: Sourced<String>| Sourced {
+            value: PathBuf::from(s.value),
+            source: s.source,
+        };
+        let client_cert = match self.client_cert {
+            Some(c) => Some(c),
+            None => match (
+                env_first(&["GENESYS_CLIENT_CERT"])
+                    .or_else(|| from_profile(|p| p.client_cert.as_ref())),
+                env_first(&["GENESYS_CLIENT_KEY"])
+                    .or_else(|| from_profile(|p| p.client_key.as_ref())),
+            ) {
+                (Some(c), Some(k)) => Some((as_path(c), as_path(k))),
+                (Some(one), None) | (None, Some(one)) => {
+                    return Err(ConfigError::InvalidValue {
+                        what: "client certificate",
+                        from: one.source,
+                        reason: "a client certificate needs both its certificate and its key (--client-cert and --client-key)".into(),
+                    });
+                }
+                (None, None) => None,
+            },
+        };
         let no_proxy = env_first(&["NO_PROXY", "no_proxy"]).map(|s| s.value);
         let ca_file = self.ca_file.or_else(|| {
-            env_first(&["GENESYS_CA_FILE", "SSL_CERT_FILE"]).map(|s| Sourced {
-                value: PathBuf::from(s.value),
-                source: s.source,
-            })
+            env_first(&["GENESYS_CA_FILE", "SSL_CERT_FILE"])
+                .or_else(|| from_profile(|p| p.ca_file.as_ref()))
+                .map(as_path)
         });
         if let Some(p) = &proxy {
             check_proxy_url(&p.value, &p.source)?;
@@ -795,6 +915,8 @@ impl Loader {
             proxy,
             no_proxy,
             ca_file,
+            client_cert,
+            proxy_password,
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(5)),
             timeout: self.timeout.unwrap_or(Duration::from_secs(15)),
             retry: self.retry.unwrap_or_default(),
@@ -937,8 +1059,15 @@ enum ProfileKind {
 struct ProfileValues {
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_secret_file: Option<String>,
     region: Option<String>,
     scopes: Option<String>,
+    login_url: Option<String>,
+    api_url: Option<String>,
+    proxy: Option<String>,
+    ca_file: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
 }
 
 struct FoundProfile {
@@ -1011,7 +1140,14 @@ fn read_profile(
         ProfileKind::Own => ProfileValues {
             client_id: get("client_id"),
             client_secret: get("client_secret"),
+            client_secret_file: get("client_secret_file"),
             region: get("region"),
+            login_url: get("login_url"),
+            api_url: get("api_url"),
+            proxy: get("proxy"),
+            ca_file: get("ca_file"),
+            client_cert: get("client_cert"),
+            client_key: get("client_key"),
             scopes: get("scopes").or_else(|| {
                 table.get("scopes").and_then(|v| v.as_array()).map(|a| {
                     a.iter()
@@ -1025,7 +1161,7 @@ fn read_profile(
             client_id: get("client_credentials"),
             client_secret: get("client_secret"),
             region: get("environment"),
-            scopes: None,
+            ..ProfileValues::default()
         },
     };
     if values.client_secret.is_some()
@@ -1044,11 +1180,48 @@ fn read_profile(
     }))
 }
 
+/// A secret from a file named in a profile: its first line. Errors name the file, never its
+/// content.
+fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
+    let path = PathBuf::from(&f.value);
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+        path: path.clone(),
+        message: format!(
+            "cannot read the client secret (client_secret_file from {}): {}",
+            f.source,
+            e.kind()
+        ),
+    })?;
+    let secret = text.lines().next().unwrap_or("").trim().to_owned();
+    if secret.is_empty() {
+        return Err(ConfigError::File {
+            path,
+            message: "it is empty; put the client secret on its first line".into(),
+        });
+    }
+    Ok(SourcedSecret {
+        value: SecretString::from(secret),
+        source: f.source.clone(),
+    })
+}
+
 /// The keys of a `[profiles.NAME]` table.
-const OWN_PROFILE_KEYS: [&str; 4] = ["client_id", "client_secret", "region", "scopes"];
+const OWN_PROFILE_KEYS: [&str; 11] = [
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "region",
+    "scopes",
+    "login_url",
+    "api_url",
+    "proxy",
+    "ca_file",
+    "client_cert",
+    "client_key",
+];
 
 /// Every variable of this family the loader reads.
-const KNOWN_VARS: [&str; 14] = [
+const KNOWN_VARS: [&str; 19] = [
     "GENESYS_CLIENT_ID",
     "GENESYSCLOUD_OAUTHCLIENT_ID",
     "GENESYS_CLOUD_CLIENT_ID",
@@ -1063,6 +1236,11 @@ const KNOWN_VARS: [&str; 14] = [
     "GENESYSCLOUD_ACCESS_TOKEN",
     "GENESYS_TOKEN_STORE",
     "GENESYS_CA_FILE",
+    "GENESYS_LOGIN_URL",
+    "GENESYS_API_URL",
+    "GENESYS_CLIENT_CERT",
+    "GENESYS_CLIENT_KEY",
+    "GENESYS_PROXY_PASSWORD",
 ];
 
 /// The closest of `known` to `word`, if it is close enough to be a typo of it.
