@@ -120,6 +120,10 @@ pub enum Command {
     /// Run the offline Genesys Cloud emulator on 127.0.0.1 until Ctrl-C
     #[command(after_help = EMULATOR_EXAMPLES)]
     Emulator(EmulatorArgs),
+    /// Find out why a token cannot be had: settings, region, DNS, TCP, TLS, clock, the token
+    /// request and the API, one line each with what to do
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
     /// Walk through the whole flow: offline on the embedded emulator unless --real
     #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
@@ -304,6 +308,23 @@ pub enum CacheCommand {
     /// Remove every cached token
     Clear,
 }
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct DoctorArgs {
+    /// Print one JSON object per check, in an array
+    #[arg(long)]
+    pub json: bool,
+}
+
+const DOCTOR_HELP: &str = "\
+Examples:
+  genesys-auth doctor
+  HTTPS_PROXY=http://proxy.corp:3128 genesys-auth doctor --ca-file corp-ca.pem
+  genesys-auth doctor --json | jq '.[] | select(.status != \"ok\")'
+
+Exit codes: 0 every check passed (warnings allowed); otherwise the code of the first failing
+check: 3 settings; 4 the client was refused; 5 forbidden (an IP allowlist); 6 rate limited;
+7 DNS, TCP, TLS, proxy or server; 8 another API error.";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -68,8 +68,18 @@ fn read_secret(global: &Global) -> Result<Option<(String, String)>, CliError> {
     Ok(None)
 }
 
-/// The settings the flags and the environment resolve to.
+/// The settings the flags and the environment resolve to; their warnings printed once.
 pub fn settings(global: &Global) -> Result<Settings, CliError> {
+    let settings = settings_quiet(global)?;
+    // The library returns its warnings; they are printed here, once, for every command.
+    for w in &settings.warnings {
+        crate::output::warn(w);
+    }
+    Ok(settings)
+}
+
+/// The settings, with their warnings left to the caller (`doctor` shows them as checks).
+pub fn settings_quiet(global: &Global) -> Result<Settings, CliError> {
     let mut loader = Settings::loader();
     if let Some(p) = &global.profile {
         loader = loader.profile_from(p, "--profile");
@@ -121,12 +131,7 @@ pub fn settings(global: &Global) -> Result<Settings, CliError> {
                 ..Default::default()
             });
     }
-    let settings = loader.load()?;
-    // The library returns its warnings; they are printed here, once, for every command.
-    for w in &settings.warnings {
-        crate::output::warn(w);
-    }
-    Ok(settings)
+    Ok(loader.load()?)
 }
 
 /// The token cache the CLI uses: the file store, unless `--no-cache`.

@@ -156,6 +156,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cache(cmd) => commands::cache::run(cmd),
         Command::Emulator(args) => commands::emulator::run(args).await,
         Command::Demo(args) => commands::demo::run(g, args).await,
+        Command::Doctor(args) => commands::doctor::run(g, args).await,
         // Answered before the runtime starts.
         Command::Regions(_) | Command::Config(_) | Command::Completions { .. } => Ok(()),
     }

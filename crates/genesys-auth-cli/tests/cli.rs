@@ -1475,3 +1475,93 @@ fn the_readme_offline_quick_start_runs_as_written() {
         "{stdout}\n{stderr}"
     );
 }
+
+/// `doctor` tells each failure apart, with its own hint and exit code.
+#[test]
+fn doctor_tells_every_failure_apart() {
+    let e = env_with(|b| {
+        b.client(ClientSpec::new("no-grant", SECRET).without_client_credentials())
+            .client(ClientSpec::new("walled", SECRET).allowed_ips(["10.0.0.0/8".parse().unwrap()]))
+    });
+    let out = e.run_args(&["doctor"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    for check in [
+        "settings", "region", "DNS", "TCP", "TLS", "clock", "token", "verify",
+    ] {
+        assert!(
+            stdout(&out)
+                .lines()
+                .any(|l| l.starts_with('✓') && l.contains(check)),
+            "{check}: {}",
+            stdout(&out)
+        );
+    }
+    let run = |id: &str, secret: &str, inject: Option<Fault>| {
+        if let Some(f) = inject {
+            e.emu.inject(Target::Token, f, 1);
+        }
+        e.run(
+            e.cmd()
+                .env("GENESYS_CLIENT_ID", id)
+                .env("GENESYS_CLIENT_SECRET", secret)
+                .args(["doctor", "--json"]),
+        )
+    };
+    for (id, secret, inject, exit, hint) in [
+        ("nobody", SECRET, None, 4, "may belong to another region"),
+        (ID, "wrong-secret-Kd8", None, 4, "the secret is wrong"),
+        ("no-grant", SECRET, None, 4, "grant is not enabled"),
+        ("walled", SECRET, None, 5, "IP allowlist"),
+        (ID, SECRET, Some(Fault::status(400)), 6, "rate limit"),
+    ] {
+        let out = run(id, secret, inject);
+        assert_eq!(code(&out), exit, "{id}: {}", stdout(&out));
+        let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let failed: Vec<&Value> = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "failed")
+            .collect();
+        assert_eq!(failed.len(), 1, "{checks}");
+        assert_eq!(failed[0]["check"], "token");
+        assert!(
+            failed[0]["hint"].as_str().unwrap().contains(hint),
+            "{id}: {checks}"
+        );
+        assert!(!stdout(&out).contains("wrong-secret-Kd8"));
+    }
+    // Settings that cannot be resolved stop at the first check, with exit 3.
+    let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_SECRET").arg("doctor"));
+    assert_eq!(code(&out), 3, "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("✗ settings"), "{}", stdout(&out));
+}
+
+#[test]
+fn doctor_sees_an_untrusted_certificate_and_names_ca_file() {
+    let emu = rt()
+        .block_on(
+            genesys_emulator::Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .tls(genesys_emulator::TlsOptions::default())
+                .start(),
+        )
+        .unwrap();
+    let e = env();
+    let out = e.run(e.cmd().env("GENESYS_REGION", emu.base_url()).arg("doctor"));
+    assert_eq!(code(&out), 7, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("✗ TLS") && stdout(&out).contains("--ca-file"),
+        "{}",
+        stdout(&out)
+    );
+    let ca = e.path("emu-ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let out = e.run(e.cmd().env("GENESYS_REGION", emu.base_url()).args([
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "doctor",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stdout(&out).contains("✓ TLS"), "{}", stdout(&out));
+}

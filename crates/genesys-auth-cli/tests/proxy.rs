@@ -450,6 +450,22 @@ fn through_an_authenticating_proxy_to_a_gateway_with_a_private_ca_and_mtls() {
     );
     assert!(!err.contains("after"), "not retried: {err}");
 
+    // doctor names the proxy's refusal too.
+    let doctor_args = with(&["doctor"]);
+    let out = run_env("wrong-pw-Zx8", &args(&doctor_args));
+    assert_eq!(out.status.code(), Some(7));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("through the proxy") && text.contains("proxy refused the tunnel"),
+        "{text}"
+    );
+    let out = run_env("proxy-pw-Tq2", &args(&doctor_args));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // Without the client certificate the gateway refuses the TLS handshake.
     let out = run_env("proxy-pw-Tq2", &["--ca-file", ca_s, "--no-cache", "token"]);
     assert_eq!(

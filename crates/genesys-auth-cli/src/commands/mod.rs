@@ -4,6 +4,7 @@ pub mod api;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod emulator;
 pub mod regions;
 pub mod revoke;

@@ -1,0 +1,512 @@
+//! `genesys-auth doctor`: why a token cannot be had, step by step. Each check gives an outcome
+//! (ok / warning / failure), a figure, and on trouble what to do; text and JSON are two
+//! renderings of the same list. Checks run in order and stop at the first failure that makes
+//! the rest meaningless.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use genesys_auth::{ApiClient, Error, Region, RetryPolicy, Settings, TokenProvider};
+use serde_json::{Value, json};
+
+use crate::cli::{DoctorArgs, Global};
+use crate::context;
+use crate::exit::{CliError, Exit};
+use crate::output::{human_duration, print_json, print_line};
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Warn,
+    Fail(Exit),
+}
+
+/// One check's result.
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub outcome: Outcome,
+    pub figure: String,
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, figure: impl Into<String>) -> Self {
+        Self {
+            name,
+            outcome: Outcome::Ok,
+            figure: figure.into(),
+            hint: None,
+        }
+    }
+
+    fn warn(name: &'static str, figure: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            name,
+            outcome: Outcome::Warn,
+            figure: figure.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    fn fail(
+        name: &'static str,
+        exit: Exit,
+        figure: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            name,
+            outcome: Outcome::Fail(exit),
+            figure: figure.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "check": self.name,
+            "status": match self.outcome {
+                Outcome::Ok => "ok",
+                Outcome::Warn => "warning",
+                Outcome::Fail(_) => "failed",
+            },
+            "figure": self.figure,
+            "hint": self.hint,
+        })
+    }
+
+    fn line(&self) -> String {
+        let mark = match self.outcome {
+            Outcome::Ok => "✓",
+            Outcome::Warn => "!",
+            Outcome::Fail(_) => "✗",
+        };
+        let hint = self
+            .hint
+            .as_ref()
+            .map(|h| format!("\n    → {h}"))
+            .unwrap_or_default();
+        format!("{mark} {:<9} {}{hint}", self.name, self.figure)
+    }
+}
+
+pub async fn run(global: &Global, args: DoctorArgs) -> Result<(), CliError> {
+    let checks = checks(global).await;
+    if args.json {
+        print_json(&Value::Array(checks.iter().map(Check::to_json).collect()));
+    } else {
+        for c in &checks {
+            print_line(&c.line());
+        }
+    }
+    match checks.iter().find_map(|c| match c.outcome {
+        Outcome::Fail(exit) => Some((exit, c.name)),
+        _ => None,
+    }) {
+        Some((exit, name)) => Err(CliError::new(exit, format!("the {name} check failed"))),
+        None => Ok(()),
+    }
+}
+
+/// Every check, in order, up to the first failure that stops the rest.
+pub async fn checks(global: &Global) -> Vec<Check> {
+    let mut out = Vec::new();
+    let settings = match context::settings_quiet(global) {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Check::fail(
+                "settings",
+                e.exit,
+                "cannot be resolved",
+                e.message,
+            ));
+            return out;
+        }
+    };
+    out.push(settings_check(&settings));
+    for w in &settings.warnings {
+        out.push(Check::warn("settings", "a warning", w.clone()));
+    }
+    out.push(region_check(&settings.region.value));
+    let hosts = hosts(&settings.region.value);
+    for (host, port) in &hosts {
+        let c = dns_check(host, *port).await;
+        let failed = matches!(c.outcome, Outcome::Fail(_));
+        out.push(c);
+        if failed {
+            return out;
+        }
+    }
+    let c = tcp_check(&settings, &hosts[0]).await;
+    let failed = matches!(c.outcome, Outcome::Fail(_));
+    out.push(c);
+    if failed {
+        return out;
+    }
+    let (tls, clock) = tls_and_clock_checks(&settings).await;
+    let failed = matches!(tls.outcome, Outcome::Fail(_));
+    out.push(tls);
+    out.extend(clock);
+    if failed {
+        return out;
+    }
+    let (c, provider) = token_check(settings).await;
+    out.push(c);
+    if let Some(p) = provider {
+        out.push(verify_check(p).await);
+    }
+    out
+}
+
+fn settings_check(s: &Settings) -> Check {
+    let id = s
+        .client_id
+        .as_ref()
+        .map(|c| format!("client id {} (from {})", c.value, c.source))
+        .unwrap_or_else(|| "no client id".into());
+    let secret = match (&s.client_secret, &s.access_token) {
+        (_, Some(t)) => format!("a ready-made token (from {})", t.source),
+        (Some(c), None) => format!("secret set (from {})", c.source),
+        (None, None) => "secret unset".into(),
+    };
+    let region = format!("region from {}", s.region.source);
+    let figure = format!("{id}; {secret}; {region}");
+    if s.access_token.is_none() && (s.client_id.is_none() || s.client_secret.is_none()) {
+        return Check::fail(
+            "settings",
+            Exit::Config,
+            figure,
+            "set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or a .env file, or a profile); `genesys-auth config` shows where each value is looked for",
+        );
+    }
+    Check::ok("settings", figure)
+}
+
+fn region_check(r: &Region) -> Check {
+    match r {
+        Region::Known(info) => Check::ok(
+            "region",
+            format!(
+                "{} ({}): {} and {}",
+                info.name,
+                info.location,
+                info.login_host(),
+                info.api_host()
+            ),
+        ),
+        other => Check::ok(
+            "region",
+            format!(
+                "custom: tokens from {}, API at {}",
+                other.login_base_url(),
+                other.api_base_url()
+            ),
+        ),
+    }
+}
+
+/// The login and API hosts with their ports.
+fn hosts(r: &Region) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for base in [r.login_base_url(), r.api_base_url()] {
+        if let Ok(u) = url::Url::parse(&base)
+            && let Some(h) = u.host_str()
+        {
+            let hp = (
+                h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                u.port_or_known_default().unwrap_or(443),
+            );
+            if !out.contains(&hp) {
+                out.push(hp);
+            }
+        }
+    }
+    out
+}
+
+async fn dns_check(host: &str, port: u16) -> Check {
+    let start = Instant::now();
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((host, port)),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(mut addrs)) => match addrs.next() {
+            Some(a) => Check::ok(
+                "DNS",
+                format!("{host} → {} ({} ms)", a.ip(), start.elapsed().as_millis()),
+            ),
+            None => Check::fail(
+                "DNS",
+                Exit::Network,
+                format!("{host}: no address"),
+                "the name has no address: check the region or base URL, and the machine's DNS",
+            ),
+        },
+        Ok(Err(e)) => Check::fail(
+            "DNS",
+            Exit::Network,
+            format!("{host}: {}", e.kind()),
+            "the name cannot be resolved: check the region or base URL, and the machine's DNS (behind a proxy, only the proxy's name must resolve)",
+        ),
+        Err(_) => Check::fail(
+            "DNS",
+            Exit::Network,
+            format!("{host}: no answer in 5 s"),
+            "the DNS server does not answer: check the machine's network",
+        ),
+    }
+}
+
+async fn tcp_check(settings: &Settings, (host, port): &(String, u16)) -> Check {
+    // Through the proxy when https goes through one: then the proxy is what must be reachable.
+    let proxied = settings.proxy.as_ref().filter(|_| {
+        url::Url::parse(&settings.region.value.login_base_url())
+            .is_ok_and(|u| u.scheme() == "https")
+    });
+    let (target_host, target_port, via) = match proxied.and_then(|p| url::Url::parse(&p.value).ok())
+    {
+        Some(p) => (
+            p.host_str().unwrap_or("").to_owned(),
+            p.port_or_known_default().unwrap_or(8080),
+            format!(
+                " through the proxy {}",
+                settings.proxy_shown().unwrap_or_default()
+            ),
+        ),
+        None => (host.clone(), *port, " directly".to_owned()),
+    };
+    let start = Instant::now();
+    let connect = tokio::time::timeout(
+        settings.connect_timeout,
+        tokio::net::TcpStream::connect((target_host.as_str(), target_port)),
+    )
+    .await;
+    let figure = format!("{target_host}:{target_port}{via}");
+    match connect {
+        Ok(Ok(_)) => Check::ok(
+            "TCP",
+            format!("{figure} ({} ms)", start.elapsed().as_millis()),
+        ),
+        Ok(Err(e)) => Check::fail(
+            "TCP",
+            Exit::Network,
+            format!("{figure}: {}", e.kind()),
+            "the connection is refused or cannot be made: a firewall may block it; behind a corporate proxy, set HTTPS_PROXY or --proxy",
+        ),
+        Err(_) => Check::fail(
+            "TCP",
+            Exit::Network,
+            format!(
+                "{figure}: no answer in {} s",
+                settings.connect_timeout.as_secs()
+            ),
+            "the connection times out: a firewall may drop it; behind a corporate proxy, set HTTPS_PROXY or --proxy",
+        ),
+    }
+}
+
+/// One plain request to the API host: TLS (when https) and the server's clock, from `Date`.
+async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
+    let base = settings.region.value.api_base_url();
+    let https = base.starts_with("https://");
+    let client = match genesys_auth::grant::http_client(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                Check::fail("TLS", Exit::Config, "cannot be set up", e.to_string()),
+                None,
+            );
+        }
+    };
+    let sent = SystemTime::now();
+    let resp = client.get(format!("{base}/api/v2/")).send().await;
+    let tls = match (&resp, https) {
+        (Ok(_), true) => Check::ok(
+            "TLS",
+            match &settings.ca_file {
+                Some(ca) => format!(
+                    "the chain verifies (with the CAs of {})",
+                    ca.value.display()
+                ),
+                None => "the chain verifies against the system's roots".into(),
+            },
+        ),
+        (Ok(_), false) => Check::ok("TLS", "none: plain http, allowed to loopback only"),
+        (Err(e), _) => {
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                text.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            let lower = text.to_ascii_lowercase();
+            let hint = if lower.contains("certificate")
+                || lower.contains("unknownissuer")
+                || lower.contains("issuer")
+            {
+                "the server's certificate is not trusted: a TLS-inspecting proxy is probably in the way; add its CA with --ca-file (or GENESYS_CA_FILE)".to_owned()
+            } else if lower.contains("tunnel") {
+                "the proxy refused the tunnel: check its user and password (GENESYS_PROXY_PASSWORD)"
+                    .to_owned()
+            } else {
+                "the TLS handshake failed: check --ca-file, --client-cert and any proxy".to_owned()
+            };
+            let short: String = text.chars().take(200).collect();
+            return (Check::fail("TLS", Exit::Network, short, hint), None);
+        }
+    };
+    let clock = resp.ok().and_then(|r| {
+        let date = r.headers().get(reqwest::header::DATE)?.to_str().ok()?;
+        let server = httpdate::parse_http_date(date).ok()?;
+        let skew = match server.duration_since(sent) {
+            Ok(ahead) => ahead,
+            Err(behind) => behind.duration(),
+        };
+        // Date has a resolution of a second.
+        let skew = skew.saturating_sub(Duration::from_secs(1));
+        Some(if skew > Duration::from_secs(30) {
+            Check::warn(
+                "clock",
+                format!("{} apart from the server's", human_duration(skew)),
+                "this machine's clock is off: token expiries in caches are wall-clock times; sync it (NTP)",
+            )
+        } else {
+            Check::ok("clock", "within a second or so of the server's (Date header)")
+        })
+    });
+    (tls, clock)
+}
+
+async fn token_check(settings: Settings) -> (Check, Option<TokenProvider>) {
+    let region = settings.region.value.clone();
+    let settings = Settings {
+        retry: RetryPolicy::none(),
+        ..settings
+    };
+    let provider = match TokenProvider::new(settings) {
+        Ok(p) => p,
+        Err(e) => {
+            return (
+                Check::fail("token", Exit::Config, "cannot be requested", e.to_string()),
+                None,
+            );
+        }
+    };
+    let start = Instant::now();
+    match provider.token().await {
+        Ok(t) => {
+            let scopes = if t.scopes().is_empty() {
+                String::new()
+            } else {
+                format!(", scopes {}", t.scopes().join(" "))
+            };
+            let life = if t.lifetime_known() {
+                format!(", lives {}", human_duration(t.lifetime()))
+            } else {
+                ", a ready-made token".into()
+            };
+            (
+                Check::ok(
+                    "token",
+                    format!(
+                        "granted in {} ms{life}{scopes}",
+                        start.elapsed().as_millis()
+                    ),
+                ),
+                Some(provider),
+            )
+        }
+        Err(e) => (token_failure(&e, &region), None),
+    }
+}
+
+/// What a refused token request means, and what to do about it.
+fn token_failure(e: &Error, region: &Region) -> Check {
+    let exit = CliError::from(e.clone()).exit;
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let hint = match e {
+        Error::InvalidClient {
+            description,
+            client_id,
+            ..
+        } if description.to_ascii_lowercase().contains("not found") => format!(
+            "client {client_id} is not known at {}: it may belong to another region; try --region with the region the client was made in",
+            region.login_host()
+        ),
+        Error::InvalidClient { description, .. } if description.to_ascii_lowercase().contains("inactive") => {
+            "the OAuth client is inactive: an administrator can activate it in Genesys Cloud (Admin > OAuth)".into()
+        }
+        Error::InvalidClient { .. } => {
+            "the secret is wrong for this client (or the client is in another region): copy the secret again, without spaces or line breaks".into()
+        }
+        Error::Rejected { .. } if lower.contains("unauthorized_client") => {
+            "the client-credentials grant is not enabled on this OAuth client: set its grant type to Client Credentials (Admin > OAuth)".into()
+        }
+        Error::Forbidden { .. } if lower.contains("ip address") => {
+            "this machine's address is not in the OAuth client's IP allowlist: ask an administrator to add it, or run from an allowed network".into()
+        }
+        Error::RateLimited { .. } => {
+            "the token endpoint's rate limit (about 300 requests a minute per client) is reached: wait a minute, and share one token (--store) instead of fetching per process".into()
+        }
+        Error::ProxyRefused { .. } => {
+            "the proxy refused the tunnel: check its user and password (GENESYS_PROXY_PASSWORD), and that it allows CONNECT to port 443".into()
+        }
+        Error::Transport { .. } => "the login host cannot be reached: see the checks above, and any proxy".into(),
+        _ => "see the message; `genesys-auth -vv token` shows every step".into(),
+    };
+    Check::fail("token", exit, text, hint)
+}
+
+async fn verify_check(provider: TokenProvider) -> Check {
+    let api = ApiClient::new(provider);
+    let head = api
+        .send(genesys_auth::ApiRequest::new(
+            genesys_auth::Method::HEAD,
+            "tokens/me",
+        ))
+        .await;
+    match head {
+        Ok(r) if r.status.is_success() => {}
+        Ok(r) => {
+            return Check::fail(
+                "verify",
+                if r.status.as_u16() == 401 {
+                    Exit::Auth
+                } else {
+                    Exit::Api
+                },
+                format!("HEAD /api/v2/tokens/me answered {}", r.status),
+                "the token was issued but the API refuses it: check that the login and API hosts belong to the same region or gateway",
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                "verify",
+                CliError::from(e.clone()).exit,
+                e.to_string(),
+                "the API host cannot be reached",
+            );
+        }
+    }
+    match api.get_json::<Value>("organizations/me").await {
+        Ok(org) => Check::ok(
+            "verify",
+            format!(
+                "HEAD tokens/me ok; organization {}",
+                org.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(unnamed)")
+            ),
+        ),
+        Err(e) => Check::fail(
+            "verify",
+            CliError::from(e.clone()).exit,
+            e.to_string(),
+            "the token works but organizations/me is refused: the client's role may lack the organization permission",
+        ),
+    }
+}
