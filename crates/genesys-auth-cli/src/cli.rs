@@ -38,8 +38,17 @@ pub struct Global {
     )]
     pub client_secret_file: Option<PathBuf>,
     /// Read the client secret from the first line of standard input
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "client_secret_command")]
     pub client_secret_stdin: bool,
+    /// Take the client secret from the first line a command prints, run without a shell within
+    /// 10 s (e.g. 'vault kv get -field=secret secret/genesys')
+    #[arg(
+        long,
+        global = true,
+        value_name = "COMMAND",
+        conflicts_with = "client_secret_file"
+    )]
+    pub client_secret_command: Option<String>,
     /// Scope to request (repeatable); default: the client's own scopes [env: GENESYS_SCOPES]
     #[arg(long = "scope", global = true, value_name = "SCOPE")]
     pub scopes: Vec<String>,

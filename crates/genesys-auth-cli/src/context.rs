@@ -93,6 +93,9 @@ pub fn settings_quiet(global: &Global) -> Result<Settings, CliError> {
     if let Some((secret, label)) = read_secret(global)? {
         loader = loader.client_secret_from(secret, &label);
     }
+    if let Some(command) = &global.client_secret_command {
+        loader = loader.client_secret_command_from(command, "--client-secret-command");
+    }
     if let Some(p) = &global.proxy {
         loader = loader.proxy_from(p, "--proxy");
     }

@@ -71,6 +71,7 @@ fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
         ("--client-id", g.client_id.is_some()),
         ("--client-secret-file", g.client_secret_file.is_some()),
         ("--client-secret-stdin", g.client_secret_stdin),
+        ("--client-secret-command", g.client_secret_command.is_some()),
         ("--scope", !g.scopes.is_empty()),
         ("--proxy", g.proxy.is_some()),
         ("--ca-file", g.ca_file.is_some()),

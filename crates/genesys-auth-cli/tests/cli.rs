@@ -1565,3 +1565,50 @@ fn doctor_sees_an_untrusted_certificate_and_names_ca_file() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("✓ TLS"), "{}", stdout(&out));
 }
+
+#[test]
+fn the_secret_can_come_from_a_command_run_without_a_shell() {
+    let e = env();
+    let printer = format!("printf '%s\\n' {SECRET}");
+    let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_SECRET").args([
+        "--client-secret-command",
+        &printer,
+        "--no-cache",
+        "token",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    // A profile key does the same.
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[profiles.default]\nclient_secret_command = \"{printer}\"\n"),
+    )
+    .unwrap();
+    let out = e.run(
+        e.cmd()
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .args(["--no-cache", "token"]),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    std::fs::remove_file(&cfg).unwrap();
+    // Failures name the command and never show what it printed.
+    for (command, needle) in [
+        ("sh -c 'echo PRINTED-BY-COMMAND; exit 3'", "`sh` failed"),
+        ("/nonexistent/vault kv get", "cannot be started"),
+        ("true", "printed nothing"),
+        ("sh -c 'sleep 30'", "did not finish within 10 s"),
+        ("'unclosed", "cannot be split"),
+    ] {
+        let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_SECRET").args([
+            "--client-secret-command",
+            command,
+            "token",
+        ]));
+        assert_eq!(code(&out), 3, "{command}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{command}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("PRINTED-BY-COMMAND"));
+    }
+}

@@ -20,6 +20,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::region::{Region, RegionError};
 
 mod dotenv;
+mod secret_command;
 use crate::retry::RetryPolicy;
 
 /// Where a setting came from.
@@ -311,6 +312,7 @@ pub struct Loader {
     ca_file: Option<Sourced<PathBuf>>,
     client_cert: Option<(Sourced<PathBuf>, Sourced<PathBuf>)>,
     gateway: Option<(Sourced<String>, Sourced<String>)>,
+    secret_command: Option<Sourced<String>>,
     timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
 }
@@ -487,6 +489,17 @@ impl Loader {
                 source: explicit(label),
             },
         ));
+        self
+    }
+
+    /// Takes the client secret from the first line a command prints (run without a shell,
+    /// within 10 s), e.g. `vault kv get -field=secret secret/genesys`; naming where the choice
+    /// came from (e.g. `--client-secret-command`).
+    pub fn client_secret_command_from(mut self, command: impl Into<String>, label: &str) -> Self {
+        self.secret_command = Some(Sourced {
+            value: command.into(),
+            source: explicit(label),
+        });
         self
     }
 
@@ -675,12 +688,22 @@ impl Loader {
                     .or_else(|| from_profile(|p| p.client_secret.as_ref()))
                     .map(into_secret)
             });
-        // `client_secret_file` in a profile: the file's first line, when no secret is set above.
+        // A command given explicitly comes before the other sources; in a profile, after them.
+        let client_secret = match self.secret_command {
+            Some(c) => Some(secret_command::run(&c.value, &c.source)?),
+            None => client_secret,
+        };
+        // `client_secret_file` or `client_secret_command` in a profile, when no secret is set
+        // above.
         let client_secret = match client_secret {
             Some(s) => Some(s),
-            None => match from_profile(|p| p.client_secret_file.as_ref()) {
-                Some(f) => Some(read_secret_file(&f)?),
-                None => None,
+            None => match (
+                from_profile(|p| p.client_secret_file.as_ref()),
+                from_profile(|p| p.client_secret_command.as_ref()),
+            ) {
+                (Some(f), _) => Some(read_secret_file(&f)?),
+                (None, Some(c)) => Some(secret_command::run(&c.value, &c.source)?),
+                (None, None) => None,
             },
         };
         let region_raw = non_empty(self.region)
@@ -1060,6 +1083,7 @@ struct ProfileValues {
     client_id: Option<String>,
     client_secret: Option<String>,
     client_secret_file: Option<String>,
+    client_secret_command: Option<String>,
     region: Option<String>,
     scopes: Option<String>,
     login_url: Option<String>,
@@ -1141,6 +1165,7 @@ fn read_profile(
             client_id: get("client_id"),
             client_secret: get("client_secret"),
             client_secret_file: get("client_secret_file"),
+            client_secret_command: get("client_secret_command"),
             region: get("region"),
             login_url: get("login_url"),
             api_url: get("api_url"),
@@ -1206,10 +1231,11 @@ fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
 }
 
 /// The keys of a `[profiles.NAME]` table.
-const OWN_PROFILE_KEYS: [&str; 11] = [
+const OWN_PROFILE_KEYS: [&str; 12] = [
     "client_id",
     "client_secret",
     "client_secret_file",
+    "client_secret_command",
     "region",
     "scopes",
     "login_url",
