@@ -163,7 +163,7 @@ impl Store {
 }
 
 /// Reads the store options; an unknown kind or a bad Redis URL is a configuration error.
-pub fn store(global: &Global) -> Result<Store, CliError> {
+pub fn store(global: &Global, settings: &Settings) -> Result<Store, CliError> {
     if global.no_cache {
         return Ok(Store::Memory);
     }
@@ -176,6 +176,35 @@ pub fn store(global: &Global) -> Result<Store, CliError> {
             Store::File,
         )),
         "memory" | "none" => Ok(Store::Memory),
+        s if s.starts_with("rediss://")
+            && (settings.ca_file.is_some() || settings.client_cert.is_some()) =>
+        {
+            // The same private CA and client certificate as the HTTPS requests.
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| {
+                    CliError::new(
+                        Exit::Config,
+                        format!("cannot read {}: {}", p.display(), e.kind()),
+                    )
+                })
+            };
+            let ca = settings
+                .ca_file
+                .as_ref()
+                .map(|c| read(&c.value))
+                .transpose()?;
+            let client = match &settings.client_cert {
+                Some((c, k)) => Some((read(&c.value)?, read(&k.value)?)),
+                None => None,
+            };
+            RedisStore::with_tls(
+                s,
+                ca.as_deref(),
+                client.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+            )
+            .map(|r| Store::Redis(Box::new(r)))
+            .map_err(|e| CliError::new(Exit::Config, e.to_string()))
+        }
         s if s.starts_with("redis://") || s.starts_with("rediss://") => RedisStore::new(s)
             .map(|r| Store::Redis(Box::new(r)))
             .map_err(|e| CliError::new(Exit::Config, e.to_string())),
@@ -191,9 +220,10 @@ pub fn store(global: &Global) -> Result<Store, CliError> {
 
 /// A provider over `settings`, with the store the options name (the file store by default).
 pub fn provider(global: &Global, settings: Settings) -> Result<TokenProvider, CliError> {
+    let store = store(global, &settings)?;
     let builder = TokenProvider::builder(settings);
     let builder =
-        match store(global)? {
+        match store {
             Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),
             // Redis down: the machine's processes still share a token through the file cache.
             Store::Redis(r) => match file_store() {

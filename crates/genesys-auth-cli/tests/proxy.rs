@@ -497,3 +497,82 @@ fn through_an_authenticating_proxy_to_a_gateway_with_a_private_ca_and_mtls() {
     let log = std::fs::read_to_string(&proxy.log).unwrap();
     assert!(!log.contains(SECRET) && !log.contains(&token) && !log.contains("proxy-pw-Tq2"));
 }
+
+/// A `rediss://` token store under a private CA, trusted through the same `--ca-file` as HTTPS.
+#[test]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+fn a_rediss_store_under_a_private_ca_uses_the_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(path("server.pem"), cert.pem()).unwrap();
+    std::fs::write(path("server.key"), key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_s = port.to_string();
+    let (cert_f, key_f, ca_f) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    let tls = [
+        "--tls-port",
+        port_s.as_str(),
+        "--tls-cert-file",
+        cert_f.as_str(),
+        "--tls-key-file",
+        key_f.as_str(),
+        "--tls-ca-cert-file",
+        ca_f.as_str(),
+        "--tls-auth-clients",
+        "no",
+    ];
+    let Some(_redis) = genesys_emulator::RedisServer::start_with(port, &tls) else {
+        return;
+    };
+    let emu = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .start(),
+        )
+        .unwrap();
+    let store = format!("rediss://127.0.0.1:{port}/0");
+    let mut tokens = Vec::new();
+    for cache in ["a", "b"] {
+        let cache_dir = dir.join(cache);
+        let out = run(
+            dir,
+            &[
+                ("GENESYS_REGION", &emu.base_url()),
+                ("GENESYS_TOKEN_STORE", &store),
+                ("XDG_CACHE_HOME", cache_dir.to_str().unwrap()),
+            ],
+            &["--ca-file", &ca_f, "token"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokens.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    }
+    assert_eq!(tokens[0], tokens[1], "shared through rediss");
+    assert_eq!(emu.counters().token_requests, 1);
+}

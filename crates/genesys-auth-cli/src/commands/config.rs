@@ -15,7 +15,7 @@ fn src(s: &Source) -> String {
 
 pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
     let s = context::settings(global)?;
-    let cache = context::store(global)?.location();
+    let cache = context::store(global, &s)?.location();
     let region = &s.region;
     let set = |v: bool| if v { "set" } else { "unset" };
     if args.json {

@@ -93,10 +93,23 @@ impl RedisStore {
     /// A `rediss://` store whose server certificate is checked against this CA (PEM) instead of
     /// the system's roots: for Redis behind a private CA.
     pub fn with_root_cert(url: &str, ca_pem: &[u8]) -> Result<Self, StoreError> {
+        Self::with_tls(url, Some(ca_pem), None)
+    }
+
+    /// A `rediss://` store with a private CA (PEM; instead of the system's roots) and/or a
+    /// client certificate and key (PEM) for a Redis that requires one (mTLS).
+    pub fn with_tls(
+        url: &str,
+        ca_pem: Option<&[u8]>,
+        client_cert_and_key: Option<(&[u8], &[u8])>,
+    ) -> Result<Self, StoreError> {
         let shown_url = shown(url);
         let certs = redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(ca_pem.to_vec()),
+            client_tls: client_cert_and_key.map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.to_vec(),
+                client_key: key.to_vec(),
+            }),
+            root_cert: ca_pem.map(<[u8]>::to_vec),
         };
         let client =
             redis::Client::build_with_tls(url, certs).map_err(|e| bad_url(&shown_url, &e))?;
