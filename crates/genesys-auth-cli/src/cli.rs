@@ -323,6 +323,10 @@ pub struct DoctorArgs {
     /// Print one JSON object per check, in an array
     #[arg(long)]
     pub json: bool,
+    /// Also try the token request in every Genesys Cloud region, to find where the client
+    /// exists (opt-in: it sends the client id and secret to each region's login host)
+    #[arg(long)]
+    pub probe_regions: bool,
 }
 
 const DOCTOR_HELP: &str = "\

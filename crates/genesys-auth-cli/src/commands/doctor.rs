@@ -92,7 +92,16 @@ impl Check {
 }
 
 pub async fn run(global: &Global, args: DoctorArgs) -> Result<(), CliError> {
-    let checks = checks(global).await;
+    let mut checks = checks(global).await;
+    if args.probe_regions
+        && let Ok(settings) = context::settings_quiet(global)
+    {
+        let regions = genesys_auth::REGIONS
+            .iter()
+            .map(|r| (r.name.to_owned(), Region::Known(r)))
+            .collect();
+        checks.push(probe(&settings, regions).await);
+    }
     if args.json {
         print_json(&Value::Array(checks.iter().map(Check::to_json).collect()));
     } else {
@@ -181,6 +190,50 @@ fn settings_check(s: &Settings) -> Check {
         );
     }
     Check::ok("settings", figure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two emulators stand for two regions: one knows the client, one does not; a third
+    /// address answers nothing.
+    #[tokio::test]
+    async fn probing_regions_says_where_the_client_exists() {
+        use genesys_emulator::{ClientSpec, Emulator};
+        let home = Emulator::builder()
+            .client(ClientSpec::new("probe-id", "probe-secret"))
+            .start()
+            .await
+            .unwrap();
+        let other = Emulator::builder().start().await.unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let settings =
+            Settings::for_base_url(&other.base_url(), "probe-id", "probe-secret").unwrap();
+        let regions = vec![
+            ("home".to_owned(), Region::parse(&home.base_url()).unwrap()),
+            (
+                "other".to_owned(),
+                Region::parse(&other.base_url()).unwrap(),
+            ),
+            (
+                "closed".to_owned(),
+                Region::parse(&format!("http://{closed}")).unwrap(),
+            ),
+        ];
+        let c = probe(&settings, regions).await;
+        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
+        assert!(c.figure.contains("home (token granted)"), "{}", c.figure);
+        assert!(!c.figure.contains("other"), "{}", c.figure);
+        assert!(
+            c.figure.contains("1 of 3 could not be reached"),
+            "{}",
+            c.figure
+        );
+    }
 }
 
 fn region_check(r: &Region) -> Check {
@@ -459,6 +512,60 @@ fn token_failure(e: &Error, region: &Region) -> Check {
         _ => "see the message; `genesys-auth -vv token` shows every step".into(),
     };
     Check::fail("token", exit, text, hint)
+}
+
+/// The token request in each of `regions` at once: where the client exists (its secret
+/// accepted or refused), where it is unknown, and where the login host cannot be reached.
+pub async fn probe(settings: &Settings, regions: Vec<(String, Region)>) -> Check {
+    let attempts = regions.into_iter().map(|(name, region)| {
+        let mut s = settings.clone();
+        s.region = genesys_auth::Sourced {
+            value: region,
+            source: genesys_auth::Source::Explicit("--probe-regions".into()),
+        };
+        s.retry = RetryPolicy::none();
+        s.timeout = Duration::from_secs(5);
+        s.connect_timeout = Duration::from_secs(5);
+        s.access_token = None;
+        async move {
+            let outcome = match TokenProvider::new(s) {
+                Ok(p) => p.token().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            (name, outcome)
+        }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let mut found = Vec::new();
+    let mut unreachable = 0;
+    for (name, outcome) in &results {
+        match outcome {
+            Ok(()) => found.push(format!("{name} (token granted)")),
+            Err(Error::InvalidClient { description, .. })
+                if description.to_ascii_lowercase().contains("not found") => {}
+            Err(Error::Transport { .. }) | Err(Error::ProxyRefused { .. }) => unreachable += 1,
+            Err(_) => found.push(format!(
+                "{name} (the client exists; its request was refused)"
+            )),
+        }
+    }
+    let reach = if unreachable > 0 {
+        format!("; {unreachable} of {} could not be reached", results.len())
+    } else {
+        String::new()
+    };
+    if found.is_empty() {
+        Check::warn(
+            "regions",
+            format!("the client is known in none of the regions reached{reach}"),
+            "check the client id: copy it again from Admin > OAuth",
+        )
+    } else {
+        Check::ok(
+            "regions",
+            format!("the client exists in: {}{reach}", found.join(", ")),
+        )
+    }
 }
 
 async fn verify_check(provider: TokenProvider) -> Check {
