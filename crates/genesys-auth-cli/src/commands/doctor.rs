@@ -192,50 +192,6 @@ fn settings_check(s: &Settings) -> Check {
     Check::ok("settings", figure)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Two emulators stand for two regions: one knows the client, one does not; a third
-    /// address answers nothing.
-    #[tokio::test]
-    async fn probing_regions_says_where_the_client_exists() {
-        use genesys_emulator::{ClientSpec, Emulator};
-        let home = Emulator::builder()
-            .client(ClientSpec::new("probe-id", "probe-secret"))
-            .start()
-            .await
-            .unwrap();
-        let other = Emulator::builder().start().await.unwrap();
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let settings =
-            Settings::for_base_url(&other.base_url(), "probe-id", "probe-secret").unwrap();
-        let regions = vec![
-            ("home".to_owned(), Region::parse(&home.base_url()).unwrap()),
-            (
-                "other".to_owned(),
-                Region::parse(&other.base_url()).unwrap(),
-            ),
-            (
-                "closed".to_owned(),
-                Region::parse(&format!("http://{closed}")).unwrap(),
-            ),
-        ];
-        let c = probe(&settings, regions).await;
-        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
-        assert!(c.figure.contains("home (token granted)"), "{}", c.figure);
-        assert!(!c.figure.contains("other"), "{}", c.figure);
-        assert!(
-            c.figure.contains("1 of 3 could not be reached"),
-            "{}",
-            c.figure
-        );
-    }
-}
-
 fn region_check(r: &Region) -> Check {
     match r {
         Region::Known(info) => Check::ok(
@@ -615,5 +571,49 @@ async fn verify_check(provider: TokenProvider) -> Check {
             e.to_string(),
             "the token works but organizations/me is refused: the client's role may lack the organization permission",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two emulators stand for two regions: one knows the client, one does not; a third
+    /// address answers nothing.
+    #[tokio::test]
+    async fn probing_regions_says_where_the_client_exists() {
+        use genesys_emulator::{ClientSpec, Emulator};
+        let home = Emulator::builder()
+            .client(ClientSpec::new("probe-id", "probe-secret"))
+            .start()
+            .await
+            .unwrap();
+        let other = Emulator::builder().start().await.unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let settings =
+            Settings::for_base_url(&other.base_url(), "probe-id", "probe-secret").unwrap();
+        let regions = vec![
+            ("home".to_owned(), Region::parse(&home.base_url()).unwrap()),
+            (
+                "other".to_owned(),
+                Region::parse(&other.base_url()).unwrap(),
+            ),
+            (
+                "closed".to_owned(),
+                Region::parse(&format!("http://{closed}")).unwrap(),
+            ),
+        ];
+        let c = probe(&settings, regions).await;
+        assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
+        assert!(c.figure.contains("home (token granted)"), "{}", c.figure);
+        assert!(!c.figure.contains("other"), "{}", c.figure);
+        assert!(
+            c.figure.contains("1 of 3 could not be reached"),
+            "{}",
+            c.figure
+        );
     }
 }
