@@ -1,0 +1,187 @@
+"""Genesys Cloud client-credentials tokens, in process.
+
+The token provider of the genesys-auth Rust crate: a cached token is handed back at once, one
+refresh serves every thread that asks, the token is refreshed ahead of expiry, and a still-valid
+token is kept when a refresh fails. It reads the same settings as the ``genesys-auth`` command
+(``GENESYS_CLIENT_ID``, ``GENESYS_CLIENT_SECRET``, ``GENESYS_REGION``, a ``.env`` file, profiles).
+
+    >>> import genesys_auth
+    >>> provider = genesys_auth.TokenProvider()          # doctest: +SKIP
+    >>> headers = {"Authorization": "Bearer " + provider.token()}  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from typing import Any, Optional
+
+from . import _native
+from ._native import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    Emulator,
+    Error,
+    ForbiddenError,
+    NetworkError,
+    RateLimitedError,
+)
+
+__all__ = [
+    "TokenProvider",
+    "TokenInfo",
+    "Emulator",
+    "get_access_token",
+    "requests_auth",
+    "httpx_auth",
+    "configure_sdk",
+    "Error",
+    "ConfigError",
+    "AuthError",
+    "ForbiddenError",
+    "RateLimitedError",
+    "NetworkError",
+    "ApiError",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenInfo:
+    """A token and what is known of it. Its ``repr`` never shows the token."""
+
+    token: str = dataclasses.field(repr=False)
+    expires_at: Optional[float]
+    scopes: tuple
+    region: str
+    api_base_url: str
+
+
+class TokenProvider(_native.TokenProvider):
+    """Gets and keeps a valid access token; cheap to call from any number of threads.
+
+    With no arguments it reads the same sources as the CLI: the environment, ``.env`` and the
+    profile files. ``store`` is ``"memory"`` (default), ``"file"`` (the CLI's cache, shared by
+    processes) or a ``redis://`` URL (shared by a fleet).
+    """
+
+    def token_info(self) -> TokenInfo:
+        """The token, its expiry (seconds since the epoch), scopes, region and API base URL."""
+        token, expires_at, scopes, region, api = self._token_info()
+        return TokenInfo(token, expires_at, tuple(scopes), region, api)
+
+    async def token_async(self) -> str:
+        """The token, without blocking the event loop: a refresh waits on a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.token)
+
+
+_default: Optional[TokenProvider] = None
+_default_lock = threading.Lock()
+
+
+def get_access_token() -> str:
+    """A valid access token from one process-wide provider: a drop-in for the tutorial's
+    ``get_access_token()``, cached and shared by every thread."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = TokenProvider()
+    return _default.token()
+
+
+def requests_auth(provider: TokenProvider) -> Any:
+    """An auth object for ``requests``: adds the bearer token; on a 401, drops that token,
+    refreshes once and sends the request once more."""
+    import requests
+
+    class _Auth(requests.auth.AuthBase):
+        def __call__(self, r):
+            token = provider.token()
+            r.headers["Authorization"] = "Bearer " + token
+            r.register_hook("response", self._retry_once(token))
+            return r
+
+        @staticmethod
+        def _retry_once(sent: str):
+            def hook(resp, **kwargs):
+                if resp.status_code != 401 or getattr(resp.request, "_genesys_retried", False):
+                    return resp
+                provider.invalidate(sent)
+                again = resp.request.copy()
+                again.headers["Authorization"] = "Bearer " + provider.token()
+                again._genesys_retried = True
+                resp.content  # release the connection
+                return resp.connection.send(again, **kwargs)
+
+            return hook
+
+    return _Auth()
+
+
+def httpx_auth(provider: TokenProvider) -> Any:
+    """An auth object for ``httpx`` (``Client`` and ``AsyncClient``): adds the bearer token;
+    on a 401, drops that token, refreshes once and sends the request once more."""
+    import httpx
+
+    class _Auth(httpx.Auth):
+        def sync_auth_flow(self, request):
+            token = provider.token()
+            request.headers["Authorization"] = "Bearer " + token
+            response = yield request
+            if response.status_code == 401:
+                provider.invalidate(token)
+                request.headers["Authorization"] = "Bearer " + provider.token()
+                yield request
+
+        async def async_auth_flow(self, request):
+            token = await provider.token_async()
+            request.headers["Authorization"] = "Bearer " + token
+            response = yield request
+            if response.status_code == 401:
+                provider.invalidate(token)
+                request.headers["Authorization"] = "Bearer " + await provider.token_async()
+                yield request
+
+    return _Auth()
+
+
+def configure_sdk(api_client: Any, provider: TokenProvider) -> Any:
+    """Keeps an official-SDK ``PureCloudPlatformClientV2.ApiClient`` authenticated: every
+    request carries a fresh token from ``provider``, and its base URL is the provider's API
+    origin. No ``get_client_credentials_token`` call and no expiry bookkeeping is needed."""
+
+    class _FreshToken:
+        def __get__(self, obj, objtype=None):
+            return provider.token()
+
+        def __set__(self, obj, value):
+            # The SDK may assign a token; the provider's stays authoritative.
+            pass
+
+    base = api_client.__class__
+
+    def call_api(self, *args, **kwargs):
+        # A token the server ended early (revoked, expired by its clock) is a 401: drop that
+        # token, refresh once and send the request once more.
+        from PureCloudPlatformClientV2.rest import ApiException
+
+        sent = provider.token()
+        try:
+            return base.call_api(self, *args, **kwargs)
+        except ApiException as e:
+            if e.status != 401:
+                raise
+            provider.invalidate(sent)
+            return base.call_api(self, *args, **kwargs)
+
+    # A subclass per client, so that other ApiClient instances keep their own behaviour.
+    api_client.__class__ = type(
+        base.__name__,
+        (base,),
+        {"access_token": _FreshToken(), "call_api": call_api},
+    )
+    api_client.host = provider.api_base_url
+    return api_client

@@ -1,0 +1,96 @@
+"""Type stubs for genesys_auth: Genesys Cloud client-credentials tokens, in process."""
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+class Error(Exception):
+    """Any genesys-auth error; its message never holds a secret."""
+
+class ConfigError(Error):
+    """Missing or invalid settings (the CLI's exit 3)."""
+
+class AuthError(Error):
+    """The client or the token was rejected (exit 4)."""
+
+class ForbiddenError(Error):
+    """Forbidden: a missing scope or permission (exit 5)."""
+
+class RateLimitedError(Error):
+    """Rate limited, after retries (exit 6)."""
+
+class NetworkError(Error):
+    """Network, timeout, server error or unreadable response (exit 7)."""
+
+class ApiError(Error):
+    """The API answered another error status (exit 8)."""
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token and what is known of it; its repr never shows the token."""
+
+    token: str
+    expires_at: Optional[float]
+    scopes: tuple[str, ...]
+    region: str
+    api_base_url: str
+
+class TokenProvider:
+    """Gets and keeps a valid access token, shared by every thread; reads the CLI's sources
+    (environment, .env, profiles) for what is not given."""
+
+    def __init__(
+        self,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        region: Optional[str] = None,
+        scopes: Optional[Sequence[str]] = None,
+        profile: Optional[str] = None,
+        store: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> None: ...
+    def token(self) -> str:
+        """The access token: cached when fresh, else refreshed once for every caller."""
+    def token_info(self) -> TokenInfo:
+        """The token with its expiry, scopes, region and API base URL."""
+    async def token_async(self) -> str:
+        """The token, without blocking the event loop."""
+    def invalidate(self, token: str) -> None:
+        """Drops `token` if it is still the current one (after a 401)."""
+    def revoke(self) -> None:
+        """Revokes the current token (DELETE /api/v2/tokens/me) and forgets it."""
+    @property
+    def api_base_url(self) -> str:
+        """The API origin, e.g. https://api.mypurecloud.ie."""
+
+class Emulator:
+    """The offline Genesys Cloud emulator: `with Emulator(clients={"id": "secret"}) as emu`."""
+
+    def __init__(
+        self, clients: Optional[Mapping[str, str]] = None, token_ttl: Optional[int] = None
+    ) -> None: ...
+    @property
+    def base_url(self) -> str:
+        """Its base URL, serving both the login and the API paths."""
+    @property
+    def token_requests(self) -> int:
+        """Token requests answered so far."""
+    def advance_clock(self, seconds: float) -> None:
+        """Moves its clock forward, so that tokens expire without waiting."""
+    def revoke_tokens_of(self, client_id: str) -> int:
+        """Revokes every token of a client."""
+    def stop(self) -> None:
+        """Stops it."""
+    def __enter__(self) -> "Emulator": ...
+    def __exit__(self, *exc: Any) -> None: ...
+
+def get_access_token() -> str:
+    """A valid token from one process-wide provider (a drop-in for the tutorial's function)."""
+
+def requests_auth(provider: TokenProvider) -> Any:
+    """An auth object for requests that adds the token and heals one 401."""
+
+def httpx_auth(provider: TokenProvider) -> Any:
+    """An auth object for httpx (sync and async) that adds the token and heals one 401."""
+
+def configure_sdk(api_client: Any, provider: TokenProvider) -> Any:
+    """Keeps an official-SDK ApiClient authenticated with fresh tokens."""
