@@ -126,8 +126,13 @@ impl TlsListener {
         let addr = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
-            while !tx.is_closed() {
-                let Ok((stream, peer)) = tcp.accept().await else {
+            loop {
+                // Ends, and frees the port, when the server that reads `rx` is gone.
+                let accepted = tokio::select! {
+                    _ = tx.closed() => break,
+                    a = tcp.accept() => a,
+                };
+                let Ok((stream, peer)) = accepted else {
                     continue;
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
