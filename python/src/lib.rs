@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use genesys_auth::store::RedisStore;
+use genesys_auth::RedisStore;
 use genesys_auth::{
     AccessToken, Error, FileStore, Settings, TokenProvider as RsProvider, TokenStore,
 };
@@ -286,13 +286,7 @@ impl TokenProvider {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Fresh until the provider's own refresh point (its margin before expiry); a
         // ready-made token, whose expiry is unknown, is asked of the provider every time.
-        let fresh_until = if t.lifetime_known() {
-            t.expires_at()
-                .checked_sub(genesys_auth::provider::refresh_margin(t.lifetime()))
-                .unwrap_or_else(Instant::now)
-        } else {
-            Instant::now()
-        };
+        let fresh_until = t.refresh_due().unwrap_or_else(Instant::now);
         let forks = FORKS.load(Ordering::Relaxed);
         if let Some(l) = last.as_mut()
             && l.text == t.secret()

@@ -5,7 +5,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_auth::store::{FallbackStore, RedisStore};
+use genesys_auth::{FallbackStore, RedisStore};
 use genesys_auth::{FileStore, Settings, TokenProvider, TokenStore};
 
 use crate::cli::{ColorChoice, Global};
@@ -129,10 +129,7 @@ pub fn settings_quiet(global: &Global) -> Result<Settings, CliError> {
         loader = loader
             .timeout(Duration::from_secs_f64(t))
             .connect_timeout(Duration::from_secs_f64(t.min(5.0)))
-            .retry(genesys_auth::RetryPolicy {
-                deadline: Duration::from_secs_f64(t),
-                ..Default::default()
-            });
+            .retry(genesys_auth::RetryPolicy::default().with_deadline(Duration::from_secs_f64(t)));
     }
     Ok(loader.load()?)
 }

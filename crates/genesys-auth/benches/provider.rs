@@ -3,7 +3,7 @@
 //! `cargo bench -p genesys-auth --bench provider`; figures in the README.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use genesys_auth::{ManualClock, Settings, TokenProvider};
@@ -66,15 +66,6 @@ fn cached_token(b: divan::Bencher) {
 fn refresh_due_token(b: divan::Bencher) {
     let p = &fixture().due;
     b.bench(|| p.token().now_or_never().expect("ready").expect("token"));
-}
-
-#[divan::bench]
-fn parse_token_response(b: divan::Bencher) {
-    let body = br#"{"access_token":"k7Yc3vQm9Zt0bX2rLw8pN1sD4fG6hJ5aE3uI7oP0qRs","token_type":"bearer","expires_in":86399,"scope":"analytics:conversation:view user:read"}"#;
-    let at = (Instant::now(), SystemTime::now());
-    b.bench(|| {
-        genesys_auth::grant::parse_token_response(divan::black_box(body), at).expect("parses")
-    });
 }
 
 #[divan::bench]

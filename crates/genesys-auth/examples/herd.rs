@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
-use genesys_auth::store::RedisStore;
+use genesys_auth::RedisStore;
 use genesys_auth::{Settings, TokenProvider, TokenStore};
 
 fn usage() -> ! {

@@ -13,17 +13,17 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Error, excerpt};
+use crate::error::Error;
 
-use crate::grant::read_capped;
 use crate::provider::TokenProvider;
 use crate::retry::{WaitCause, parse_retry_after};
+use crate::transport::{correlation_id, excerpt, read_capped};
 
 /// At most this many pages are followed, against a server that never stops.
 const MAX_PAGES: usize = 100_000;
 
 /// API responses are read up to this size (Genesys pages are at most a few MiB).
-pub const MAX_API_BODY: usize = 64 << 20;
+pub(crate) const MAX_API_BODY: usize = 64 << 20;
 
 /// One API request.
 #[derive(Clone, Debug)]
@@ -153,7 +153,7 @@ impl ApiResponse {
 
     /// The `ININ-Correlation-Id` Genesys gives every response: quote it to Genesys support.
     pub fn correlation_id(&self) -> Option<String> {
-        crate::grant::correlation_id(&self.headers)
+        correlation_id(&self.headers)
     }
 
     /// `Retry-After`, in seconds (an HTTP date is read against the system clock).
@@ -360,8 +360,7 @@ impl ApiClient {
             let resp = match builder.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let e =
-                        crate::transport::request_error(self.provider.settings(), &endpoint, &e);
+                    let e = crate::transport::request_error(self.provider.settings(), &endpoint, e);
                     if idempotent
                         && e.is_retryable()
                         && self
@@ -379,7 +378,7 @@ impl ApiClient {
                 endpoint = %endpoint,
                 status = status.as_u16(),
                 elapsed_ms = clock.now().saturating_duration_since(start).as_millis() as u64,
-                correlation_id = crate::grant::correlation_id(&headers).as_deref().unwrap_or("-"),
+                correlation_id = correlation_id(&headers).as_deref().unwrap_or("-"),
                 "API answered"
             );
             let body = match read_capped(&endpoint, resp, MAX_API_BODY).await {

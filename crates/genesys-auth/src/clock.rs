@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A boxed sleep future.
@@ -38,71 +37,80 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to. `sleep` returns at once, advancing the clock by the
-/// duration asked and recording it, so that a test sees every wait the code chose.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    inner: Arc<Mutex<ManualInner>>,
-}
+#[cfg(any(test, feature = "test-util"))]
+pub use manual::ManualClock;
 
-#[derive(Debug)]
-struct ManualInner {
-    mono: Instant,
-    wall: SystemTime,
-    offset: Duration,
-    sleeps: Vec<Duration>,
-}
+#[cfg(any(test, feature = "test-util"))]
+mod manual {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant, SystemTime};
 
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
+    use super::{Clock, Sleep};
+
+    /// A clock that moves only when told to. `sleep` returns at once, advancing the clock by the
+    /// duration asked and recording it, so that a test sees every wait the code chose.
+    #[derive(Debug, Clone)]
+    pub struct ManualClock {
+        inner: Arc<Mutex<ManualInner>>,
     }
-}
 
-impl ManualClock {
-    /// Starts at the real current time.
-    pub fn new() -> Self {
-        Self {
-            inner: Arc::new(Mutex::new(ManualInner {
-                mono: Instant::now(),
-                wall: SystemTime::now(),
-                offset: Duration::ZERO,
-                sleeps: Vec::new(),
-            })),
+    #[derive(Debug)]
+    struct ManualInner {
+        mono: Instant,
+        wall: SystemTime,
+        offset: Duration,
+        sleeps: Vec<Duration>,
+    }
+
+    impl Default for ManualClock {
+        fn default() -> Self {
+            Self::new()
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ManualInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    impl ManualClock {
+        /// Starts at the real current time.
+        pub fn new() -> Self {
+            Self {
+                inner: Arc::new(Mutex::new(ManualInner {
+                    mono: Instant::now(),
+                    wall: SystemTime::now(),
+                    offset: Duration::ZERO,
+                    sleeps: Vec::new(),
+                })),
+            }
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, ManualInner> {
+            crate::sync::lock(&self.inner)
+        }
+
+        /// Moves both clocks forward.
+        pub fn advance(&self, d: Duration) {
+            self.lock().offset += d;
+        }
+
+        /// Every sleep asked for so far, in order.
+        pub fn sleeps(&self) -> Vec<Duration> {
+            self.lock().sleeps.clone()
+        }
     }
 
-    /// Moves both clocks forward.
-    pub fn advance(&self, d: Duration) {
-        self.lock().offset += d;
-    }
-
-    /// Every sleep asked for so far, in order.
-    pub fn sleeps(&self) -> Vec<Duration> {
-        self.lock().sleeps.clone()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        let g = self.lock();
-        g.mono + g.offset
-    }
-    fn wall(&self) -> SystemTime {
-        let g = self.lock();
-        g.wall + g.offset
-    }
-    fn sleep(&self, d: Duration) -> Sleep {
-        let mut g = self.lock();
-        g.sleeps.push(d);
-        g.offset += d;
-        Box::pin(std::future::ready(()))
+    impl Clock for ManualClock {
+        fn now(&self) -> Instant {
+            let g = self.lock();
+            g.mono + g.offset
+        }
+        fn wall(&self) -> SystemTime {
+            let g = self.lock();
+            g.wall + g.offset
+        }
+        fn sleep(&self, d: Duration) -> Sleep {
+            let mut g = self.lock();
+            g.sleeps.push(d);
+            g.offset += d;
+            Box::pin(std::future::ready(()))
+        }
     }
 }
 
@@ -124,7 +132,7 @@ mod coarse {
 
     /// `Instant`s on the coarse clock, anchored to one fine reading taken together with one
     /// coarse reading (the two clocks share their base; they differ by less than a tick).
-    pub fn now() -> Instant {
+    pub(super) fn now() -> Instant {
         static ORIGIN: OnceLock<(Instant, Duration)> = OnceLock::new();
         let (origin, base) = *ORIGIN.get_or_init(|| (Instant::now(), coarse()));
         origin + coarse().saturating_sub(base)

@@ -86,6 +86,11 @@ pub enum Error {
         timeout: bool,
         /// Attempts made.
         attempts: u32,
+        /// The HTTP client's error, shared so that every caller waiting on one refresh gets it
+        /// (through its `source()`: hyper's, the TLS library's, the I/O error). `None` when the
+        /// failure was reported by another process through a shared store.
+        #[source]
+        cause: Option<std::sync::Arc<reqwest::Error>>,
     },
 
     /// A response that could not be used: not JSON, missing or invalid fields, too large.
@@ -259,110 +264,5 @@ impl Error {
     /// Whether this is a configuration error (found before any request).
     pub fn is_config(&self) -> bool {
         matches!(self, Error::Config(_))
-    }
-}
-
-/// A short excerpt of a response body for an error message, with any token value removed.
-pub(crate) fn excerpt(body: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(body);
-    // A body that names an access token (a token response that failed validation) is cut before
-    // the value, so that the token can never reach a message.
-    let safe = match text.find("access_token") {
-        Some(i) => format!("{}access_token…[redacted]", &text[..i]),
-        None => text.into_owned(),
-    };
-    let one_line: String = safe
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let trimmed = one_line.trim();
-    if trimmed.is_empty() {
-        return "(empty)".into();
-    }
-    match trimmed.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &trimmed[..i]),
-        None => trimmed.to_owned(),
-    }
-}
-
-/// A client id shortened for messages: enough to recognise, not the whole.
-pub(crate) fn short_id(id: &str) -> String {
-    let n = id.chars().count();
-    if n <= 12 {
-        id.to_owned()
-    } else {
-        let head: String = id.chars().take(8).collect();
-        format!("{head}…")
-    }
-}
-
-/// A reqwest error with its causes, in one line.
-pub(crate) fn transport(endpoint: &str, e: &reqwest::Error) -> Error {
-    // A request that could not even be built (a header value with a line break, say) failed
-    // here, not on the network: it is never retried, and says so.
-    if e.is_builder() {
-        return Error::Usage(format!(
-            "the request to {endpoint} could not be built ({}); a setting or token holds characters an HTTP request cannot carry",
-            e.without_url_ref()
-        ));
-    }
-    let mut message = e.without_url_ref();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !message.contains(&s_text) {
-            message.push_str(": ");
-            message.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    Error::Transport {
-        endpoint: endpoint.to_owned(),
-        message,
-        timeout: e.is_timeout(),
-        attempts: 1,
-    }
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        if self.is_timeout() {
-            "timed out".into()
-        } else if self.is_connect() {
-            "connection failed".into()
-        } else if self.is_body() || self.is_decode() {
-            "the response broke off".into()
-        } else if self.is_request() {
-            "the request failed".into()
-        } else {
-            "HTTP error".into()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A request that cannot be built is a local error: not a network error, never retried, and
-    /// the bad value is not in the message.
-    #[tokio::test]
-    async fn a_request_that_cannot_be_built_is_not_a_network_error() {
-        let client = reqwest::Client::new();
-        let err = client
-            .get("http://127.0.0.1:9/")
-            .header("x-test", "value\r\nInjected: LOCAL-VALUE")
-            .send()
-            .await
-            .unwrap_err();
-        let e = transport("GET http://127.0.0.1:9/", &err);
-        assert!(matches!(e, Error::Usage(_)), "{e:?}");
-        assert!(!e.is_retryable());
-        assert!(!e.to_string().contains("LOCAL-VALUE"), "{e}");
     }
 }

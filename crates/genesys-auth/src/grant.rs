@@ -2,44 +2,51 @@
 //! validated into an [`AccessToken`], every failure mapped to a typed [`Error`].
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use crate::clock::Clock;
+use crate::config::short_id;
 use crate::config::{Credentials, Settings};
-use crate::error::{Error, excerpt, short_id, transport};
+use crate::error::Error;
 use crate::retry::parse_retry_after;
-
-/// Response bodies are read up to this size; a larger one is refused.
-pub const MAX_BODY: usize = 64 * 1024;
+use crate::transport::{LazyClient, MAX_BODY, correlation_id, excerpt, read_capped};
 
 /// The longest lifetime believed: Genesys' maximum is 48 h. A larger `expires_in` is clamped, so
 /// that a broken server cannot make a token live for years in a cache.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(48 * 3600);
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(48 * 3600);
 
-/// The `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!("genesys-auth/", env!("CARGO_PKG_VERSION"));
+/// When refresh-due begins, before expiry: `min(max(60 s, 10% of lifetime), lifetime / 2)`.
+pub(crate) fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10)
+        .max(Duration::from_secs(60))
+        .min(lifetime / 2)
+}
+
+/// How long before the real expiry a token already counts as expired: clocks and networks are
+/// not exact, and a token that dies in flight is a 401.
+pub(crate) fn hard_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).min(Duration::from_secs(5))
+}
 
 /// An access token and what is known of it. `Debug` never shows the token.
 #[derive(Clone)]
 pub struct AccessToken {
     secret: SecretString,
-    token_type: String,
-    lifetime: Duration,
+    /// `None` for a ready-made token, whose expiry only the server knows.
+    lifetime: Option<Duration>,
     obtained_at: Instant,
     obtained_wall: SystemTime,
     scopes: Vec<String>,
-    lifetime_known: bool,
 }
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
             .field("token", &"[redacted]")
-            .field("token_type", &self.token_type)
             .field("lifetime", &self.lifetime)
             .field("scopes", &self.scopes)
             .finish()
@@ -47,6 +54,10 @@ impl fmt::Debug for AccessToken {
 }
 
 impl AccessToken {
+    /// The longest lifetime believed: Genesys' maximum is 48 h. A larger `expires_in` is
+    /// clamped, so that a broken server cannot make a token live for years in a cache.
+    pub const MAX_LIFETIME: Duration = MAX_LIFETIME;
+
     /// Builds a token from its parts; `obtained_at`/`obtained_wall` are when the request was sent.
     pub fn new(
         secret: SecretString,
@@ -57,12 +68,10 @@ impl AccessToken {
     ) -> Self {
         Self {
             secret,
-            token_type: "bearer".into(),
-            lifetime,
+            lifetime: Some(lifetime.min(MAX_LIFETIME)),
             obtained_at,
             obtained_wall,
             scopes,
-            lifetime_known: true,
         }
     }
 
@@ -70,14 +79,17 @@ impl AccessToken {
     /// is and never refreshed.
     pub fn fixed(secret: SecretString, now: Instant, wall: SystemTime) -> Self {
         Self {
-            lifetime_known: false,
-            ..Self::new(secret, Duration::ZERO, now, wall, Vec::new())
+            secret,
+            lifetime: None,
+            obtained_at: now,
+            obtained_wall: wall,
+            scopes: Vec::new(),
         }
     }
 
     /// False for a ready-made token, whose expiry only the server knows.
     pub fn lifetime_known(&self) -> bool {
-        self.lifetime_known
+        self.lifetime.is_some()
     }
 
     /// The token itself. Keep it out of logs.
@@ -85,14 +97,21 @@ impl AccessToken {
         self.secret.expose_secret()
     }
 
-    /// `bearer`.
-    pub fn token_type(&self) -> &str {
-        &self.token_type
+    /// `bearer`: the only type Genesys issues, and the only one a response may name.
+    pub fn token_type(&self) -> &'static str {
+        "bearer"
     }
 
-    /// The lifetime the server gave (clamped to [`MAX_LIFETIME`]).
+    /// The lifetime the server gave, clamped to [`AccessToken::MAX_LIFETIME`]; zero for a
+    /// ready-made token.
     pub fn lifetime(&self) -> Duration {
-        self.lifetime
+        self.lifetime.unwrap_or_default()
+    }
+
+    /// When the provider starts refreshing it, ahead of expiry: `None` for a ready-made token.
+    pub fn refresh_due(&self) -> Option<Instant> {
+        let lifetime = self.lifetime?;
+        Some(self.obtained_at + lifetime - refresh_margin(lifetime))
     }
 
     /// When the request that got it was sent (monotonic).
@@ -107,12 +126,12 @@ impl AccessToken {
 
     /// Monotonic expiry: the send time plus the lifetime, so it errs early, never late.
     pub fn expires_at(&self) -> Instant {
-        self.obtained_at + self.lifetime
+        self.obtained_at + self.lifetime()
     }
 
     /// Wall-clock expiry, for persistence and display.
     pub fn expires_wall(&self) -> SystemTime {
-        self.obtained_wall + self.lifetime
+        self.obtained_wall + self.lifetime()
     }
 
     /// Time left at `now`.
@@ -150,7 +169,7 @@ impl AccessToken {
 }
 
 /// Validates a token response body. `sent_at` is when the request was sent.
-pub fn parse_token_response(
+pub(crate) fn parse_token_response(
     body: &[u8],
     sent_at: (Instant, SystemTime),
 ) -> Result<AccessToken, String> {
@@ -196,82 +215,9 @@ pub fn parse_token_response(
     ))
 }
 
-/// Builds the HTTP client every request of the library goes through: the configured timeouts,
-/// no redirects (a redirect would carry credentials elsewhere), the crate's `User-Agent`, the
-/// proxy policy and any extra trust anchors.
-pub fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
-    crate::transport::client(settings)
-}
-
-/// The HTTP client, built on first use: building it sets up TLS, which costs more than a
-/// `token` call served from the cache does in all, and many runs never make a request.
-#[derive(Clone)]
-pub struct LazyClient {
-    cell: Arc<OnceLock<Result<reqwest::Client, Error>>>,
-    settings: Arc<Settings>,
-}
-
-impl fmt::Debug for LazyClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LazyClient")
-    }
-}
-
-impl LazyClient {
-    /// A client built from `settings` when first needed.
-    pub fn new(settings: Arc<Settings>) -> Self {
-        Self {
-            cell: Arc::new(OnceLock::new()),
-            settings,
-        }
-    }
-
-    /// A client already built.
-    pub fn ready(client: reqwest::Client, settings: Arc<Settings>) -> Self {
-        Self {
-            cell: Arc::new(OnceLock::from(Ok(client))),
-            settings,
-        }
-    }
-
-    /// The client, building it on the first call.
-    pub fn get(&self) -> Result<&reqwest::Client, Error> {
-        self.cell
-            .get_or_init(|| http_client(&self.settings))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-}
-
-/// Reads a body up to `cap` bytes; a larger one is a [`Error::BadResponse`].
-pub(crate) async fn read_capped(
-    endpoint: &str,
-    mut resp: reqwest::Response,
-    cap: usize,
-) -> Result<Vec<u8>, Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport(endpoint, &e))? {
-        if body.len() + chunk.len() > cap {
-            let size = if cap >= 1 << 20 {
-                format!("{} MiB", cap >> 20)
-            } else {
-                format!("{} KiB", cap >> 10)
-            };
-            return Err(Error::BadResponse {
-                endpoint: endpoint.to_owned(),
-                reason: format!("the body is larger than {size}"),
-                excerpt: excerpt(&body),
-                correlation_id: correlation_id(resp.headers()),
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// Performs the client-credentials grant with retries.
 #[derive(Clone, Debug)]
-pub struct TokenExchange {
+pub(crate) struct TokenExchange {
     http: LazyClient,
     settings: Arc<Settings>,
     credentials: Credentials,
@@ -280,7 +226,7 @@ pub struct TokenExchange {
 
 impl TokenExchange {
     /// Prepares an exchange from resolved settings; fails if the credentials are missing.
-    pub fn new(
+    pub(crate) fn new(
         settings: Arc<Settings>,
         http: LazyClient,
         clock: Arc<dyn Clock>,
@@ -294,23 +240,13 @@ impl TokenExchange {
         })
     }
 
-    /// The settings in use.
-    pub fn settings(&self) -> &Arc<Settings> {
-        &self.settings
-    }
-
-    /// The clock in use.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     /// The credentials in use.
-    pub fn credentials(&self) -> &Credentials {
+    pub(crate) fn credentials(&self) -> &Credentials {
         &self.credentials
     }
 
     /// Fetches a token, retrying as the settings' policy says.
-    pub async fn fetch(&self) -> Result<AccessToken, Error> {
+    pub(crate) async fn fetch(&self) -> Result<AccessToken, Error> {
         self.settings
             .retry
             .run(&self.clock, || self.fetch_once())
@@ -318,7 +254,7 @@ impl TokenExchange {
     }
 
     /// One attempt, no retry.
-    pub async fn fetch_once(&self) -> Result<AccessToken, Error> {
+    pub(crate) async fn fetch_once(&self) -> Result<AccessToken, Error> {
         let region = &self.settings.region.value;
         let url = region.token_url();
         let endpoint = format!("POST {url}");
@@ -340,7 +276,7 @@ impl TokenExchange {
             .form(&form)
             .send()
             .await
-            .map_err(|e| crate::transport::request_error(&self.settings, &endpoint, &e))?;
+            .map_err(|e| crate::transport::request_error(&self.settings, &endpoint, e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -450,12 +386,120 @@ impl TokenExchange {
     }
 }
 
-/// The `ININ-Correlation-Id` of a response, if it has a readable one.
-pub(crate) fn correlation_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    headers
-        .get("inin-correlation-id")?
-        .to_str()
-        .ok()
-        .filter(|v| v.len() <= 128)
-        .map(str::to_owned)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check_error(e: &Error) {
+        for text in [e.to_string(), format!("{e:?}")] {
+            assert!(!text.contains("LEAKY-TOKEN-1"), "{text}");
+        }
+    }
+
+    fn at() -> (Instant, SystemTime) {
+        (Instant::now(), SystemTime::now())
+    }
+
+    #[test]
+    fn the_parser_validates_and_normalises() {
+        let ok = |b: &str| parse_token_response(b.as_bytes(), at());
+        let t =
+            ok(r#"{"access_token":"abc","token_type":"Bearer","expires_in":"3600","scope":"a b"}"#)
+                .unwrap();
+        assert_eq!(t.lifetime(), Duration::from_secs(3600));
+        assert_eq!(t.scopes(), ["a", "b"]);
+        assert!(
+            ok(r#"{"access_token":"abc","expires_in":60}"#).is_ok(),
+            "token_type may be absent"
+        );
+        let huge = ok(r#"{"access_token":"abc","expires_in":99999999999}"#).unwrap();
+        assert_eq!(
+            huge.lifetime(),
+            MAX_LIFETIME,
+            "absurd lifetimes are clamped"
+        );
+        for bad in [
+            r#"{"access_token":"","expires_in":60}"#,
+            r#"{"access_token":"a b","expires_in":60}"#,
+            r#"{"access_token":"abc","token_type":"mac","expires_in":60}"#,
+            r#"{"access_token":"abc","expires_in":0}"#,
+            r#"{"access_token":"abc","expires_in":-5}"#,
+            r#"{"access_token":"abc","expires_in":"soon"}"#,
+            r#"{"access_token":"abc"}"#,
+            r#"{"access_token":42,"expires_in":60}"#,
+            r#"[1,2]"#,
+            "",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_excerpts_never_carry_a_token_value() {
+        let e = Error::BadResponse {
+            endpoint: "x".into(),
+            reason: "r".into(),
+            excerpt: String::new(),
+            correlation_id: None,
+        };
+        check_error(&e);
+        // A token response that fails validation must not put its token in the message.
+        let body = br#"{"access_token":"LEAKY-TOKEN-1","expires_in":"never"}"#;
+        let reason = parse_token_response(body, at()).unwrap_err();
+        assert!(!reason.contains("LEAKY-TOKEN-1"));
+    }
+
+    proptest! {
+        #[test]
+        fn the_parser_never_panics(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_token_response(&body, at());
+        }
+
+        #[test]
+        fn the_parser_never_panics_on_json_shapes(
+            token in proptest::option::of("\\PC{0,20}"),
+            ty in proptest::option::of("[a-zA-Z]{0,8}"),
+            exp in proptest::option::of(any::<i64>()),
+            exp_s in proptest::option::of("\\PC{0,8}"),
+        ) {
+            let mut o = serde_json::Map::new();
+            if let Some(t) = token { o.insert("access_token".into(), t.into()); }
+            if let Some(t) = ty { o.insert("token_type".into(), t.into()); }
+            if let Some(e) = exp { o.insert("expires_in".into(), e.into()); }
+            if let Some(e) = exp_s { o.insert("expires_in".into(), e.into()); }
+            let body = serde_json::to_vec(&o).unwrap();
+            match parse_token_response(&body, at()) {
+                Ok(t) => {
+                    prop_assert!(t.lifetime() > Duration::ZERO && t.lifetime() <= MAX_LIFETIME);
+                    prop_assert!(!t.secret().is_empty());
+                    prop_assert!(t.secret().bytes().all(|b| b.is_ascii_graphic()));
+                }
+                // Whatever was wrong, the message never carries the token's text.
+                Err(reason) => {
+                    if let Some(Some(tok)) = o.get("access_token").map(|v| v.as_str())
+                        && tok.trim().len() >= 3
+                    {
+                        prop_assert!(!reason.contains(tok.trim()), "{}", reason);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_refresh_margin_follows_the_lifetime() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(86_400)),
+            Duration::from_secs(8640)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(300)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
+    }
 }

@@ -2,37 +2,67 @@
 //! cached, shared by any number of concurrent callers, refreshed ahead of expiry, and used by an
 //! authenticated API client.
 //!
-//! Layers, top to bottom, one module each: [`region`] → [`config`] → [`grant`] → [`retry`] →
-//! [`provider`] → [`store`] → [`api`]. The library never prints and never exits; it logs through
-//! `tracing` and returns [`Error`].
+//! # Layers
+//!
+//! One private module each, listed in the order they depend on each other: a module uses only
+//! those above it.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
+//! | `region` | the regions and their hosts ([`Region`]) |
+//! | `config` | [`Settings`] and where each value came from; [`RetryPolicy`]'s numbers |
+//! | `error` | what can go wrong ([`Error`]) |
+//! | `retry` | the one retry driver, shared by the token exchange and the API client |
+//! | `transport` | HTTP: the client, proxies, TLS, capped bodies |
+//! | `grant` | one client-credentials exchange, giving an [`AccessToken`] |
+//! | `store` | where tokens are kept between processes ([`TokenStore`]) |
+//! | `provider` | [`TokenProvider`]: cached reads, one shared refresh, refresh ahead of expiry |
+//! | `api` | [`ApiClient`]: authenticated requests, retries, paging |
+//! | `blocking` | the same for code without an async runtime |
+//!
+//! The library never prints and never exits: it logs through `tracing` and returns [`Error`].
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
-pub mod clock;
-pub mod config;
-pub mod error;
-pub mod grant;
-pub mod region;
-pub mod retry;
+mod clock;
+mod region;
+mod sync;
+
+mod config;
+mod error;
+
+mod retry;
 mod transport;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, Credentials, Settings, Source, Sourced};
-pub use error::Error;
-pub use grant::{AccessToken, TokenExchange};
-pub use region::{REGIONS, Region, RegionError, RegionInfo};
-pub use retry::RetryPolicy;
-pub mod provider;
-pub mod store;
+mod grant;
+mod store;
 
-pub use provider::TokenProvider;
-pub use store::{FileStore, MemoryStore, TokenStore};
-pub mod api;
+mod provider;
+
+mod api;
 pub mod blocking;
 
-pub use api::{ApiClient, ApiRequest, ApiResponse, Page};
+pub use api::{ApiClient, ApiRequest, ApiResponse, Page, RateLimit};
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
+pub use clock::{Clock, Sleep, SystemClock};
+pub use config::{
+    ConfigError, Credentials, RetryPolicy, Settings, SettingsLoader, Source, Sourced, SourcedSecret,
+};
+pub use error::Error;
+pub use grant::AccessToken;
+pub use provider::{ProviderBuilder, TokenProvider};
+pub use region::{REGIONS, Region, RegionError, RegionInfo};
 /// The HTTP method type of [`ApiRequest`], re-exported so that callers need not add `reqwest`.
 pub use reqwest::Method;
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
+pub use store::{
+    FailureKind, FallbackStore, FileStore, MemoryStore, StoreError, StoreFuture, StoreGuard,
+    StoreKey, StoredFailure, StoredToken, TokenStore,
+};
+pub use transport::http_client;
 
 /// The README's Rust examples, compiled as doc tests so that they cannot drift from the code.
 #[doc = include_str!("../../../README.md")]

@@ -24,21 +24,10 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::Error;
-use crate::grant::{AccessToken, LazyClient, TokenExchange};
+use crate::grant::{AccessToken, TokenExchange, hard_margin, refresh_margin};
 use crate::store::{MemoryStore, StoreKey, StoredFailure, StoredToken, TokenStore};
-
-/// When refresh-due begins, before expiry: `min(max(60 s, 10% of lifetime), lifetime / 2)`.
-pub fn refresh_margin(lifetime: Duration) -> Duration {
-    (lifetime / 10)
-        .max(Duration::from_secs(60))
-        .min(lifetime / 2)
-}
-
-/// How long before the real expiry a token already counts as expired: clocks and networks are
-/// not exact, and a token that dies in flight is a 401.
-pub fn hard_margin(lifetime: Duration) -> Duration {
-    (lifetime / 10).min(Duration::from_secs(5))
-}
+use crate::sync::lock;
+use crate::transport::LazyClient;
 
 /// The longest pause between failed refresh attempts.
 const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
@@ -232,10 +221,6 @@ fn digest(t: &AccessToken) -> [u8; 32] {
     Sha256::digest(t.secret().as_bytes()).into()
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 enum Flight {
     Ready(Arc<AccessToken>),
     Wait(watch::Receiver<FlightResult>),
@@ -316,6 +301,7 @@ impl TokenProvider {
                             .into(),
                         timeout: false,
                         attempts: 0,
+                        cause: None,
                     }),
                 }
             }

@@ -159,6 +159,7 @@ impl std::str::FromStr for Region {
 
 /// Why a region setting was refused; the message lists what is accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegionError {
     /// Nothing given.
     #[error("the region is empty; use one of: {}", names())]

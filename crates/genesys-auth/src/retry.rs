@@ -17,54 +17,13 @@ use backon::{BackoffBuilder as _, ExponentialBuilder};
 use rand::Rng as _;
 
 use crate::clock::Clock;
+use crate::config::RetryPolicy;
 use crate::error::Error;
 
-/// How failures are retried. `RetryPolicy::none()` switches retries off.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (default 4). 1 means no retry.
-    pub max_attempts: u32,
-    /// The first backoff step before jitter (default 200 ms).
-    pub base_delay: Duration,
-    /// The shortest wait before any retry, `Retry-After: 0` included (default 500 ms); up to as
-    /// much again is added as jitter.
-    pub min_delay: Duration,
-    /// The first wait after a rate limit that named no wait (default 5 s), doubling after each.
-    pub rate_limit_delay: Duration,
-    /// The largest backoff step (default 10 s).
-    pub max_delay: Duration,
-    /// The longest `Retry-After` that is waited for (default 60 s).
-    pub max_retry_after: Duration,
-    /// No retry starts after this much time has passed since the first attempt (default 90 s).
-    pub deadline: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(200),
-            min_delay: Duration::from_millis(500),
-            rate_limit_delay: Duration::from_secs(5),
-            max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(60),
-            deadline: Duration::from_secs(90),
-        }
-    }
-}
-
 impl RetryPolicy {
-    /// One attempt, no retries.
-    pub fn none() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-
     /// Runs `op` until it succeeds, fails with an error that is not retryable, or the policy is
     /// spent. Waits go through `clock`, so tests see them without waiting.
-    pub async fn run<T, F, Fut>(&self, clock: &Arc<dyn Clock>, mut op: F) -> Result<T, Error>
+    pub(crate) async fn run<T, F, Fut>(&self, clock: &Arc<dyn Clock>, mut op: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut + Send,
         Fut: Future<Output = Result<T, Error>> + Send,
@@ -174,11 +133,34 @@ pub(crate) enum WaitCause {
 }
 
 /// Parses `Retry-After`: delta seconds or an HTTP date (relative to `now`).
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_an_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after(" 42 ", now),
+            Some(Duration::from_secs(42))
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }

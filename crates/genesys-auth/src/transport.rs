@@ -1,5 +1,7 @@
-//! The one place that builds the HTTP client: timeouts, no redirects, the `User-Agent`, the
-//! proxy policy and the trust anchors.
+//! HTTP, in one place: the client (timeouts, no redirects, the `User-Agent`, the proxy policy,
+//! the trust anchors), built on first use; bodies read under a cap; the details of a response
+//! that go into errors (correlation id, a secret-free excerpt); and how a failed request is
+//! reported.
 //!
 //! Proxy policy, in one function ([`proxy_for`]):
 //! - a plain-http request (allowed to loopback only) never goes through a proxy: it would carry
@@ -12,11 +14,12 @@
 //! The process environment's proxy variables are not read here (reqwest would read them, and
 //! would send plain http through `HTTP_PROXY`): they come through [`Settings`].
 
+use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::{ConfigError, Settings, Source};
-use crate::error::{Error, transport};
-use crate::grant::USER_AGENT;
+use crate::error::Error;
 
 /// The proxy for `url` under the policy above, or `None` to connect directly.
 pub(crate) fn proxy_for(
@@ -33,9 +36,9 @@ pub(crate) fn proxy_for(
 
 /// A request error as the library reports it: a proxy that refused the tunnel is told apart
 /// from the network (it is the proxy's answer, and retrying cannot change it).
-pub(crate) fn request_error(settings: &Settings, endpoint: &str, e: &reqwest::Error) -> Error {
+pub(crate) fn request_error(settings: &Settings, endpoint: &str, e: reqwest::Error) -> Error {
     let mut chain = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         chain.push_str(&s.to_string());
         source = s.source();
@@ -45,8 +48,22 @@ pub(crate) fn request_error(settings: &Settings, endpoint: &str, e: &reqwest::Er
             proxy,
             endpoint: endpoint.to_owned(),
         },
-        _ => transport(endpoint, e),
+        _ => transport_error(endpoint, e),
     }
+}
+
+/// Response bodies are read up to this size; a larger one is refused.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// The `User-Agent` of every request.
+pub(crate) const USER_AGENT: &str = concat!("genesys-auth/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client the library's own requests go through, for requests of your own that must
+/// follow the same rules: the configured timeouts, no redirects (a redirect would carry
+/// credentials elsewhere), the crate's `User-Agent`, the proxy policy above, the extra CAs and
+/// any client certificate. Errors name the setting at fault.
+pub fn http_client(settings: &Settings) -> Result<reqwest::Client, Error> {
+    client(settings)
 }
 
 /// Builds the client for `settings`.
@@ -56,6 +73,8 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
         .timeout(settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(USER_AGENT)
+        // The server's certificate on each response, so that `doctor` can name its issuer.
+        .tls_info(true)
         .no_proxy();
     if let Some(p) = &settings.proxy {
         let mut proxy_url = url::Url::parse(&p.value).map_err(|_| {
@@ -83,18 +102,25 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
     }
     builder
         .build()
-        .map_err(|e| transport("the HTTP client", &e))
+        .map_err(|e| transport_error("the HTTP client", e))
 }
 
 /// Certificates from a PEM file, or a configuration error naming the file (never its content).
 fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Error> {
     let bad = |reason: String| {
         Error::Config(ConfigError::File {
+            cause: None,
             path: path.to_owned(),
             message: format!("{reason} (CA file from {from}); give a PEM file of certificates"),
         })
     };
-    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {}", e.kind())))?;
+    let pem = std::fs::read(path).map_err(|e| {
+        let mut err = bad(format!("cannot read it: {}", e.kind()));
+        if let Error::Config(ConfigError::File { cause, .. }) = &mut err {
+            *cause = Some(Arc::new(e));
+        }
+        err
+    })?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|_| bad("it holds no readable certificate".into()))?;
     if certs.is_empty() {
@@ -110,6 +136,7 @@ fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Iden
             Error::Config(ConfigError::File {
                 path: path.to_owned(),
                 message: format!("cannot read the client {what} (from {from}): {}", e.kind()),
+                cause: Some(Arc::new(e)),
             })
         })
     };
@@ -118,6 +145,7 @@ fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Iden
     pem.extend(read(key, "key")?);
     reqwest::Identity::from_pem(&pem).map_err(|_| {
         Error::Config(ConfigError::File {
+            cause: None,
             path: cert.to_owned(),
             message: format!(
                 "with {} it is not a usable client certificate and key (PEM; from {from})",
@@ -200,6 +228,159 @@ fn in_range(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
     }
 }
 
+/// The HTTP client, built on first use: building it sets up TLS, which costs more than a
+/// `token` call served from the cache does in all, and many runs never make a request.
+#[derive(Clone)]
+pub(crate) struct LazyClient {
+    cell: Arc<OnceLock<Result<reqwest::Client, Error>>>,
+    settings: Arc<Settings>,
+}
+
+impl fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LazyClient")
+    }
+}
+
+impl LazyClient {
+    /// A client built from `settings` when first needed.
+    pub(crate) fn new(settings: Arc<Settings>) -> Self {
+        Self {
+            cell: Arc::new(OnceLock::new()),
+            settings,
+        }
+    }
+
+    /// A client already built.
+    pub(crate) fn ready(client: reqwest::Client, settings: Arc<Settings>) -> Self {
+        Self {
+            cell: Arc::new(OnceLock::from(Ok(client))),
+            settings,
+        }
+    }
+
+    /// The client, building it on the first call.
+    pub(crate) fn get(&self) -> Result<&reqwest::Client, Error> {
+        self.cell
+            .get_or_init(|| client(&self.settings))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Reads a body up to `cap` bytes; a larger one is a [`Error::BadResponse`].
+pub(crate) async fn read_capped(
+    endpoint: &str,
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(endpoint, e))?
+    {
+        if body.len() + chunk.len() > cap {
+            let size = if cap >= 1 << 20 {
+                format!("{} MiB", cap >> 20)
+            } else {
+                format!("{} KiB", cap >> 10)
+            };
+            return Err(Error::BadResponse {
+                endpoint: endpoint.to_owned(),
+                reason: format!("the body is larger than {size}"),
+                excerpt: excerpt(&body),
+                correlation_id: correlation_id(resp.headers()),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The `ININ-Correlation-Id` of a response, if it has a readable one.
+pub(crate) fn correlation_id(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("inin-correlation-id")?
+        .to_str()
+        .ok()
+        .filter(|v| v.len() <= 128)
+        .map(str::to_owned)
+}
+
+/// A short excerpt of a response body for an error message, with any token value removed.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(body);
+    // A body that names an access token (a token response that failed validation) is cut before
+    // the value, so that the token can never reach a message.
+    let safe = match text.find("access_token") {
+        Some(i) => format!("{}access_token…[redacted]", &text[..i]),
+        None => text.into_owned(),
+    };
+    let one_line: String = safe
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    if trimmed.is_empty() {
+        return "(empty)".into();
+    }
+    match trimmed.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &trimmed[..i]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// A reqwest error with its causes, in one line.
+pub(crate) fn transport_error(endpoint: &str, e: reqwest::Error) -> Error {
+    // A request that could not even be built (a header value with a line break, say) failed
+    // here, not on the network: it is never retried, and says so.
+    if e.is_builder() {
+        return Error::Usage(format!(
+            "the request to {endpoint} could not be built ({}); a setting or token holds characters an HTTP request cannot carry",
+            e.without_url_ref()
+        ));
+    }
+    let mut message = e.without_url_ref();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !message.contains(&s_text) {
+            message.push_str(": ");
+            message.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    Error::Transport {
+        endpoint: endpoint.to_owned(),
+        message,
+        timeout: e.is_timeout(),
+        attempts: 1,
+        cause: Some(Arc::new(e)),
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        if self.is_timeout() {
+            "timed out".into()
+        } else if self.is_connect() {
+            "connection failed".into()
+        } else if self.is_body() || self.is_decode() {
+            "the response broke off".into()
+        } else if self.is_request() {
+            "the request failed".into()
+        } else {
+            "HTTP error".into()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +434,22 @@ mod tests {
         fn no_proxy_parsing_never_panics(list in "[ -~]{0,60}", host in "[a-z0-9.:\\[\\]-]{0,30}") {
             let _ = NoProxyList::parse(&list).matches(&host);
         }
+    }
+
+    /// A request that cannot be built is a local error: not a network error, never retried, and
+    /// the bad value is not in the message.
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_not_a_network_error() {
+        let client = reqwest::Client::new();
+        let err = client
+            .get("http://127.0.0.1:9/")
+            .header("x-test", "value\r\nInjected: LOCAL-VALUE")
+            .send()
+            .await
+            .unwrap_err();
+        let e = transport_error("GET http://127.0.0.1:9/", err);
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        assert!(!e.is_retryable());
+        assert!(!e.to_string().contains("LOCAL-VALUE"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use genesys_auth::config::Loader;
+use genesys_auth::SettingsLoader as Loader;
 use genesys_auth::{ConfigError, Settings, Source};
 use secrecy::ExposeSecret as _;
 

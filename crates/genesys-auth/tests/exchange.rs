@@ -4,21 +4,30 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use common::*;
-use genesys_auth::grant::{MAX_LIFETIME, parse_token_response};
-use genesys_auth::{Error, RetryPolicy, TokenExchange};
+use genesys_auth::{AccessToken, Error, RetryPolicy, TokenProvider};
 use genesys_emulator::{Fault, Target};
-use proptest::prelude::*;
 
-fn exchange(
+/// One exchange at a time: each `fetch` goes through a new provider, with nothing cached, so
+/// that it is one client-credentials exchange with its retries.
+struct Exchange {
     settings: genesys_auth::Settings,
     clock: Arc<dyn genesys_auth::Clock>,
-) -> TokenExchange {
-    let settings = Arc::new(settings);
-    let http = genesys_auth::grant::LazyClient::new(settings.clone());
-    TokenExchange::new(settings, http, clock).unwrap()
+}
+
+impl Exchange {
+    async fn fetch(&self) -> Result<AccessToken, Error> {
+        let provider = TokenProvider::builder(self.settings.clone())
+            .clock(self.clock.clone())
+            .build()?;
+        provider.token().await.map(|t| (*t).clone())
+    }
+}
+
+fn exchange(settings: genesys_auth::Settings, clock: Arc<dyn genesys_auth::Clock>) -> Exchange {
+    Exchange { settings, clock }
 }
 
 fn check_error(e: &Error) {
@@ -199,11 +208,11 @@ async fn the_token_rate_limit_backs_off_in_seconds_within_the_deadline() {
     let emu = emulator().await;
     let (manual, clock) = clock();
     let s = loader(&emu)
-        .retry(RetryPolicy {
-            max_attempts: 10,
-            deadline: Duration::from_secs(30),
-            ..RetryPolicy::default()
-        })
+        .retry(
+            RetryPolicy::default()
+                .with_max_attempts(10)
+                .with_deadline(Duration::from_secs(30)),
+        )
         .load()
         .unwrap();
     emu.inject(Target::Token, Fault::status(400), 20);
@@ -265,10 +274,7 @@ async fn the_overall_deadline_bounds_the_waits() {
     let emu = emulator().await;
     let (manual, clock) = clock();
     let s = loader(&emu)
-        .retry(RetryPolicy {
-            deadline: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        })
+        .retry(RetryPolicy::default().with_deadline(Duration::from_secs(10)))
         .load()
         .unwrap();
     emu.inject(
@@ -301,10 +307,8 @@ async fn transport_errors_are_retried_and_reported() {
     };
     let s =
         genesys_auth::Settings::for_base_url(&format!("http://{unreachable}"), ID, SECRET).unwrap();
-    let s = genesys_auth::Settings {
-        retry: RetryPolicy::none(),
-        ..s
-    };
+    let mut s = s;
+    s.retry = RetryPolicy::none();
     let e = exchange(s, clock).fetch().await.unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
     assert!(e.to_string().contains("cannot reach"), "{e}");
@@ -325,58 +329,6 @@ async fn a_slow_server_times_out() {
     assert!(matches!(e, Error::Transport { timeout: true, .. }), "{e:?}");
 }
 
-fn at() -> (Instant, SystemTime) {
-    (Instant::now(), SystemTime::now())
-}
-
-#[test]
-fn the_parser_validates_and_normalises() {
-    let ok = |b: &str| parse_token_response(b.as_bytes(), at());
-    let t = ok(r#"{"access_token":"abc","token_type":"Bearer","expires_in":"3600","scope":"a b"}"#)
-        .unwrap();
-    assert_eq!(t.lifetime(), Duration::from_secs(3600));
-    assert_eq!(t.scopes(), ["a", "b"]);
-    assert!(
-        ok(r#"{"access_token":"abc","expires_in":60}"#).is_ok(),
-        "token_type may be absent"
-    );
-    let huge = ok(r#"{"access_token":"abc","expires_in":99999999999}"#).unwrap();
-    assert_eq!(
-        huge.lifetime(),
-        MAX_LIFETIME,
-        "absurd lifetimes are clamped"
-    );
-    for bad in [
-        r#"{"access_token":"","expires_in":60}"#,
-        r#"{"access_token":"a b","expires_in":60}"#,
-        r#"{"access_token":"abc","token_type":"mac","expires_in":60}"#,
-        r#"{"access_token":"abc","expires_in":0}"#,
-        r#"{"access_token":"abc","expires_in":-5}"#,
-        r#"{"access_token":"abc","expires_in":"soon"}"#,
-        r#"{"access_token":"abc"}"#,
-        r#"{"access_token":42,"expires_in":60}"#,
-        r#"[1,2]"#,
-        "",
-    ] {
-        assert!(ok(bad).is_err(), "{bad}");
-    }
-}
-
-#[test]
-fn error_excerpts_never_carry_a_token_value() {
-    let e = Error::BadResponse {
-        endpoint: "x".into(),
-        reason: "r".into(),
-        excerpt: String::new(),
-        correlation_id: None,
-    };
-    check_error(&e);
-    // A token response that fails validation must not put its token in the message.
-    let body = br#"{"access_token":"LEAKY-TOKEN-1","expires_in":"never"}"#;
-    let reason = parse_token_response(body, at()).unwrap_err();
-    assert!(!reason.contains("LEAKY-TOKEN-1"));
-}
-
 #[tokio::test]
 async fn a_bad_body_excerpt_is_redacted_after_access_token() {
     let emu = emulator().await;
@@ -386,43 +338,6 @@ async fn a_bad_body_excerpt_is_redacted_after_access_token() {
     let e = exchange(settings(&emu), clock).fetch().await.unwrap_err();
     assert!(e.to_string().contains("[redacted]"), "{e}");
     assert!(!e.to_string().contains("<html>"), "{e}");
-}
-
-proptest! {
-    #[test]
-    fn the_parser_never_panics(body in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let _ = parse_token_response(&body, at());
-    }
-
-    #[test]
-    fn the_parser_never_panics_on_json_shapes(
-        token in proptest::option::of("\\PC{0,20}"),
-        ty in proptest::option::of("[a-zA-Z]{0,8}"),
-        exp in proptest::option::of(any::<i64>()),
-        exp_s in proptest::option::of("\\PC{0,8}"),
-    ) {
-        let mut o = serde_json::Map::new();
-        if let Some(t) = token { o.insert("access_token".into(), t.into()); }
-        if let Some(t) = ty { o.insert("token_type".into(), t.into()); }
-        if let Some(e) = exp { o.insert("expires_in".into(), e.into()); }
-        if let Some(e) = exp_s { o.insert("expires_in".into(), e.into()); }
-        let body = serde_json::to_vec(&o).unwrap();
-        match parse_token_response(&body, at()) {
-            Ok(t) => {
-                prop_assert!(t.lifetime() > Duration::ZERO && t.lifetime() <= MAX_LIFETIME);
-                prop_assert!(!t.secret().is_empty());
-                prop_assert!(t.secret().bytes().all(|b| b.is_ascii_graphic()));
-            }
-            // Whatever was wrong, the message never carries the token's text.
-            Err(reason) => {
-                if let Some(Some(tok)) = o.get("access_token").map(|v| v.as_str())
-                    && tok.trim().len() >= 3
-                {
-                    prop_assert!(!reason.contains(tok.trim()), "{}", reason);
-                }
-            }
-        }
-    }
 }
 
 #[tokio::test]
@@ -453,20 +368,43 @@ async fn bodies_are_read_up_to_64_kib_and_redirects_are_not_followed() {
     assert_eq!(elsewhere.counters().token_requests, 0);
 }
 
-#[test]
-fn retry_after_is_read_as_seconds_or_an_http_date() {
-    use genesys_auth::retry::parse_retry_after;
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// Errors keep their causes: a refused connection chains from the library's error to the HTTP
+/// client's and down to the operating system's, and no link of the chain shows the secret.
+#[tokio::test]
+async fn a_transport_error_chains_to_the_io_error_behind_it() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut s = genesys_auth::Settings::for_base_url(
+        &format!("http://127.0.0.1:{port}"),
+        "chain-client",
+        "CHAIN-SECRET-1",
+    )
+    .unwrap();
+    s.retry = RetryPolicy::none();
+    let (_, clock) = clock();
+    let e = exchange(s, clock).fetch().await.unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    let mut links = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    let mut io_kind = None;
+    let mut saw_reqwest = false;
+    while let Some(link) = next {
+        links.push(link.to_string());
+        saw_reqwest |= link.downcast_ref::<Arc<reqwest::Error>>().is_some();
+        if let Some(io) = link.downcast_ref::<std::io::Error>() {
+            io_kind = Some(io.kind());
+        }
+        next = link.source();
+    }
+    assert!(saw_reqwest, "{links:?}");
     assert_eq!(
-        parse_retry_after(" 42 ", now),
-        Some(Duration::from_secs(42))
+        io_kind,
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{links:?}"
     );
-    let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
-    assert_eq!(
-        parse_retry_after(&later, now),
-        Some(Duration::from_secs(90))
-    );
-    let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
-    assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
-    assert_eq!(parse_retry_after("soon", now), None);
+    for link in &links {
+        assert!(!link.contains("CHAIN-SECRET-1"), "{link}");
+    }
 }

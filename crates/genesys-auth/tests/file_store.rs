@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
-use genesys_auth::store::{StoreKey, StoredToken};
 use genesys_auth::{FileStore, TokenProvider, TokenStore};
+use genesys_auth::{StoreKey, StoredToken};
 
 fn provider_in(dir: &Path, settings: genesys_auth::Settings) -> TokenProvider {
     TokenProvider::builder(settings)

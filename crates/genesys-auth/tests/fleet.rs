@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use genesys_auth::store::RedisStore;
+use genesys_auth::RedisStore;
 use genesys_auth::{Settings, TokenProvider, TokenStore};
 use genesys_emulator::{Fault, RedisServer, Target};
 use sha2::{Digest as _, Sha256};
@@ -559,7 +559,7 @@ async fn with_redis_down_members_fall_back_to_the_file_store() {
     let down = format!("redis://127.0.0.1:{}/0", free_port());
     let member = || {
         let redis = RedisStore::new(&down).unwrap();
-        let store = genesys_auth::store::FallbackStore::new(
+        let store = genesys_auth::FallbackStore::new(
             Arc::new(redis),
             Arc::new(genesys_auth::FileStore::new(tmp.path())),
         );

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use genesys_auth::provider::refresh_margin;
 use genesys_auth::{ApiClient, ApiRequest, Error, RetryPolicy, TokenProvider};
 use genesys_emulator::{ClientSpec, Fault, Target};
 
@@ -23,6 +22,11 @@ fn provider(
 
 const DAY: Duration = Duration::from_secs(86_400);
 
+/// How long after it was obtained a token becomes due for refresh.
+fn until_due(t: &genesys_auth::AccessToken) -> Duration {
+    t.refresh_due().expect("a token with a lifetime") - t.obtained_at()
+}
+
 #[tokio::test]
 async fn a_fresh_token_is_served_from_the_cache() {
     let emu = emulator().await;
@@ -33,7 +37,7 @@ async fn a_fresh_token_is_served_from_the_cache() {
     for _ in 0..2 {
         assert!(p.token().await.unwrap().same_token(&a));
     }
-    manual.advance(DAY - refresh_margin(DAY) - Duration::from_secs(1));
+    manual.advance(until_due(&a) - Duration::from_secs(1));
     assert!(p.token().await.unwrap().same_token(&a));
     assert_eq!(emu.counters().token_requests, 1);
     // Past the refresh point the thread's copy is not served blindly: a refresh starts.
@@ -50,7 +54,7 @@ async fn refresh_due_serves_the_old_token_and_refreshes_once_in_the_background()
     let (manual, clock) = clock();
     let p = provider(settings(&emu), clock);
     let old = p.token().await.unwrap();
-    manual.advance(DAY - refresh_margin(DAY) + Duration::from_secs(1));
+    manual.advance(until_due(&old) + Duration::from_secs(1));
     for _ in 0..50 {
         let t = p.token().await.unwrap();
         assert!(t.same_token(&old) || emu.counters().tokens_issued == 2);
@@ -133,7 +137,7 @@ async fn a_failed_refresh_keeps_the_valid_token_backs_off_then_recovers() {
     let s = loader(&emu).retry(RetryPolicy::none()).load().unwrap();
     let p = provider(s, clock);
     let old = p.token().await.unwrap();
-    manual.advance(DAY - refresh_margin(DAY) + Duration::from_secs(1));
+    manual.advance(until_due(&old) + Duration::from_secs(1));
     emu.inject(Target::Token, Fault::status(503), 1);
     let t = p.token().await.unwrap();
     assert!(t.same_token(&old));
@@ -277,19 +281,6 @@ async fn a_short_lived_token_is_refreshed_at_its_own_margin() {
     p.token().await.unwrap();
     p.wait_idle().await;
     assert_eq!(emu.counters().tokens_issued, 2);
-}
-
-#[test]
-fn the_refresh_margin_follows_the_lifetime() {
-    assert_eq!(refresh_margin(DAY), Duration::from_secs(8640));
-    assert_eq!(
-        refresh_margin(Duration::from_secs(300)),
-        Duration::from_secs(60)
-    );
-    assert_eq!(
-        refresh_margin(Duration::from_secs(60)),
-        Duration::from_secs(30)
-    );
 }
 
 #[tokio::test]

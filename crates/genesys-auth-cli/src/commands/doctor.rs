@@ -321,7 +321,7 @@ async fn tcp_check(settings: &Settings, (host, port): &(String, u16)) -> Check {
 async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
     let base = settings.region.value.api_base_url();
     let https = base.starts_with("https://");
-    let client = match genesys_auth::grant::http_client(settings) {
+    let client = match genesys_auth::http_client(settings) {
         Ok(c) => c,
         Err(e) => {
             return (
@@ -391,10 +391,8 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
 
 async fn token_check(settings: Settings) -> (Check, Option<TokenProvider>) {
     let region = settings.region.value.clone();
-    let settings = Settings {
-        retry: RetryPolicy::none(),
-        ..settings
-    };
+    let mut settings = settings;
+    settings.retry = RetryPolicy::none();
     let provider = match TokenProvider::new(settings) {
         Ok(p) => p,
         Err(e) => {

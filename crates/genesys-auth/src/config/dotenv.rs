@@ -31,6 +31,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<HashMap<String, String>>, Confi
             return Err(ConfigError::File {
                 path: path.to_owned(),
                 message: format!("cannot read it: {}", e.kind()),
+                cause: Some(std::sync::Arc::new(e)),
             });
         }
     };
@@ -42,6 +43,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<HashMap<String, String>>, Confi
                 e.utf8_error().valid_up_to(),
             );
             return Err(ConfigError::File {
+                cause: None,
                 path: path.to_owned(),
                 message: format!(
                     "line {line}, column {column}: not UTF-8 text; save the file as UTF-8"
@@ -50,6 +52,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<HashMap<String, String>>, Confi
         }
     };
     parse(&text).map(Some).map_err(|s| ConfigError::File {
+        cause: None,
         path: path.to_owned(),
         message: format!(
             "line {}, column {}: {}; fix that line or remove the file",

@@ -20,11 +20,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::region::{Region, RegionError};
 
 mod dotenv;
+mod retry_policy;
 mod secret_command;
-use crate::retry::RetryPolicy;
+pub use retry_policy::RetryPolicy;
 
 /// Where a setting came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Source {
     /// Given explicitly (a builder call, or a CLI flag such as `--region`).
     Explicit(String),
@@ -132,6 +134,10 @@ pub enum ConfigError {
         path: PathBuf,
         /// What went wrong.
         message: String,
+        /// The I/O error behind it, when there is one. (A TOML error is not kept: its text
+        /// quotes the file's line, which may hold a secret; `message` gives its position.)
+        #[source]
+        cause: Option<std::sync::Arc<std::io::Error>>,
     },
     /// A profile that was asked for by name and is not in any file.
     #[error("profile `{profile}` (from {from}) is in none of: {}; {}", files.join(", "), if existing.is_empty() { "no profile exists yet: create it, or unset --profile / GENESYS_PROFILE".to_owned() } else { format!("the profiles there are: {}; choose one with --profile or GENESYS_PROFILE", existing.join(", ")) })]
@@ -167,6 +173,7 @@ pub enum ConfigError {
 /// # f().unwrap();
 /// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Settings {
     /// The OAuth client id.
     pub client_id: Option<Sourced<String>>,
@@ -226,8 +233,8 @@ impl fmt::Debug for Credentials {
 
 impl Settings {
     /// Starts a loader reading the process environment, `./.env` and the profile files.
-    pub fn loader() -> Loader {
-        Loader::default()
+    pub fn loader() -> SettingsLoader {
+        SettingsLoader::default()
     }
 
     /// Settings for a custom base URL and client, with nothing read from the environment or
@@ -296,7 +303,7 @@ impl Settings {
 
 /// Reads settings from their sources. Built with explicit values; `load` resolves them.
 #[derive(Default)]
-pub struct Loader {
+pub struct SettingsLoader {
     client_id: Option<Sourced<String>>,
     client_secret: Option<SourcedSecret>,
     region: Option<Sourced<String>>,
@@ -317,9 +324,9 @@ pub struct Loader {
     retry: Option<RetryPolicy>,
 }
 
-impl fmt::Debug for Loader {
+impl fmt::Debug for SettingsLoader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Loader")
+        f.debug_struct("SettingsLoader")
             .field("client_id", &self.client_id)
             .field("region", &self.region)
             .finish_non_exhaustive()
@@ -330,9 +337,9 @@ fn explicit(label: &str) -> Source {
     Source::Explicit(label.to_owned())
 }
 
-impl Loader {
+impl SettingsLoader {
     /// Reads nothing from the process: no environment, no `.env`, no profile files. Explicit
-    /// values and anything given with [`Loader::env`], [`Loader::dotenv`] or the home settings
+    /// values and anything given with [`SettingsLoader::env`], [`SettingsLoader::dotenv`] or the home settings
     /// still apply.
     pub fn isolated(mut self) -> Self {
         self.env.get_or_insert_with(HashMap::new);
@@ -1035,7 +1042,7 @@ fn check_token_chars(
                 },
                 i + 1,
                 if show {
-                    format!(" (`{}`)", crate::error::short_id(value))
+                    format!(" (`{}`)", short_id(value))
                 } else {
                     String::new()
                 }
@@ -1113,6 +1120,7 @@ fn read_profile(
             return Err(ConfigError::File {
                 path: path.to_owned(),
                 message: e.to_string(),
+                cause: Some(std::sync::Arc::new(e)),
             });
         }
     };
@@ -1123,6 +1131,7 @@ fn read_profile(
             format!("line {line}, column {column}: ")
         });
         ConfigError::File {
+            cause: None,
             path: path.to_owned(),
             message: format!("{at}not valid TOML: {}", e.message()),
         }
@@ -1210,6 +1219,7 @@ fn read_profile(
 fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
     let path = PathBuf::from(&f.value);
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+        cause: None,
         path: path.clone(),
         message: format!(
             "cannot read the client secret (client_secret_file from {}): {}",
@@ -1220,6 +1230,7 @@ fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
     let secret = text.lines().next().unwrap_or("").trim().to_owned();
     if secret.is_empty() {
         return Err(ConfigError::File {
+            cause: None,
             path,
             message: "it is empty; put the client secret on its first line".into(),
         });
@@ -1329,4 +1340,15 @@ fn group_or_world_readable(path: &Path) -> Option<u32> {
 #[cfg(not(unix))]
 fn group_or_world_readable(_path: &Path) -> Option<u32> {
     None
+}
+
+/// A client id shortened for messages: enough to recognise, not the whole.
+pub(crate) fn short_id(id: &str) -> String {
+    let n = id.chars().count();
+    if n <= 12 {
+        id.to_owned()
+    } else {
+        let head: String = id.chars().take(8).collect();
+        format!("{head}…")
+    }
 }

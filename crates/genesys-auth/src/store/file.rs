@@ -102,12 +102,12 @@ impl FileStore {
         };
         let shown = self.dir.display();
         if meta.file_type().is_symlink() {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "{shown} is a symbolic link; the token cache must be a real directory: remove the link (a new directory is made), or point XDG_CACHE_HOME elsewhere"
             )));
         }
         if !meta.is_dir() {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "{shown} is not a directory; remove it, or point XDG_CACHE_HOME elsewhere"
             )));
         }
@@ -115,13 +115,13 @@ impl FileStore {
         {
             use std::os::unix::fs::MetadataExt as _;
             if meta.uid() != euid() {
-                return Err(StoreError(format!(
+                return Err(StoreError::new(format!(
                     "{shown} belongs to uid {}, not to this user; remove it, or point XDG_CACHE_HOME elsewhere",
                     meta.uid()
                 )));
             }
             if meta.mode() & 0o022 != 0 {
-                return Err(StoreError(format!(
+                return Err(StoreError::new(format!(
                     "{shown} can be written by others (mode {:o}); run: chmod 700 {shown}",
                     meta.mode() & 0o777
                 )));
@@ -213,9 +213,9 @@ impl FileStore {
                 return None;
             }
         };
-        if entry.login_url != key.login_url
-            || entry.client_id != key.client_id
-            || entry.scopes != key.scopes
+        if entry.login_url != key.login_url()
+            || entry.client_id != key.client_id()
+            || entry.scopes != key.scopes()
         {
             tracing::warn!(path = %path.display(), "ignoring token cache entry written for other settings; it will be replaced");
             return None;
@@ -238,15 +238,15 @@ impl FileStore {
         self.ensure_dir()?;
         let entry = Entry {
             version: 1,
-            login_url: key.login_url.clone(),
-            client_id: key.client_id.clone(),
-            scopes: key.scopes.clone(),
+            login_url: key.login_url().to_owned(),
+            client_id: key.client_id().to_owned(),
+            scopes: key.scopes().to_vec(),
             access_token: token.access_token.expose_secret().to_owned(),
             granted_scopes: token.scopes.clone(),
             obtained_at: unix(token.obtained_at),
             expires_at: unix(token.expires_at),
         };
-        let body = serde_json::to_vec(&entry).map_err(|e| StoreError(e.to_string()))?;
+        let body = serde_json::to_vec(&entry).map_err(|e| StoreError::new(e.to_string()))?;
         let path = self.entry_path(key);
         let tmp = self.dir.join(format!(
             "{}.{}.{:x}.tmp",
@@ -262,7 +262,7 @@ impl FileStore {
 
     fn save_failure_now(&self, key: &StoreKey, failure: &StoredFailure) -> Result<(), StoreError> {
         self.ensure_dir()?;
-        let body = serde_json::to_vec(failure).map_err(|e| StoreError(e.to_string()))?;
+        let body = serde_json::to_vec(failure).map_err(|e| StoreError::new(e.to_string()))?;
         let tmp = self.dir.join(format!(
             "{}.{}.{:x}.tmp",
             key.id(),
@@ -352,7 +352,10 @@ fn read_private(path: &Path, cap: u64) -> Result<Vec<u8>, Option<String>> {
 }
 
 fn io_err(what: &str, path: &Path, e: &std::io::Error) -> StoreError {
-    StoreError(format!("{what} {}: {e}", path.display()))
+    StoreError::with_source(
+        format!("{what} {}: {e}", path.display()),
+        std::io::Error::from(e.kind()),
+    )
 }
 
 /// Opens a new file readable and writable by its owner only.

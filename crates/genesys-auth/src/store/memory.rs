@@ -19,9 +19,7 @@ impl MemoryStore {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredToken>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.map)
     }
 }
 

@@ -32,23 +32,48 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// A store failure. The provider logs these and carries on without the store: a store never
 /// stops a token from being fetched.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("token store: {0}")]
-pub struct StoreError(pub String);
+#[error("token store: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure described by `message`: say what failed and where (a path, a store's URL
+    /// without its password), never a token.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same, keeping the error that caused it as its [`source`](std::error::Error::source).
+    /// The message should already say what the cause means to the user.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+}
 
 /// Identifies one cache entry: the login URL, the client id, the scopes and a hash of the client
 /// secret (so that a changed secret misses the cache). Never holds the secret.
 #[derive(Clone)]
 pub struct StoreKey {
-    /// The token endpoint's origin.
-    pub login_url: String,
-    /// The client id.
-    pub client_id: String,
-    /// The requested scopes, sorted.
-    pub scopes: Vec<String>,
+    login_url: String,
+    client_id: String,
+    scopes: Vec<String>,
     id: String,
-    /// For stores that encrypt what they keep (Redis): their key is derived from the secret.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    secret: SecretString,
+    /// For stores that encrypt what they keep (Redis): a key derived from the secret and this
+    /// entry's id (HKDF-SHA256), from which the secret cannot be recovered.
+    #[cfg(feature = "redis")]
+    sealing: std::sync::Arc<secrecy::SecretBox<[u8; 32]>>,
 }
 
 impl PartialEq for StoreKey {
@@ -93,12 +118,14 @@ impl StoreKey {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }
+        let id = hex::encode(&h.finalize()[..16]);
         Self {
             login_url,
             client_id: credentials.client_id.clone(),
             scopes,
-            id: hex::encode(&h.finalize()[..16]),
-            secret: credentials.client_secret.clone(),
+            #[cfg(feature = "redis")]
+            sealing: std::sync::Arc::new(sealing_key(&credentials.client_secret, &id)),
+            id,
         }
     }
 
@@ -106,6 +133,40 @@ impl StoreKey {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// The token endpoint's origin.
+    pub fn login_url(&self) -> &str {
+        &self.login_url
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The requested scopes, sorted, without duplicates.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The key that seals this entry in a shared store.
+    #[cfg(feature = "redis")]
+    pub(crate) fn sealing_key(&self) -> &[u8; 32] {
+        self.sealing.expose_secret()
+    }
+}
+
+/// HKDF-SHA256 of the secret, salted with the store's name and expanded with the entry's id.
+#[cfg(feature = "redis")]
+fn sealing_key(secret: &SecretString, id: &str) -> secrecy::SecretBox<[u8; 32]> {
+    let hk = hkdf::Hkdf::<Sha256>::new(
+        Some(b"genesys-auth redis store v1"),
+        secret.expose_secret().as_bytes(),
+    );
+    let mut okm = Box::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
+    let _ = hk.expand(id.as_bytes(), &mut okm[..]);
+    secrecy::SecretBox::new(okm)
 }
 
 /// A token as stores keep it: wall-clock times only, re-checked on load.
@@ -288,6 +349,7 @@ impl StoredFailure {
                 message: note,
                 timeout: false,
                 attempts: self.attempts,
+                cause: None,
             },
             FailureKind::BadResponse => crate::Error::BadResponse {
                 endpoint,

@@ -22,7 +22,6 @@ use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use super::{
     StoreError, StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, TokenStore,
@@ -174,19 +173,18 @@ impl RedisStore {
     }
 
     fn paused(&self) -> Option<Duration> {
-        let until = (*self.paused_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let until = (*crate::sync::lock(&self.paused_until))?;
         until.checked_duration_since(Instant::now())
     }
 
     fn fail(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
-        *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + self.pause_after_failure);
-        StoreError(format!("redis {} {what}: {e}", self.shown_url))
+        *crate::sync::lock(&self.paused_until) = Some(Instant::now() + self.pause_after_failure);
+        StoreError::new(format!("redis {} {what}: {e}", self.shown_url))
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
         if let Some(left) = self.paused() {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "redis {} failed recently; trying again in {} s",
                 self.shown_url,
                 left.as_secs() + 1
@@ -212,7 +210,7 @@ impl RedisStore {
     {
         match tokio::time::timeout(self.op_timeout * 2, f).await {
             Ok(Ok(v)) => {
-                *self.paused_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *crate::sync::lock(&self.paused_until) = None;
                 Ok(v)
             }
             Ok(Err(e)) => Err(self.fail(what, e)),
@@ -221,14 +219,7 @@ impl RedisStore {
     }
 
     fn cipher(key: &StoreKey) -> Aes256Gcm {
-        let hk = hkdf::Hkdf::<Sha256>::new(
-            Some(b"genesys-auth redis store v1"),
-            key.secret.expose_secret().as_bytes(),
-        );
-        let mut okm = [0u8; 32];
-        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail.
-        let _ = hk.expand(key.id().as_bytes(), &mut okm);
-        Aes256Gcm::new(&okm.into())
+        Aes256Gcm::new(key.sealing_key().into())
     }
 
     fn seal(key: &StoreKey, token: &StoredToken) -> Result<String, StoreError> {
@@ -238,7 +229,7 @@ impl RedisStore {
             obtained_at: unix(token.obtained_at),
             expires_at: unix(token.expires_at),
         })
-        .map_err(|e| StoreError(e.to_string()))?;
+        .map_err(|e| StoreError::new(e.to_string()))?;
         let nonce: [u8; 12] = rand::random();
         let aad = Self::token_key(key);
         let ct = Self::cipher(key)
@@ -249,13 +240,13 @@ impl RedisStore {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| StoreError("cannot seal the token".into()))?;
+            .map_err(|_| StoreError::new("cannot seal the token"))?;
         serde_json::to_string(&Sealed {
             v: 1,
             nonce: STANDARD.encode(nonce),
             ct: STANDARD.encode(ct),
         })
-        .map_err(|e| StoreError(e.to_string()))
+        .map_err(|e| StoreError::new(e.to_string()))
     }
 
     fn open(key: &StoreKey, raw: &str) -> Option<StoredToken> {
@@ -443,7 +434,7 @@ impl TokenStore for RedisStore {
             if ms == 0 {
                 return Ok(());
             }
-            let body = serde_json::to_vec(failure).map_err(|e| StoreError(e.to_string()))?;
+            let body = serde_json::to_vec(failure).map_err(|e| StoreError::new(e.to_string()))?;
             let mut conn = self.conn().await?;
             self.op(
                 "SET",
@@ -465,7 +456,7 @@ impl TokenStore for RedisStore {
 /// A refused URL or certificate. Only the error's category is shown: redis' own message may
 /// repeat the URL, password included.
 fn bad_url(shown_url: &str, e: &redis::RedisError) -> StoreError {
-    StoreError(format!(
+    StoreError::new(format!(
         "{shown_url} cannot be used ({:?}); use redis://host:port/db or rediss://host:port/db",
         e.kind()
     ))

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use genesys_auth::config::Loader;
+use genesys_auth::SettingsLoader as Loader;
 use genesys_auth::{Clock, ManualClock, RetryPolicy, Settings};
 use genesys_emulator::{ClientSpec, Emulator};
 
@@ -44,10 +44,7 @@ pub fn settings(emu: &Emulator) -> Settings {
 /// Settings with retries quick to reason about: 4 attempts, 1 s steps.
 pub fn settings_retrying(emu: &Emulator) -> Settings {
     loader(emu)
-        .retry(RetryPolicy {
-            base_delay: Duration::from_secs(1),
-            ..RetryPolicy::default()
-        })
+        .retry(RetryPolicy::default().with_base_delay(Duration::from_secs(1)))
         .load()
         .expect("settings")
 }
