@@ -341,20 +341,8 @@ impl TokenProvider {
         let provider = self.provider()?;
         let rt = runtime()?;
         py.detach(|| {
-            rt.block_on(async {
-                let api = genesys_auth::ApiClient::new(provider.clone());
-                if provider.cached().is_some() {
-                    let resp = api.delete("tokens/me").await?;
-                    if !resp.status.is_success() && resp.status.as_u16() != 401 {
-                        resp.error_for_status()?;
-                    }
-                }
-                provider
-                    .forget()
-                    .await
-                    .map_err(|e| Error::Usage(e.to_string()))
-            })
-            .map_err(to_py)
+            // The token held itself is revoked (a 401 means it already was), never a new one.
+            rt.block_on(provider.revoke()).map(|_| ()).map_err(to_py)
         })
     }
 

@@ -1563,7 +1563,12 @@ fn doctor_sees_an_untrusted_certificate_and_names_ca_file() {
         "doctor",
     ]));
     assert_eq!(code(&out), 0, "{}", stdout(&out));
-    assert!(stdout(&out).contains("✓ TLS"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("✓ TLS")
+            && stdout(&out).contains("issued by CN=genesys-auth emulator CA"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -76,11 +76,10 @@ fn build_authenticated_request(b: divan::Bencher) {
         "{}/api/v2/organizations/me",
         p.settings().region.value.api_base_url()
     );
+    let http = genesys_auth::http_client(p.settings()).expect("client");
     b.bench(|| {
         let t = p.token().now_or_never().expect("ready").expect("token");
-        p.http()
-            .expect("client")
-            .get(&url)
+        http.get(&url)
             .bearer_auth(t.secret())
             .header("accept", "application/json")
             .build()

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::Error;
 
 use crate::provider::TokenProvider;
-use crate::retry::{WaitCause, parse_retry_after};
+use crate::retry::{Attempt, Outcome, WaitCause, parse_retry_after};
 use crate::transport::{correlation_id, excerpt, read_capped};
 
 /// At most this many pages are followed, against a server that never stops.
@@ -321,140 +321,114 @@ impl ApiClient {
     pub async fn send(&self, req: ApiRequest) -> Result<ApiResponse, Error> {
         let url = self.url_for(&req.path)?;
         let endpoint = format!("{} {}", req.method, strip_query(&url));
-        let policy = &self.provider.settings().retry;
-        let clock = self.provider.clock().clone();
         let idempotent = matches!(
             req.method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         );
+        let clock = self.provider.clock().clone();
         let start = clock.now();
-        let mut steps = policy.steps();
-        let mut attempts = 0u32;
-        let mut retries = 0u32;
-        let mut refreshed = false;
-        loop {
-            attempts += 1;
-            let token = match req.no_auth {
-                true => None,
-                false => Some(self.provider.token().await?),
-            };
-            let mut builder = self
-                .provider
-                .http()?
-                .request(req.method.clone(), &url)
-                .header(reqwest::header::ACCEPT, "application/json");
-            if let Some(token) = &token {
-                builder = builder.bearer_auth(token.secret());
-            }
-            if !req.query.is_empty() {
-                builder = builder.query(&req.query);
-            }
-            for (k, v) in &req.headers {
-                builder = builder.header(k.clone(), v.clone());
-            }
-            if let Some(body) = &req.body {
-                builder = builder
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body.clone());
-            }
-            let resp = match builder.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let e = crate::transport::request_error(self.provider.settings(), &endpoint, e);
-                    if idempotent
-                        && e.is_retryable()
-                        && self
-                            .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
-                            .await
-                    {
-                        continue;
-                    }
-                    return Err(e.with_attempts(attempts));
-                }
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            tracing::info!(
-                endpoint = %endpoint,
-                status = status.as_u16(),
-                elapsed_ms = clock.now().saturating_duration_since(start).as_millis() as u64,
-                correlation_id = correlation_id(&headers).as_deref().unwrap_or("-"),
-                "API answered"
-            );
-            let body = match read_capped(&endpoint, resp, MAX_API_BODY).await {
-                Ok(b) => b,
-                Err(e @ Error::Transport { .. }) => {
-                    if idempotent
-                        && self
-                            .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
-                            .await
-                    {
-                        continue;
-                    }
-                    return Err(e.with_attempts(attempts));
-                }
-                Err(e) => return Err(e),
-            };
-            let response = ApiResponse {
-                endpoint: endpoint.clone(),
-                status,
-                headers,
-                body,
-            };
-            match (status.as_u16(), &token) {
-                (_, None) => return Ok(response),
-                (401, _) if self.provider.is_fixed() => {
-                    return Err(Error::AccessTokenRejected {
-                        source_name: self.provider.fixed_source().unwrap_or("settings").into(),
-                    });
-                }
-                (401, Some(token)) if !refreshed => {
-                    tracing::debug!(endpoint = %endpoint, "401: invalidating the token sent and retrying once");
-                    self.provider.invalidate(token);
-                    refreshed = true;
-                    attempts -= 1;
-                }
-                (429, _) => {
-                    let cause = response
-                        .retry_after()
-                        .map_or(WaitCause::RateLimited, WaitCause::Asked);
-                    if !self.backoff(&mut steps, &mut retries, cause, start).await {
-                        return Ok(response);
-                    }
-                }
-                (502..=504, _) if idempotent => {
-                    if !self
-                        .backoff(&mut steps, &mut retries, WaitCause::Failure, start)
-                        .await
-                    {
-                        return Ok(response);
-                    }
-                }
-                _ => return Ok(response),
-            }
-        }
+        let attempt = |a: Attempt| self.attempt(&req, &url, &endpoint, idempotent, start, a);
+        self.provider.settings().retry.drive(&clock, attempt).await
     }
 
-    /// Waits before the next attempt as the retry policy says (`asked` if the server said, else
-    /// the next step with full jitter). `false` when the policy is spent: no retry left, a wait
-    /// longer than it honours, or past its deadline.
-    async fn backoff(
+    /// One attempt of `send`, and what its answer means for the retry driver.
+    async fn attempt(
         &self,
-        steps: &mut (impl Iterator<Item = Duration> + Send),
-        retries: &mut u32,
-        cause: WaitCause,
+        req: &ApiRequest,
+        url: &str,
+        endpoint: &str,
+        idempotent: bool,
         start: std::time::Instant,
-    ) -> bool {
-        let policy = &self.provider.settings().retry;
-        let clock = self.provider.clock();
-        let elapsed = clock.now().saturating_duration_since(start);
-        *retries += 1;
-        match policy.wait(*retries, steps.next(), cause, elapsed) {
-            Some(wait) => {
-                clock.sleep(wait).await;
-                true
+        attempt: Attempt,
+    ) -> Outcome<ApiResponse> {
+        // A failure that only an idempotent request may retry.
+        let transient = |e: Error| match idempotent {
+            true => Outcome::from_error(e),
+            false => Outcome::GiveUp(e),
+        };
+        let token = match req.no_auth {
+            true => None,
+            false => match self.provider.token().await {
+                Ok(t) => Some(t),
+                Err(e) => return Outcome::Done(Err(e)),
+            },
+        };
+        let http = match self.provider.http() {
+            Ok(h) => h,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let mut builder = http
+            .request(req.method.clone(), url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(token) = &token {
+            builder = builder.bearer_auth(token.secret());
+        }
+        if !req.query.is_empty() {
+            builder = builder.query(&req.query);
+        }
+        for (k, v) in &req.headers {
+            builder = builder.header(k.clone(), v.clone());
+        }
+        if let Some(body) = &req.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let resp = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return transient(crate::transport::request_error(
+                    self.provider.settings(),
+                    endpoint,
+                    e,
+                ));
             }
-            None => false,
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        tracing::info!(
+            endpoint = %endpoint,
+            status = status.as_u16(),
+            elapsed_ms = self.provider.clock().now().saturating_duration_since(start).as_millis() as u64,
+            correlation_id = correlation_id(&headers).as_deref().unwrap_or("-"),
+            "API answered"
+        );
+        let body = match read_capped(endpoint, resp, MAX_API_BODY).await {
+            Ok(b) => b,
+            Err(e @ Error::Transport { .. }) => return transient(e),
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let response = ApiResponse {
+            endpoint: endpoint.to_owned(),
+            status,
+            headers,
+            body,
+        };
+        match (status.as_u16(), &token) {
+            (_, None) => Outcome::Done(Ok(response)),
+            (401, _) if self.provider.is_fixed() => {
+                Outcome::Done(Err(Error::AccessTokenRejected {
+                    source_name: self.provider.fixed_source().unwrap_or("settings").into(),
+                }))
+            }
+            (401, Some(token)) if !attempt.refreshed => {
+                tracing::debug!(endpoint = %endpoint, "401: invalidating the token sent and retrying once");
+                self.provider.invalidate(token);
+                Outcome::RefreshOnce {
+                    otherwise: Ok(response),
+                }
+            }
+            (429, _) => Outcome::Retry {
+                cause: response
+                    .retry_after()
+                    .map_or(WaitCause::RateLimited, WaitCause::Asked),
+                otherwise: Ok(response),
+            },
+            (502..=504, _) if idempotent => Outcome::Retry {
+                cause: WaitCause::Failure,
+                otherwise: Ok(response),
+            },
+            _ => Outcome::Done(Ok(response)),
         }
     }
 

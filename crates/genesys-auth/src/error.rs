@@ -16,6 +16,10 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
+    /// A token store that failed where it could not be skipped (revoking the token it holds).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
     /// The login host refused the client id and secret (401, or 400 `invalid_client`).
     #[error("{}{}", invalid_client_text(login_host, client_id, region, *status, description), cid(correlation_id))]
     InvalidClient {
@@ -264,5 +268,38 @@ impl Error {
     /// Whether this is a configuration error (found before any request).
     pub fn is_config(&self) -> bool {
         matches!(self, Error::Config(_))
+    }
+}
+
+/// A store failure. The provider logs these and carries on without the store: a store never
+/// stops a token from being fetched.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("token store: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure described by `message`: say what failed and where (a path, a store's URL
+    /// without its password), never a token.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same, keeping the error that caused it as its [`source`](std::error::Error::source).
+    /// The message should already say what the cause means to the user.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::{ExposeSecret as _, SecretString};
@@ -12,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::short_id;
 use crate::config::{Credentials, Settings};
 use crate::error::Error;
-use crate::retry::parse_retry_after;
+use crate::retry::{Outcome, parse_retry_after};
 use crate::transport::{LazyClient, MAX_BODY, correlation_id, excerpt, read_capped};
 
 /// The longest lifetime believed: Genesys' maximum is 48 h. A larger `expires_in` is clamped, so
@@ -247,9 +248,22 @@ impl TokenExchange {
 
     /// Fetches a token, retrying as the settings' policy says.
     pub(crate) async fn fetch(&self) -> Result<AccessToken, Error> {
+        // A 200 with an unreadable body is retried, but only so often: it is more likely a
+        // broken proxy or server than a passing fault.
+        let unreadable = AtomicU32::new(0);
         self.settings
             .retry
-            .run(&self.clock, || self.fetch_once())
+            .drive(&self.clock, |_| async {
+                match self.fetch_once().await {
+                    Ok(t) => Outcome::Done(Ok(t)),
+                    Err(e @ Error::BadResponse { .. })
+                        if unreadable.fetch_add(1, Ordering::Relaxed) >= 2 =>
+                    {
+                        Outcome::Done(Err(e))
+                    }
+                    Err(e) => Outcome::from_error(e),
+                }
+            })
             .await
     }
 

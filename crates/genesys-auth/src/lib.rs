@@ -1,6 +1,4 @@
-//! OAuth2 client-credentials tokens for Genesys Cloud CX: fetched from the right login host,
-//! cached, shared by any number of concurrent callers, refreshed ahead of expiry, and used by an
-//! authenticated API client.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layers
 //!
@@ -11,6 +9,7 @@
 //! |---|---|
 //! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
 //! | `region` | the regions and their hosts ([`Region`]) |
+//! | `sync` | locking that survives a panic elsewhere |
 //! | `config` | [`Settings`] and where each value came from; [`RetryPolicy`]'s numbers |
 //! | `error` | what can go wrong ([`Error`]) |
 //! | `retry` | the one retry driver, shared by the token exchange and the API client |
@@ -52,7 +51,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use grant::AccessToken;
-pub use provider::{ProviderBuilder, TokenProvider};
+pub use provider::{ProviderBuilder, Revocation, TokenProvider};
 pub use region::{REGIONS, Region, RegionError, RegionInfo};
 /// The HTTP method type of [`ApiRequest`], re-exported so that callers need not add `reqwest`.
 pub use reqwest::Method;

@@ -11,13 +11,14 @@
 //! error included, reaches every waiter through a `watch` channel. Expiry is computed from the
 //! monotonic clock read before the request was sent.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod current;
+
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
 use rand::Rng as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
@@ -27,18 +28,13 @@ use crate::error::Error;
 use crate::grant::{AccessToken, TokenExchange, hard_margin, refresh_margin};
 use crate::store::{MemoryStore, StoreKey, StoredFailure, StoredToken, TokenStore};
 use crate::sync::lock;
-use crate::transport::LazyClient;
+use crate::transport::{LazyClient, MAX_BODY, correlation_id, excerpt, read_capped, request_error};
+use current::{Cached, CurrentToken};
 
 /// The longest pause between failed refresh attempts.
 const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 
 type FlightResult = Option<Result<Arc<AccessToken>, Error>>;
-
-struct Cached {
-    token: Arc<AccessToken>,
-    refresh_at: Instant,
-    hard_expiry: Instant,
-}
 
 enum Mode {
     Exchange(TokenExchange),
@@ -57,12 +53,8 @@ struct Failures {
 }
 
 struct Inner {
-    /// Distinguishes providers in the per-thread copies.
-    id: u64,
-    /// Bumped whenever the current token changes; per-thread copies of an older one are stale.
-    generation: AtomicU64,
     mode: Mode,
-    current: ArcSwapOption<Cached>,
+    current: CurrentToken,
     settings: Arc<Settings>,
     http: LazyClient,
     store: Arc<dyn TokenStore>,
@@ -105,6 +97,21 @@ impl std::fmt::Debug for TokenProvider {
             .field("store", &self.inner.store.kind())
             .finish_non_exhaustive()
     }
+}
+
+/// What [`TokenProvider::revoke`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Revocation {
+    /// The server revoked the token; `status` is its answer (200 or 204).
+    Revoked {
+        /// The HTTP status of the answer.
+        status: u16,
+    },
+    /// The server refused the token (401): it had already expired or been revoked.
+    AlreadyInvalid,
+    /// No token was held, in memory or in the store: nothing was sent.
+    NoToken,
 }
 
 /// Options for a [`TokenProvider`].
@@ -177,10 +184,8 @@ impl ProviderBuilder {
         };
         Ok(TokenProvider {
             inner: Arc::new(Inner {
-                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                generation: AtomicU64::new(0),
                 mode,
-                current: ArcSwapOption::empty(),
+                current: CurrentToken::new(),
                 settings,
                 http,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
@@ -194,26 +199,6 @@ impl ProviderBuilder {
             }),
         })
     }
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A thread's own copy of a provider's fresh token. Cloning one shared `Arc` from several threads
-/// makes its reference count bounce between cores (measured: 41 ns a call from one thread, 106 ns
-/// from two); a copy per thread keeps the count on the thread that uses it. A few slots a thread,
-/// replaced in turn; a copy lives until replaced or the thread ends.
-struct LocalCopy {
-    provider: u64,
-    generation: u64,
-    refresh_at: Instant,
-    token: Arc<AccessToken>,
-}
-
-const LOCAL_SLOTS: usize = 4;
-
-thread_local! {
-    static LOCAL: RefCell<(usize, [Option<LocalCopy>; LOCAL_SLOTS])> =
-        const { RefCell::new((0, [None, None, None, None])) };
 }
 
 /// A token's fingerprint, to recognise it without keeping it.
@@ -257,22 +242,15 @@ impl TokenProvider {
         }
         let inner = &*self.inner;
         let now = inner.clock.now();
-        let generation = inner.generation.load(Ordering::Acquire);
-        let local = LOCAL.with(|l| {
-            let l = l.borrow();
-            l.1.iter().flatten().find_map(|c| {
-                (c.provider == inner.id && c.generation == generation && now < c.refresh_at)
-                    .then(|| c.token.clone())
-            })
-        });
-        if let Some(t) = local {
+        let generation = inner.current.generation();
+        if let Some(t) = inner.current.fresh_copy(generation, now) {
             return Ok(t);
         }
         {
             let guard = self.inner.current.load();
             if let Some(c) = guard.as_ref() {
                 if now < c.refresh_at {
-                    return Ok(inner.keep_local(generation, c));
+                    return Ok(inner.current.keep_copy(generation, c));
                 }
                 if now < c.hard_expiry {
                     let token = c.token.clone();
@@ -315,22 +293,67 @@ impl TokenProvider {
             return;
         }
         self.inner.reject(token);
-        self.inner.current.rcu(|cur| match cur {
-            Some(c) if c.token.same_token(token) => None,
-            other => other.clone(),
-        });
-        self.inner.retire_copies();
+        self.inner.current.clear_if(|c| c.token.same_token(token));
     }
 
     /// Forgets the current token, in memory and in the store (after revoking it).
     pub async fn forget(&self) -> Result<(), crate::store::StoreError> {
-        if let Some(c) = self.inner.current.swap(None) {
+        if let Some(c) = self.inner.current.set(None) {
             self.inner.reject(&c.token);
         }
-        self.inner.retire_copies();
         match &self.inner.key {
             Some(key) => self.inner.store.remove(key).await,
             None => Ok(()),
+        }
+    }
+
+    /// Revokes the token held (the one in memory, else the store's) with
+    /// `DELETE /api/v2/tokens/me`, then forgets it here and in the store.
+    ///
+    /// The request carries that token itself, never a new one: a 401 means it was already
+    /// invalid, not that another token should be fetched to be revoked instead. An answer other
+    /// than 2xx or 401 is an [`Error::Api`], and the token is forgotten all the same; a request
+    /// that could not be sent leaves it held, still valid. A ready-made token is revoked too.
+    pub async fn revoke(&self) -> Result<Revocation, Error> {
+        let inner = &*self.inner;
+        let held: Option<SecretString> = match (self.cached(), &inner.key) {
+            (Some(t), _) => Some(SecretString::from(t.secret().to_owned())),
+            (None, Some(key)) => inner.store.load(key).await?.map(|s| s.access_token),
+            (None, None) => None,
+        };
+        let Some(secret) = held else {
+            self.forget().await?;
+            return Ok(Revocation::NoToken);
+        };
+        let url = format!(
+            "{}/api/v2/tokens/me",
+            inner.settings.region.value.api_base_url()
+        );
+        let endpoint = format!("DELETE {url}");
+        let resp = inner
+            .http
+            .get()?
+            .delete(&url)
+            .bearer_auth(secret.expose_secret())
+            .send()
+            .await
+            .map_err(|e| request_error(&inner.settings, &endpoint, e))?;
+        let status = resp.status().as_u16();
+        let correlation_id = correlation_id(resp.headers());
+        // The body only ever serves an error's excerpt: one that cannot be read is left out.
+        let body = read_capped(&endpoint, resp, MAX_BODY)
+            .await
+            .unwrap_or_default();
+        self.forget().await?;
+        match status {
+            200..=299 => Ok(Revocation::Revoked { status }),
+            401 => Ok(Revocation::AlreadyInvalid),
+            _ => Err(Error::Api {
+                endpoint,
+                status,
+                excerpt: excerpt(&body),
+                correlation_id,
+            }),
         }
     }
 
@@ -369,56 +392,18 @@ impl TokenProvider {
         &self.inner.settings
     }
 
-    /// The shared HTTP client (built on first use; an error only if TLS cannot be set up).
-    pub fn http(&self) -> Result<&reqwest::Client, Error> {
-        self.inner.http.get()
-    }
-
     /// The clock in use.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }
 
-    /// The store in use.
-    pub fn store(&self) -> &Arc<dyn TokenStore> {
-        &self.inner.store
-    }
-
-    /// The store key, when tokens come from the client-credentials grant.
-    pub fn store_key(&self) -> Option<&StoreKey> {
-        self.inner.key.as_ref()
+    /// The HTTP client, shared with the API client built on this provider.
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, Error> {
+        self.inner.http.get()
     }
 }
 
 impl Inner {
-    /// Makes this thread's copy of the fresh token `c` and returns it.
-    fn keep_local(&self, generation: u64, c: &Cached) -> Arc<AccessToken> {
-        let token = Arc::new(AccessToken::clone(&c.token));
-        LOCAL.with(|l| {
-            let mut l = l.borrow_mut();
-            let (next, slots) = &mut *l;
-            let slot = slots
-                .iter()
-                .position(|s| s.as_ref().is_some_and(|s| s.provider == self.id))
-                .unwrap_or_else(|| {
-                    *next = (*next + 1) % LOCAL_SLOTS;
-                    *next
-                });
-            slots[slot] = Some(LocalCopy {
-                provider: self.id,
-                generation,
-                refresh_at: c.refresh_at,
-                token: token.clone(),
-            });
-        });
-        token
-    }
-
-    /// Makes every per-thread copy stale; called after every change of the current token.
-    fn retire_copies(&self) {
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
     /// Remembers `t` as refused by a server, so that no store hands it back.
     fn reject(&self, t: &AccessToken) {
         *lock(&self.rejected) = Some(digest(t));
@@ -696,12 +681,11 @@ impl Inner {
         let hard_expiry = expires
             .checked_sub(hard_margin(lifetime))
             .unwrap_or(t.obtained_at());
-        self.current.store(Some(Arc::new(Cached {
+        self.current.set(Some(Arc::new(Cached {
             token: t.clone(),
             refresh_at,
             hard_expiry,
         })));
-        self.retire_copies();
         t
     }
 }
@@ -711,5 +695,116 @@ fn better(a: Option<Arc<AccessToken>>, b: Arc<AccessToken>) -> Option<Arc<Access
     match a {
         Some(a) if a.expires_at() >= b.expires_at() => Some(a),
         _ => Some(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use futures_util::FutureExt as _;
+    use genesys_emulator::{ClientSpec, Emulator};
+
+    use super::*;
+
+    const ID: &str = "forget-client";
+    const SECRET: &str = "forget-secret-Zq9";
+
+    /// Eight threads read while another refreshes and forgets. After each `forget` returns, no
+    /// read that starts serves the forgotten token, and no slot holds a copy of it; reads of a
+    /// held token never wait (they complete at their first poll); and the readers share one
+    /// refresh per forget instead of each fetching.
+    #[test]
+    fn forget_retires_every_thread_copy_while_eight_threads_read() {
+        let rt = Arc::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap(),
+        );
+        let emu = rt
+            .block_on(
+                Emulator::builder()
+                    .client(ClientSpec::new(ID, SECRET))
+                    .token_rate_limit(None)
+                    .start(),
+            )
+            .unwrap();
+        let settings = Settings::loader()
+            .isolated()
+            .region(emu.base_url())
+            .client_id(ID)
+            .client_secret(SECRET)
+            .load()
+            .unwrap();
+        let provider = TokenProvider::new(settings).unwrap();
+        // The forgotten tokens, and how many forgets have completed (each pushed before counted).
+        let forgotten = Arc::new(Mutex::new(Vec::<String>::new()));
+        let forgets_done = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        const FORGETS: usize = 25;
+
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, rt) = (provider.clone(), rt.clone());
+                let (forgotten, forgets_done, stop) =
+                    (forgotten.clone(), forgets_done.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    // Inside the runtime, so that a read that starts a refresh can spawn it.
+                    let _rt = rt.enter();
+                    let (mut reads, mut at_once) = (0u64, 0u64);
+                    while !stop.load(Ordering::SeqCst) {
+                        let done = forgets_done.load(Ordering::SeqCst);
+                        let held = p.cached().is_some();
+                        let t = match p.token().now_or_never() {
+                            Some(t) => {
+                                at_once += u64::from(held);
+                                t
+                            }
+                            None => rt.block_on(p.token()),
+                        }
+                        .expect("a token");
+                        let gone = crate::sync::lock(&forgotten);
+                        assert!(
+                            !gone[..done.min(gone.len())].contains(&t.secret().to_owned()),
+                            "a token forgotten before this read began was served"
+                        );
+                        drop(gone);
+                        reads += 1;
+                    }
+                    (reads, at_once)
+                })
+            })
+            .collect();
+
+        for _ in 0..FORGETS {
+            let t = rt.block_on(provider.token()).unwrap();
+            // Let the readers make their copies of this token before it goes.
+            while provider.inner.current.copies_of(t.secret()).0 < 2 {
+                std::thread::yield_now();
+            }
+            rt.block_on(provider.forget()).unwrap();
+            let (_, copy_left) = provider.inner.current.copies_of(t.secret());
+            assert!(!copy_left, "a thread's copy outlived forget()");
+            crate::sync::lock(&forgotten).push(t.secret().to_owned());
+            forgets_done.fetch_add(1, Ordering::SeqCst);
+        }
+        stop.store(true, Ordering::SeqCst);
+        let mut total = (0, 0);
+        for r in readers {
+            let (reads, at_once) = r.join().expect("a reader panicked");
+            assert!(reads > 0);
+            total = (total.0 + reads, total.1 + at_once);
+        }
+        assert!(total.1 > 0, "reads of a held token completed at once");
+        // One fetch per token, shared by the writer and all eight readers: one before each forget,
+        // and perhaps one more by readers after the last.
+        let requests = emu.counters().token_requests;
+        assert!(
+            (FORGETS as u64..=FORGETS as u64 + 1).contains(&requests),
+            "{requests} token requests for {FORGETS} forgets"
+        );
+        eprintln!("{} reads, {} served at once", total.0, total.1);
     }
 }

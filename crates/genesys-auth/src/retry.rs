@@ -1,4 +1,5 @@
-//! The retry policy: which failures are tried again, how long to wait, and when to stop.
+//! The one retry driver, for the token exchange and the API client alike: which failures are
+//! tried again, how long to wait, and when to stop.
 //!
 //! Retried: 429 and the token endpoint's `400 invalid_request "rate limit exceeded"`, 502/503/504,
 //! transport failures, and (at most twice) a 200 whose token body cannot be read. A `Retry-After`
@@ -20,39 +21,95 @@ use crate::clock::Clock;
 use crate::config::RetryPolicy;
 use crate::error::Error;
 
+/// What one attempt came to, as the caller classifies it. The token exchange and the API client
+/// each say what their answers mean; the waiting, counting and giving up are the driver's.
+pub(crate) enum Outcome<T> {
+    /// Finished: the result, returned as it is.
+    Done(Result<T, Error>),
+    /// A failure not worth retrying: returned with the number of attempts made.
+    GiveUp(Error),
+    /// Worth another attempt after a wait of this kind; `otherwise` is the result when the
+    /// policy is spent (an error gets the number of attempts made).
+    Retry {
+        cause: WaitCause,
+        otherwise: Result<T, Error>,
+    },
+    /// The token was refused (401): once, try again at once with a fresh one; a second time,
+    /// `otherwise` is the result. Not counted as an attempt.
+    RefreshOnce { otherwise: Result<T, Error> },
+}
+
+impl<T> Outcome<T> {
+    /// The shared rule for an error: retried if it is retryable (a rate limit waits as the
+    /// server asked, or in seconds when it did not say), else given up.
+    pub(crate) fn from_error(e: Error) -> Self {
+        let cause = match &e {
+            _ if !e.is_retryable() => return Outcome::GiveUp(e),
+            Error::RateLimited {
+                retry_after: Some(asked),
+                ..
+            } => WaitCause::Asked(*asked),
+            Error::RateLimited { .. } => WaitCause::RateLimited,
+            _ => WaitCause::Failure,
+        };
+        Outcome::Retry {
+            cause,
+            otherwise: Err(e),
+        }
+    }
+}
+
+/// What the driver tells an attempt.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attempt {
+    /// Whether a refused token was already replaced once (see [`Outcome::RefreshOnce`]).
+    pub(crate) refreshed: bool,
+}
+
 impl RetryPolicy {
-    /// Runs `op` until it succeeds, fails with an error that is not retryable, or the policy is
-    /// spent. Waits go through `clock`, so tests see them without waiting.
-    pub(crate) async fn run<T, F, Fut>(&self, clock: &Arc<dyn Clock>, mut op: F) -> Result<T, Error>
+    /// The one retry loop: runs `attempt` until its outcome is final or the policy is spent.
+    /// Waits go through `clock`, so tests see them without waiting.
+    pub(crate) async fn drive<T, F, Fut>(
+        &self,
+        clock: &Arc<dyn Clock>,
+        mut attempt: F,
+    ) -> Result<T, Error>
     where
-        F: FnMut() -> Fut + Send,
-        Fut: Future<Output = Result<T, Error>> + Send,
+        F: FnMut(Attempt) -> Fut + Send,
+        Fut: Future<Output = Outcome<T>> + Send,
         T: Send,
     {
         // backon supplies the exponential steps; the loop is ours, because backon's `Retry`
         // future is not `Send` for every lifetime, and refreshes run in spawned tasks.
         let mut steps = self.steps();
         let start = clock.now();
-        let mut attempts = 0u32;
-        // A 200 with an unreadable body is retried, but only so often: it is more likely a
-        // broken proxy or server than a passing fault.
-        let mut unreadable_left = 2u32;
+        let (mut attempts, mut retries, mut refreshed) = (0u32, 0u32, false);
         loop {
             attempts += 1;
-            let e = match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) => e,
-            };
-            if matches!(e, Error::BadResponse { .. }) {
-                if unreadable_left == 0 {
-                    return Err(e);
+            let (cause, otherwise) = match attempt(Attempt { refreshed }).await {
+                Outcome::Done(result) => return result,
+                Outcome::GiveUp(e) => return Err(e.with_attempts(attempts)),
+                Outcome::RefreshOnce { otherwise } => {
+                    if refreshed {
+                        return otherwise;
+                    }
+                    refreshed = true;
+                    attempts -= 1;
+                    continue;
                 }
-                unreadable_left -= 1;
-            }
-            let Some(wait) = self.next_wait(&e, attempts, steps.next(), clock.now() - start) else {
-                return Err(e.with_attempts(attempts));
+                Outcome::Retry { cause, otherwise } => (cause, otherwise),
             };
-            tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, attempt = attempts, "retrying");
+            retries += 1;
+            let elapsed = clock.now().saturating_duration_since(start);
+            let Some(wait) = self.wait(retries, steps.next(), cause, elapsed) else {
+                return otherwise.map_err(|e| e.with_attempts(attempts));
+            };
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                attempt = attempts,
+                ?cause,
+                "retrying"
+            );
             clock.sleep(wait).await;
         }
     }
@@ -64,26 +121,6 @@ impl RetryPolicy {
             .with_max_delay(self.max_delay)
             .with_max_times(self.max_attempts.saturating_sub(1) as usize)
             .build()
-    }
-
-    /// The wait before the next attempt, or `None` to give up.
-    fn next_wait(
-        &self,
-        e: &Error,
-        attempts: u32,
-        step: Option<Duration>,
-        elapsed: Duration,
-    ) -> Option<Duration> {
-        let cause = match e {
-            _ if !e.is_retryable() => return None,
-            Error::RateLimited {
-                retry_after: Some(asked),
-                ..
-            } => WaitCause::Asked(*asked),
-            Error::RateLimited { .. } => WaitCause::RateLimited,
-            _ => WaitCause::Failure,
-        };
-        self.wait(attempts, step, cause, elapsed)
     }
 
     /// The wait before retry number `retry` (1 for the first), or `None` to give up: no step
@@ -162,5 +199,99 @@ mod tests {
         let past = httpdate::fmt_http_date(now - Duration::from_secs(90));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    /// The driver, with the outcomes the token exchange and the API client give it: waits as the
+    /// cause says (seen on a manual clock), a refused token tried again once and not counted,
+    /// attempts counted into the error, and the `otherwise` result when the policy is spent.
+    #[tokio::test]
+    async fn the_driver_applies_one_set_of_rules_to_every_outcome() {
+        use std::sync::Mutex;
+
+        use crate::clock::ManualClock;
+
+        let rate_limited = |retry_after| Error::RateLimited {
+            endpoint: "POST /oauth/token".into(),
+            retry_after,
+            attempts: 1,
+            correlation_id: None,
+        };
+        let policy = RetryPolicy::default()
+            .with_max_attempts(5)
+            .with_min_delay(Duration::from_millis(500));
+        let manual = ManualClock::new();
+        let clock: Arc<dyn Clock> = Arc::new(manual.clone());
+        // The token exchange's way: errors through the shared rule, then a token.
+        let script = Mutex::new(vec![
+            Outcome::from_error(rate_limited(Some(Duration::from_secs(7)))),
+            Outcome::RefreshOnce {
+                otherwise: Ok("second 401"),
+            },
+            Outcome::from_error(rate_limited(None)),
+            Outcome::Done(Ok("token")),
+        ]);
+        let seen = Mutex::new(Vec::new());
+        let got = policy
+            .drive(&clock, |a| {
+                seen.lock().unwrap().push(a.refreshed);
+                let next = script.lock().unwrap().remove(0);
+                async move { next }
+            })
+            .await;
+        assert_eq!(got.unwrap(), "token");
+        assert_eq!(*seen.lock().unwrap(), [false, false, true, true]);
+        let sleeps = manual.sleeps();
+        assert_eq!(sleeps.len(), 2, "{sleeps:?}");
+        // Asked for 7 s: at least that, plus up to the floor as jitter.
+        assert!(
+            (7_000..=7_500).contains(&(sleeps[0].as_millis() as u64)),
+            "{sleeps:?}"
+        );
+        // The second retry, for a rate limit that named no wait: 5 s doubled, half of it jittered.
+        assert!(
+            (5_000..=10_000).contains(&(sleeps[1].as_millis() as u64)),
+            "{sleeps:?}"
+        );
+
+        // The API client's way: a 503 answer retried until the policy is spent, then returned as
+        // it is; and a second refused token returns its response at once.
+        let spent: Result<&str, Error> = RetryPolicy::default()
+            .with_max_attempts(3)
+            .drive(&clock, |_| async {
+                Outcome::Retry {
+                    cause: WaitCause::Failure,
+                    otherwise: Ok("503 response"),
+                }
+            })
+            .await;
+        assert_eq!(spent.unwrap(), "503 response");
+        let refused: Result<&str, Error> = policy
+            .drive(&clock, |_| async {
+                Outcome::RefreshOnce {
+                    otherwise: Ok("401 response"),
+                }
+            })
+            .await;
+        assert_eq!(refused.unwrap(), "401 response");
+
+        // Errors carry the attempts made: given up on the third, or spent after the fifth.
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let e = policy
+            .drive(&clock, |_| async {
+                match calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                    0 | 1 => Outcome::<()>::from_error(rate_limited(Some(Duration::ZERO))),
+                    _ => Outcome::GiveUp(Error::Usage("no".into())),
+                }
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+        let e = policy
+            .drive(&clock, |_| async {
+                Outcome::<()>::from_error(rate_limited(Some(Duration::ZERO)))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::RateLimited { attempts: 5, .. }), "{e:?}");
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
-use genesys_auth::{ApiClient, ApiRequest, FileStore, Settings, TokenProvider, TokenStore};
+use genesys_auth::{
+    ApiClient, ApiRequest, FileStore, Revocation, Settings, TokenProvider, TokenStore,
+};
 use genesys_emulator::Emulator;
 
 use crate::cli::{DemoArgs, Global};
@@ -186,15 +188,17 @@ pub async fn run(global: &Global, args: DemoArgs) -> Result<(), CliError> {
     );
 
     if emulator.is_some() || args.revoke {
-        let revoked = api
-            .send(ApiRequest::new(
-                reqwest::Method::DELETE,
-                "/api/v2/tokens/me",
-            ))
-            .await?;
+        let status = match second.revoke().await? {
+            Revocation::Revoked { status } => status,
+            other => {
+                return Err(CliError::new(
+                    Exit::Api,
+                    format!("DELETE /api/v2/tokens/me did not revoke the token: {other:?}"),
+                ));
+            }
+        };
         // Checked with the plain client: the API client would answer the 401 with a new token.
-        let check = second
-            .http()?
+        let check = genesys_auth::http_client(second.settings())?
             .head(format!("{}/api/v2/tokens/me", region.api_base_url()))
             .bearer_auth(token.secret())
             .timeout(Duration::from_secs(10))
@@ -202,21 +206,13 @@ pub async fn run(global: &Global, args: DemoArgs) -> Result<(), CliError> {
             .await
             .map(|r| r.status().as_u16())
             .unwrap_or(0);
-        second
-            .forget()
-            .await
-            .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
         step(
             7,
             "revoke",
             format!(
-                "DELETE /api/v2/tokens/me -> {}; the token is now refused ({check}) and gone from the cache",
-                revoked.status.as_u16()
+                "DELETE /api/v2/tokens/me -> {status}; the token is now refused ({check}) and gone from the cache"
             ),
         );
-        if !revoked.status.is_success() {
-            return Err(super::verify::status_error(&revoked));
-        }
     } else {
         step(7, "revoke", "skipped (add --revoke to revoke the token)");
     }

@@ -333,16 +333,17 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
     let sent = SystemTime::now();
     let resp = client.get(format!("{base}/api/v2/")).send().await;
     let tls = match (&resp, https) {
-        (Ok(_), true) => Check::ok(
-            "TLS",
-            match &settings.ca_file {
-                Some(ca) => format!(
-                    "the chain verifies (with the CAs of {})",
-                    ca.value.display()
-                ),
-                None => "the chain verifies against the system's roots".into(),
-            },
-        ),
+        (Ok(r), true) => {
+            let issuer = r
+                .extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|info| info.peer_certificate())
+                .and_then(issuer_of);
+            tls_verdict(
+                issuer.as_deref(),
+                settings.ca_file.as_ref().map(|ca| &ca.value),
+            )
+        }
         (Ok(_), false) => Check::ok("TLS", "none: plain http, allowed to loopback only"),
         (Err(e), _) => {
             let mut text = e.to_string();
@@ -387,6 +388,71 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
         })
     });
     (tls, clock)
+}
+
+/// The issuer of a DER certificate, as `CN=…, O=…`, for the TLS line.
+fn issuer_of(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let issuer = cert.issuer().to_string();
+    (!issuer.is_empty()).then_some(issuer)
+}
+
+/// Organisations whose CAs issue the certificates of public hosts (Genesys Cloud's among them).
+/// An issuer outside them, on a chain the system's roots accept, is most often a TLS-inspecting
+/// proxy whose CA the machine was given.
+const PUBLIC_CAS: &[&str] = &[
+    "amazon",
+    "digicert",
+    "let's encrypt",
+    "internet security research group",
+    "globalsign",
+    "sectigo",
+    "comodo",
+    "usertrust",
+    "google trust services",
+    "entrust",
+    "godaddy",
+    "starfield",
+    "microsoft",
+    "identrust",
+    "baltimore",
+    "quovadis",
+    "certum",
+    "buypass",
+    "ssl corporation",
+    "actalis",
+    "harica",
+    "cloudflare",
+    "thawte",
+    "geotrust",
+    "rapidssl",
+];
+
+/// The TLS line for a chain that verified: who issued it, and whether that looks like a
+/// TLS-inspecting proxy.
+fn tls_verdict(issuer: Option<&str>, ca_file: Option<&std::path::PathBuf>) -> Check {
+    let Some(issuer) = issuer else {
+        return Check::ok("TLS", "the chain verifies (issuer not readable)");
+    };
+    if let Some(ca) = ca_file {
+        return Check::ok(
+            "TLS",
+            format!(
+                "the chain verifies, issued by {issuer} (trusted through {})",
+                ca.display()
+            ),
+        );
+    }
+    let lower = issuer.to_lowercase();
+    if PUBLIC_CAS.iter().any(|ca| lower.contains(ca)) {
+        Check::ok("TLS", format!("the chain verifies, issued by {issuer}"))
+    } else {
+        Check::warn(
+            "TLS",
+            format!("the chain verifies, but is issued by {issuer}, not a public CA"),
+            "a TLS-inspecting proxy is probably in the way; where its CA is not in the system's store, add it with --ca-file (or GENESYS_CA_FILE)",
+        )
+    }
 }
 
 async fn token_check(settings: Settings) -> (Check, Option<TokenProvider>) {
@@ -575,6 +641,26 @@ async fn verify_check(provider: TokenProvider) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chain the system's roots accept but that a non-public CA issued is most often a
+    /// TLS-inspecting proxy's: a warning that names the issuer and --ca-file.
+    #[test]
+    fn the_tls_line_names_the_issuer_and_spots_an_inspecting_proxy() {
+        let public = tls_verdict(Some("CN=Amazon RSA 2048 M02, O=Amazon, C=US"), None);
+        assert_eq!(public.outcome, Outcome::Ok);
+        assert!(public.figure.contains("issued by CN=Amazon RSA 2048 M02"));
+        let inspected = tls_verdict(
+            Some("CN=Zscaler Intermediate Root CA, O=Zscaler Inc."),
+            None,
+        );
+        assert_eq!(inspected.outcome, Outcome::Warn);
+        assert!(inspected.figure.contains("Zscaler"), "{}", inspected.figure);
+        assert!(inspected.hint.unwrap().contains("--ca-file"));
+        let ca = std::path::PathBuf::from("/etc/corp-ca.pem");
+        let own = tls_verdict(Some("CN=Corp CA"), Some(&ca));
+        assert_eq!(own.outcome, Outcome::Ok);
+        assert!(own.figure.contains("/etc/corp-ca.pem"), "{}", own.figure);
+    }
 
     /// Two emulators stand for two regions: one knows the client, one does not; a third
     /// address answers nothing.

@@ -1,5 +1,7 @@
 //! `genesys-auth revoke`: revokes the cached token and removes it from the cache.
 
+use genesys_auth::{Error, Revocation};
+
 use crate::cli::Global;
 use crate::context;
 use crate::exit::{CliError, Exit};
@@ -13,55 +15,38 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
         ));
     }
     let provider = context::provider(global, settings)?;
-    let Some(key) = provider.store_key() else {
+    if provider.is_fixed() {
         return Err(CliError::new(
             Exit::Config,
             "a ready-made access token is configured: there is no cached token to revoke",
         ));
-    };
-    let stored = provider
-        .store()
-        .load(key)
-        .await
-        .map_err(|e| CliError::new(Exit::Network, e.to_string()))?;
-    let Some(stored) = stored else {
-        eprintln!("no cached token for these settings; nothing to revoke");
-        return Ok(());
-    };
-    // The stored token itself is revoked, with the plain client: the API client would answer a
-    // 401 by fetching a new token, and revoke that one instead.
-    let url = format!(
-        "{}/api/v2/tokens/me",
-        provider.settings().region.value.api_base_url()
-    );
-    use secrecy::ExposeSecret as _;
-    let resp = provider
-        .http()?
-        .delete(&url)
-        .bearer_auth(stored.access_token.expose_secret())
-        .send()
-        .await
-        .map_err(|e| CliError::new(Exit::Network, format!("cannot reach DELETE {url}: {e}")))?;
-    let status = resp.status();
-    provider
-        .forget()
-        .await
-        .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
-    match status.as_u16() {
-        200..=299 => eprintln!("revoked the cached token and removed it from the cache"),
-        401 => eprintln!("the cached token was already invalid; removed it from the cache"),
-        _ => {
+    }
+    match provider.revoke().await {
+        Ok(Revocation::Revoked { .. }) => {
+            eprintln!("revoked the cached token and removed it from the cache");
+        }
+        Ok(Revocation::AlreadyInvalid) => {
+            eprintln!("the cached token was already invalid; removed it from the cache");
+        }
+        Ok(_) => eprintln!("no cached token for these settings; nothing to revoke"),
+        Err(Error::Api {
+            endpoint, status, ..
+        }) => {
+            let shown = reqwest::StatusCode::from_u16(status)
+                .map_or_else(|_| status.to_string(), |s| s.to_string());
             return Err(CliError::new(
-                if status.is_server_error() {
+                if status >= 500 {
                     Exit::Network
                 } else {
                     Exit::Api
                 },
                 format!(
-                    "DELETE {url} answered HTTP {status}; the token was removed from the cache but may still be valid"
+                    "{endpoint} answered HTTP {shown}; the token was removed from the cache but may still be valid"
                 ),
             ));
         }
+        Err(Error::Store(e)) => return Err(CliError::new(Exit::Network, e.to_string())),
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

@@ -24,43 +24,11 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::config::{Credentials, Settings};
+pub use crate::error::StoreError;
 use crate::grant::AccessToken;
 
 /// A boxed future, so that stores can be used as `dyn TokenStore`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// A store failure. The provider logs these and carries on without the store: a store never
-/// stops a token from being fetched.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("token store: {message}")]
-pub struct StoreError {
-    message: String,
-    #[source]
-    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
-}
-
-impl StoreError {
-    /// A failure described by `message`: say what failed and where (a path, a store's URL
-    /// without its password), never a token.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    /// The same, keeping the error that caused it as its [`source`](std::error::Error::source).
-    /// The message should already say what the cause means to the user.
-    pub fn with_source(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            message: message.into(),
-            source: Some(std::sync::Arc::new(source)),
-        }
-    }
-}
 
 /// Identifies one cache entry: the login URL, the client id, the scopes and a hash of the client
 /// secret (so that a changed secret misses the cache). Never holds the secret.
