@@ -201,11 +201,11 @@ async fn entries_list_and_clear() {
     let tmp = tempfile::tempdir().unwrap();
     token_in(tmp.path(), settings(&emu)).await;
     let store = FileStore::new(tmp.path());
-    let entries = store.entries();
+    let entries = store.entries().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].client_id, ID);
     assert_eq!(store.clear().unwrap(), 1);
-    assert!(store.entries().is_empty());
+    assert!(store.entries().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -312,6 +312,16 @@ async fn a_symlinked_cache_directory_is_refused_and_its_target_untouched() {
             .file_type()
             .is_symlink()
     );
+    // Listing and clearing refuse the link as writing does: clearing through it would delete
+    // whatever the link points at.
+    std::fs::write(target.join("victim.json"), "{}").unwrap();
+    std::fs::write(target.join("victim.lock"), "").unwrap();
+    let store = FileStore::new(&dir);
+    let err = store.clear().unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    let err = store.entries().unwrap_err().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(target.join("victim.json").exists() && target.join("victim.lock").exists());
 }
 
 #[tokio::test]

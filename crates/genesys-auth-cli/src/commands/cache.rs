@@ -16,7 +16,9 @@ pub fn run(cmd: CacheCommand) -> Result<(), CliError> {
     })?;
     match cmd {
         CacheCommand::List(args) => {
-            let entries = store.entries();
+            let entries = store
+                .entries()
+                .map_err(|e| CliError::new(Exit::Config, e.to_string()))?;
             let at = |s: u64| {
                 std::time::UNIX_EPOCH
                     .checked_add(std::time::Duration::from_secs(s))

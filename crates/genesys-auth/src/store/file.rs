@@ -130,11 +130,13 @@ impl FileStore {
         Ok(true)
     }
 
-    /// Every readable entry, without tokens.
-    pub fn entries(&self) -> Vec<EntryInfo> {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
+    /// Every readable entry, without tokens. A directory that [`FileStore`] would refuse to
+    /// write to (a symbolic link, another user's, writable by others) is refused here too.
+    pub fn entries(&self) -> Result<Vec<EntryInfo>, StoreError> {
+        if !self.check_dir()? {
+            return Ok(Vec::new());
+        }
+        let dir = fs::read_dir(&self.dir).map_err(|e| io_err("cannot read", &self.dir, &e))?;
         let mut out: Vec<EntryInfo> = dir
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -151,16 +153,17 @@ impl FileStore {
             })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
-        out
+        Ok(out)
     }
 
     /// Removes every entry and lock file; returns how many entries were removed.
+    /// Like writes, it refuses a directory that is a symbolic link or not safely ours: removing
+    /// files through a link would reach wherever it points.
     pub fn clear(&self) -> Result<usize, StoreError> {
-        let dir = match fs::read_dir(&self.dir) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(io_err("cannot read", &self.dir, &e)),
-        };
+        if !self.check_dir()? {
+            return Ok(0);
+        }
+        let dir = fs::read_dir(&self.dir).map_err(|e| io_err("cannot read", &self.dir, &e))?;
         let mut n = 0;
         for path in dir.filter_map(Result::ok).map(|e| e.path()) {
             let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
