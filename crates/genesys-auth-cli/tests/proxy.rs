@@ -300,6 +300,57 @@ fn https_goes_through_the_proxy_as_a_tunnel_and_plain_http_never_does() {
     }
 }
 
+/// A proxy that is down is a network failure that names the proxy (retried, exit 7), never a
+/// refusal; `doctor` says the proxy cannot be reached, and does not fail on names that only
+/// the proxy must resolve.
+#[test]
+fn a_proxy_that_is_down_is_named_as_unreachable_not_as_refusing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = format!("http://user:pw-Hn4@{closed}");
+    let out = run(
+        tmp.path(),
+        &[
+            ("HTTPS_PROXY", &proxy),
+            ("GENESYS_REGION", "https://localhost:9"),
+        ],
+        &["--no-cache", "token"],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("through the proxy http://***@{closed}")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("refused to open a tunnel") && !err.contains("pw-Hn4"),
+        "{err}"
+    );
+
+    let out = run(
+        tmp.path(),
+        &[
+            ("HTTPS_PROXY", &proxy),
+            ("GENESYS_REGION", "https://login.gateway.invalid"),
+        ],
+        &["doctor"],
+    );
+    assert_eq!(out.status.code(), Some(7));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("! DNS"),
+        "resolving is the proxy's job: {text}"
+    );
+    assert!(
+        text.contains("✗ TCP") && text.contains("the proxy cannot be reached"),
+        "{text}"
+    );
+    assert!(!text.contains("pw-Hn4"), "{text}");
+}
+
 #[test]
 fn config_shows_the_proxy_without_its_password() {
     let tmp = tempfile::tempdir().unwrap();
@@ -456,7 +507,7 @@ fn through_an_authenticating_proxy_to_a_gateway_with_a_private_ca_and_mtls() {
     assert_eq!(out.status.code(), Some(7));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("through the proxy") && text.contains("proxy refused the tunnel"),
+        text.contains("through the proxy") && text.contains("the proxy refused the tunnel"),
         "{text}"
     );
     let out = run_env("proxy-pw-Tq2", &args(&doctor_args));

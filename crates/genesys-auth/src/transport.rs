@@ -34,21 +34,75 @@ pub(crate) fn proxy_for(
     Some(proxy.clone())
 }
 
+impl Settings {
+    /// The proxy that a request to `url` goes through under the proxy policy (any password
+    /// replaced by `***`), or `None` when it connects directly: plain http, a host in
+    /// `NO_PROXY`, or no proxy configured.
+    pub fn proxy_used_for(&self, url: &str) -> Option<String> {
+        let url = url::Url::parse(url).ok()?;
+        let proxy = url::Url::parse(&self.proxy.as_ref()?.value).ok()?;
+        let list = NoProxyList::parse(self.no_proxy.as_deref().unwrap_or(""));
+        proxy_for(&url, Some(&proxy), &list)?;
+        self.proxy_shown()
+    }
+}
+
+/// What a failed CONNECT tunnel says about the proxy, from hyper-util's `TunnelError` text.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TunnelFailure {
+    /// The proxy answered, and refused: 407 (its user or password) or another non-2xx.
+    Refused,
+    /// The proxy could not be reached or broke off: a network failure, worth retrying.
+    Unreachable,
+}
+
+/// Reads a request error's chain for a tunnel failure.
+pub(crate) fn tunnel_failure(chain: &str) -> Option<TunnelFailure> {
+    let at = chain.find("tunnel error")?;
+    let rest = &chain[at..];
+    if rest.contains("proxy authorization required") || rest.contains("unsuccessful") {
+        Some(TunnelFailure::Refused)
+    } else {
+        Some(TunnelFailure::Unreachable)
+    }
+}
+
 /// A request error as the library reports it: a proxy that refused the tunnel is told apart
-/// from the network (it is the proxy's answer, and retrying cannot change it).
+/// from the network (it is the proxy's answer, and retrying cannot change it); a proxy that
+/// cannot be reached is a network failure that names the proxy.
 pub(crate) fn request_error(settings: &Settings, endpoint: &str, e: reqwest::Error) -> Error {
     let mut chain = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
+        chain.push_str(": ");
         chain.push_str(&s.to_string());
         source = s.source();
     }
-    match settings.proxy_shown() {
-        Some(proxy) if chain.contains("tunnel error") => Error::ProxyRefused {
+    let Some(proxy) = settings.proxy_shown() else {
+        return transport_error(endpoint, e);
+    };
+    match tunnel_failure(&chain) {
+        Some(TunnelFailure::Refused) => Error::ProxyRefused {
             proxy,
             endpoint: endpoint.to_owned(),
         },
-        _ => transport_error(endpoint, e),
+        Some(TunnelFailure::Unreachable) => match transport_error(endpoint, e) {
+            Error::Transport {
+                endpoint,
+                message,
+                timeout,
+                attempts,
+                cause,
+            } => Error::Transport {
+                endpoint,
+                message: format!("through the proxy {proxy}: {message}"),
+                timeout,
+                attempts,
+                cause,
+            },
+            other => other,
+        },
+        None => transport_error(endpoint, e),
     }
 }
 
@@ -451,5 +505,37 @@ mod tests {
         assert!(matches!(e, Error::Usage(_)), "{e:?}");
         assert!(!e.is_retryable());
         assert!(!e.to_string().contains("LOCAL-VALUE"), "{e}");
+    }
+
+    /// Only the proxy's own answer is a refusal; a proxy that is down is the network.
+    #[test]
+    fn a_tunnel_failure_is_a_refusal_only_when_the_proxy_answered() {
+        let refused = [
+            "error sending request: client error (Connect): tunnel error: proxy authorization required",
+            "client error (Connect): tunnel error: unsuccessful",
+        ];
+        for chain in refused {
+            assert_eq!(
+                tunnel_failure(chain),
+                Some(TunnelFailure::Refused),
+                "{chain}"
+            );
+        }
+        let unreachable = [
+            "client error (Connect): tunnel error: failed to create underlying connection: tcp connect error: Connection refused (os error 111)",
+            "client error (Connect): tunnel error: unexpected end of file",
+            "client error (Connect): tunnel error: io error establishing tunnel: broken pipe",
+        ];
+        for chain in unreachable {
+            assert_eq!(
+                tunnel_failure(chain),
+                Some(TunnelFailure::Unreachable),
+                "{chain}"
+            );
+        }
+        assert_eq!(
+            tunnel_failure("tcp connect error: Connection refused"),
+            None
+        );
     }
 }

@@ -139,8 +139,19 @@ pub async fn checks(global: &Global) -> Vec<Check> {
     }
     out.push(region_check(&settings.region.value));
     let hosts = hosts(&settings.region.value);
+    let proxied = settings
+        .proxy_used_for(&settings.region.value.login_base_url())
+        .is_some();
     for (host, port) in &hosts {
-        let c = dns_check(host, *port).await;
+        let mut c = dns_check(host, *port).await;
+        // Through a proxy, only the proxy's name must resolve here: the proxy resolves the rest.
+        if proxied && matches!(c.outcome, Outcome::Fail(_)) {
+            c.outcome = Outcome::Warn;
+            c.hint = Some(
+                "not resolvable here; through the proxy that is normal, as the proxy resolves it"
+                    .into(),
+            );
+        }
         let failed = matches!(c.outcome, Outcome::Fail(_));
         out.push(c);
         if failed {
@@ -270,22 +281,24 @@ async fn dns_check(host: &str, port: u16) -> Check {
 }
 
 async fn tcp_check(settings: &Settings, (host, port): &(String, u16)) -> Check {
-    // Through the proxy when https goes through one: then the proxy is what must be reachable.
-    let proxied = settings.proxy.as_ref().filter(|_| {
-        url::Url::parse(&settings.region.value.login_base_url())
-            .is_ok_and(|u| u.scheme() == "https")
-    });
-    let (target_host, target_port, via) = match proxied.and_then(|p| url::Url::parse(&p.value).ok())
+    // Through the proxy when the policy sends the request through one (https, not in
+    // NO_PROXY): then the proxy is what must be reachable.
+    let proxied = settings.proxy_used_for(&settings.region.value.login_base_url());
+    let (target_host, target_port, via) = match proxied
+        .as_deref()
+        .and_then(|p| url::Url::parse(p).ok().map(|u| (p, u)))
     {
-        Some(p) => (
+        Some((shown, p)) => (
             p.host_str().unwrap_or("").to_owned(),
             p.port_or_known_default().unwrap_or(8080),
-            format!(
-                " through the proxy {}",
-                settings.proxy_shown().unwrap_or_default()
-            ),
+            format!(" through the proxy {shown}"),
         ),
         None => (host.clone(), *port, " directly".to_owned()),
+    };
+    let unreachable = if proxied.is_some() {
+        "the proxy cannot be reached: check --proxy (or HTTPS_PROXY) and that the proxy runs"
+    } else {
+        "the connection is refused or cannot be made: a firewall may block it; behind a corporate proxy, set HTTPS_PROXY or --proxy"
     };
     let start = Instant::now();
     let connect = tokio::time::timeout(
@@ -303,7 +316,7 @@ async fn tcp_check(settings: &Settings, (host, port): &(String, u16)) -> Check {
             "TCP",
             Exit::Network,
             format!("{figure}: {}", e.kind()),
-            "the connection is refused or cannot be made: a firewall may block it; behind a corporate proxy, set HTTPS_PROXY or --proxy",
+            unreachable,
         ),
         Err(_) => Check::fail(
             "TCP",
@@ -358,9 +371,14 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
                 || lower.contains("issuer")
             {
                 "the server's certificate is not trusted: a TLS-inspecting proxy is probably in the way; add its CA with --ca-file (or GENESYS_CA_FILE)".to_owned()
-            } else if lower.contains("tunnel") {
-                "the proxy refused the tunnel: check its user and password (GENESYS_PROXY_PASSWORD)"
+            } else if lower.contains("proxy authorization required")
+                || lower.contains("tunnel error: unsuccessful")
+            {
+                // hyper-util tells 407 apart only from an HTTP/1.1 answer; tinyproxy's is 1.0.
+                "the proxy refused the tunnel (407 for a wrong user or password, or a CONNECT it does not allow): check its user and password (GENESYS_PROXY_PASSWORD) and that it allows CONNECT to port 443"
                     .to_owned()
+            } else if lower.contains("tunnel error") {
+                "the proxy broke off the tunnel: check the proxy and its logs".to_owned()
             } else {
                 "the TLS handshake failed: check --ca-file, --client-cert and any proxy".to_owned()
             };
