@@ -576,22 +576,44 @@ pub async fn probe(settings: &Settings, regions: Vec<(String, Region)>) -> Check
     let results = futures_util::future::join_all(attempts).await;
     let mut found = Vec::new();
     let mut unreachable = 0;
+    let mut unclear = 0;
     for (name, outcome) in &results {
         match outcome {
             Ok(()) => found.push(format!("{name} (token granted)")),
             Err(Error::InvalidClient { description, .. })
                 if description.to_ascii_lowercase().contains("not found") => {}
+            // Only the login host's verdict on this client says that it exists there: a wrong
+            // secret, a grant not enabled, an address not allowed.
+            Err(Error::InvalidClient { .. } | Error::Rejected { .. } | Error::Forbidden { .. }) => {
+                found.push(format!(
+                    "{name} (the client exists; its request was refused)"
+                ));
+            }
+            // Settings that cannot make a request are the same in every region: say it once.
+            Err(e @ Error::Config(_)) => {
+                return Check::warn(
+                    "regions",
+                    "not probed",
+                    format!("{e}; the probe sends the client id and secret to each region"),
+                );
+            }
             Err(Error::Transport { .. }) | Err(Error::ProxyRefused { .. }) => unreachable += 1,
-            Err(_) => found.push(format!(
-                "{name} (the client exists; its request was refused)"
-            )),
+            // A rate limit, a server error, an unreadable answer: no verdict either way.
+            Err(_) => unclear += 1,
         }
     }
-    let reach = if unreachable > 0 {
-        format!("; {unreachable} of {} could not be reached", results.len())
-    } else {
-        String::new()
-    };
+    let mut reach = String::new();
+    if unreachable > 0 {
+        reach.push_str(&format!(
+            "; {unreachable} of {} could not be reached",
+            results.len()
+        ));
+    }
+    if unclear > 0 {
+        reach.push_str(&format!(
+            "; {unclear} gave no verdict (rate limit or server error)"
+        ));
+    }
     if found.is_empty() {
         Check::warn(
             "regions",
@@ -691,6 +713,20 @@ mod tests {
             .await
             .unwrap();
         let other = Emulator::builder().start().await.unwrap();
+        // A region that rate-limits the probe says nothing about the client.
+        let limited = Emulator::builder()
+            .client(ClientSpec::new("probe-id", "probe-secret"))
+            .start()
+            .await
+            .unwrap();
+        limited.inject(
+            genesys_emulator::Target::Token,
+            genesys_emulator::Fault::Status {
+                status: 400,
+                retry_after: None,
+            },
+            1,
+        );
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -707,15 +743,33 @@ mod tests {
                 "closed".to_owned(),
                 Region::parse(&format!("http://{closed}")).unwrap(),
             ),
+            (
+                "limited".to_owned(),
+                Region::parse(&limited.base_url()).unwrap(),
+            ),
         ];
-        let c = probe(&settings, regions).await;
+        let c = probe(&settings, regions.clone()).await;
         assert_eq!(c.outcome, Outcome::Ok, "{c:?}");
         assert!(c.figure.contains("home (token granted)"), "{}", c.figure);
         assert!(!c.figure.contains("other"), "{}", c.figure);
         assert!(
-            c.figure.contains("1 of 3 could not be reached"),
+            c.figure.contains("1 of 4 could not be reached"),
             "{}",
             c.figure
+        );
+        assert!(!c.figure.contains("limited"), "{}", c.figure);
+        assert!(c.figure.contains("1 gave no verdict"), "{}", c.figure);
+
+        // Without a secret nothing is sent, and no region is claimed.
+        let mut no_secret = settings.clone();
+        no_secret.client_secret = None;
+        let c = probe(&no_secret, regions).await;
+        assert_eq!(c.outcome, Outcome::Warn, "{c:?}");
+        assert_eq!(c.figure, "not probed");
+        assert_eq!(
+            other.counters().token_requests,
+            1,
+            "only the first probe reached it"
         );
     }
 }
