@@ -16,6 +16,55 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The commands that request no token, and the options (clap ids) that only configure one:
+/// hidden from those commands' help and completions, and refused when given there (`main`).
+pub const TOKENLESS: &[&str] = &["regions", "completions", "emulator", "cache"];
+const TOKEN_OPTIONS: &[&str] = &[
+    "profile",
+    "region",
+    "client_id",
+    "client_secret_file",
+    "client_secret_stdin",
+    "client_secret_command",
+    "scopes",
+    "no_cache",
+    "store",
+    "proxy",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "timeout",
+];
+
+/// The command line, with the token options hidden where they do not apply: `emulator --help`
+/// shows the emulator's options and `-v`/`--color`, not `--client-id`.
+pub fn command() -> clap::Command {
+    fn hide_token_options(cmd: clap::Command) -> clap::Command {
+        // In place (`mut_arg` would reorder the arguments of a built command and break the
+        // parser's index of them).
+        let cmd = cmd.mut_args(|a| {
+            if TOKEN_OPTIONS.contains(&a.get_id().as_str()) {
+                a.hide(true)
+            } else {
+                a
+            }
+        });
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .collect();
+        names.iter().fold(cmd, |c, name| {
+            c.mut_subcommand(name.as_str(), hide_token_options)
+        })
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    // Global options reach subcommands when the command is built; hide them after that.
+    cmd.build();
+    TOKENLESS
+        .iter()
+        .fold(cmd, |c, name| c.mut_subcommand(*name, hide_token_options))
+}
+
 /// Options every command takes; help lists them after the command's own.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
@@ -65,8 +114,9 @@ pub struct Global {
         hide_env_values = true
     )]
     pub store: Option<String>,
-    /// Proxy for https requests, reached as a CONNECT tunnel (http://[user:pass@]host:port)
-    /// [env: HTTPS_PROXY, ALL_PROXY; NO_PROXY lists hosts that bypass it]
+    /// Proxy for https requests, reached as a CONNECT tunnel (http://[user@]host:port; its
+    /// password in GENESYS_PROXY_PASSWORD, never here) [env: HTTPS_PROXY, ALL_PROXY; NO_PROXY
+    /// lists hosts that bypass it]
     #[arg(long, global = true, value_name = "URL")]
     pub proxy: Option<String>,
     /// Trust the certificates in this PEM file too (a private CA, a TLS-inspecting proxy)

@@ -10,13 +10,16 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::FromArgMatches as _;
 
 use cli::{Cli, Command};
 use exit::CliError;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let color = context::use_color(cli.global.color);
     init_logging(cli.global.verbose, color);
     if let Err(e) = refuse_inapplicable(&cli) {
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
         Command::Config(args) => Some(commands::config::run(&cli.global, *args)),
         Command::Cache(_) => None,
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = cli::command();
             clap_complete::generate(*shell, &mut cmd, "genesys-auth", &mut std::io::stdout());
             Some(Ok(()))
         }

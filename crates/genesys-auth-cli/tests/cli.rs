@@ -1320,6 +1320,10 @@ fn usage_mistakes_get_one_clear_message_and_exit_2() {
             &["api", "x", "-d", "{}", "-f", "a=b"],
             "cannot be used with",
         ),
+        (
+            &["--proxy", "http://u:argv-pw-K7@127.0.0.1:3128", "config"],
+            "GENESYS_PROXY_PASSWORD",
+        ),
     ] {
         let out = e.run_args(args);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
@@ -1330,6 +1334,7 @@ fn usage_mistakes_get_one_clear_message_and_exit_2() {
             "{args:?}: {}",
             stderr(&out)
         );
+        assert!(!stderr(&out).contains("argv-pw-K7"), "{}", stderr(&out));
     }
     assert_eq!(e.emu.counters().api_requests.get("/api/v2/users"), None);
 }
@@ -1371,7 +1376,7 @@ fn every_command_help_ends_with_examples_and_exit_codes() {
         assert!(completions.contains(&format!("{shell}:")), "{completions}");
     }
     insta::assert_snapshot!("help_completions", completions);
-    for cmd in ["verify", "regions", "config", "revoke", "demo"] {
+    for cmd in ["verify", "regions", "config", "revoke", "demo", "doctor"] {
         insta::assert_snapshot!(format!("help_{cmd}"), help(&[cmd, "--help"]));
     }
     insta::assert_snapshot!("help_cache", help(&["cache", "--help"]));
