@@ -1006,6 +1006,25 @@ fn twenty_processes_in_a_503_storm_make_no_more_requests_than_one() {
     );
 }
 
+/// The token endpoint's rate limit (400, no `Retry-After`) makes the lock's holder back off
+/// for 7.5 to 15 s before its third attempt: the others wait for it rather than fetch beside it.
+#[test]
+fn twenty_processes_in_a_rate_limit_storm_wait_for_the_one_retrying() {
+    let e = env();
+    e.emu.inject(Target::Token, Fault::status(400), 2);
+    let outs = e.spawn_many(20, &[], &["--timeout", "30", "token"]);
+    let tokens: std::collections::HashSet<String> =
+        outs.iter().map(|o| stdout(o).trim().to_owned()).collect();
+    for t in &tokens {
+        e.remember(t);
+    }
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", stderr(out));
+    }
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(e.emu.counters().token_requests, 3);
+}
+
 #[test]
 fn with_redis_down_processes_share_a_token_through_the_file_cache() {
     let e = env();

@@ -520,7 +520,9 @@ impl Inner {
             store = self.store.kind(),
             "cache miss: no usable token in the store"
         );
-        let guard = match self.store.lock(key).await {
+        // A holder may retry until its deadline and then run one more request: wait that long.
+        let holder_may_take = self.settings.retry.deadline + self.settings.timeout;
+        let guard = match self.store.lock(key, holder_may_take).await {
             Ok(g) => g,
             Err(e) => {
                 self.store_trouble("cannot lock the token store, fetching without the lock", &e);

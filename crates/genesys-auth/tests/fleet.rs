@@ -525,6 +525,35 @@ async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_member() {
     }
 }
 
+/// The member holding the fleet lock backs off through two rate limits (400, as the token
+/// endpoint answers) for longer than the lock's TTL: it keeps the lock alive, so the others wait
+/// for its token instead of taking the expired lock and fetching beside it. Real time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+async fn a_holder_backing_off_longer_than_the_lock_ttl_keeps_the_lock() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let emu = emulator().await;
+    emu.inject(Target::Token, Fault::status(400), 2);
+    let members: Vec<_> = (0..10)
+        .map(|_| {
+            let mut s = settings(&emu);
+            // Waits of 0.5 to 1 s, then 1 to 2 s: several lock TTLs of 300 ms.
+            s.retry =
+                genesys_auth::RetryPolicy::default().with_rate_limit_delay(Duration::from_secs(1));
+            redis_provider(s, &redis.url(), Duration::from_millis(300))
+        })
+        .collect();
+    let results = futures_util::future::join_all(members.iter().map(|p| p.token())).await;
+    let tokens: std::collections::BTreeSet<String> = results
+        .into_iter()
+        .map(|r| r.unwrap().secret().to_owned())
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(emu.counters().token_requests, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn tokens_that_live_five_seconds_or_less_are_still_published() {

@@ -4,6 +4,7 @@
 //! is warm when the first goes down.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, TokenStore};
 
@@ -63,13 +64,17 @@ impl TokenStore for FallbackStore {
         })
     }
 
-    fn lock<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoreGuard>> {
+    fn lock<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        wait: Duration,
+    ) -> StoreFuture<'a, Option<StoreGuard>> {
         Box::pin(async move {
-            match self.primary.lock(key).await {
+            match self.primary.lock(key, wait).await {
                 Ok(g) => Ok(g),
                 Err(e) => {
                     self.note("locking", &e);
-                    self.secondary.lock(key).await
+                    self.secondary.lock(key, wait).await
                 }
             }
         })

@@ -26,8 +26,6 @@ use super::{
     from_unix, unix,
 };
 
-/// How long a process waits for another to finish fetching before it fetches itself.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 const LOCK_POLL: Duration = Duration::from_millis(5);
 
 /// Tokens in files, one per key.
@@ -424,7 +422,13 @@ impl TokenStore for FileStore {
         Box::pin(async move { r })
     }
 
-    fn lock<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoreGuard>> {
+    /// A live holder is waited for as long as `wait`; one that dies frees the lock at once
+    /// (the kernel releases a dead process's `flock`).
+    fn lock<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        wait: Duration,
+    ) -> StoreFuture<'a, Option<StoreGuard>> {
         Box::pin(async move {
             self.ensure_dir()?;
             let path = self.dir.join(format!("{}.lock", key.id()));
@@ -442,11 +446,11 @@ impl TokenStore for FileStore {
             loop {
                 match file.try_lock() {
                     Ok(()) => return Ok(Some(StoreGuard::new(LockFile(file)))),
-                    Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                    Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
                         tokio::time::sleep(LOCK_POLL).await;
                     }
                     Err(fs::TryLockError::WouldBlock) => {
-                        tracing::warn!(path = %path.display(), "another process has held the token cache lock for {} s; fetching without it", LOCK_WAIT.as_secs());
+                        tracing::warn!(path = %path.display(), "another process has held the token cache lock for {} s; fetching without it", wait.as_secs());
                         return Ok(None);
                     }
                     Err(fs::TryLockError::Error(e)) => {

@@ -371,8 +371,18 @@ pub trait TokenStore: Send + Sync + fmt::Debug + 'static {
     /// Takes the store's cross-process lock for `key`, waiting for another holder, so that one
     /// process fetches while the others wait and then load its token. `None`: this store has no
     /// such lock (memory) or it could not be had in time.
-    fn lock<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoreGuard>> {
-        let _ = key;
+    ///
+    /// `wait` is how long a live holder may keep it: the provider passes the longest its own
+    /// fetch can take (the retry deadline plus one request timeout), so that a holder still
+    /// retrying through a rate limit is waited for, not fetched beside. A holder that dies must
+    /// not hold the others for that long: the store frees its lock (the kernel does for a file
+    /// lock; Redis lets it expire).
+    fn lock<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        wait: Duration,
+    ) -> StoreFuture<'a, Option<StoreGuard>> {
+        let _ = (key, wait);
         Box::pin(async { Ok(None) })
     }
 

@@ -128,8 +128,9 @@ impl RedisStore {
         }
     }
 
-    /// How long the fetch lock lives if its holder dies (default 10 s); waiters give up on it a
-    /// little after that and fetch for themselves.
+    /// How long the fetch lock lives if its holder dies (default 10 s): a live holder extends
+    /// it every third of that. Waiters wait for a live holder as long as the provider asks (its
+    /// retry deadline plus a request timeout), and at least a little more than the TTL.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
         self.lock_ttl = ttl.max(Duration::from_millis(100));
         self.wait_for = self.lock_ttl + self.lock_ttl / 5;
@@ -300,12 +301,44 @@ struct RedisLock {
     conn: ConnectionManager,
     key: String,
     value: String,
+    /// Extends the lock while it is held, so that a holder retrying for longer than the TTL
+    /// keeps it; a holder that dies stops extending it, and it expires within the TTL.
+    renewal: tokio::task::JoinHandle<()>,
 }
 
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+/// Extends `key` (if it still holds `value`) every third of `ttl`, until it is lost.
+fn renew(
+    mut conn: ConnectionManager,
+    key: String,
+    value: String,
+    ttl: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(10_000);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            let kept: redis::RedisResult<i64> = redis::cmd("EVAL")
+                .arg(RENEW)
+                .arg(1)
+                .arg(&key)
+                .arg(&value)
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await;
+            if !matches!(kept, Ok(1)) {
+                tracing::debug!("the shared fetch lock could not be extended; it will expire");
+                return;
+            }
+        }
+    })
+}
 
 impl Drop for RedisLock {
     fn drop(&mut self) {
+        self.renewal.abort();
         let (mut conn, key, value) = (
             self.conn.clone(),
             std::mem::take(&mut self.key),
@@ -368,8 +401,15 @@ impl TokenStore for RedisStore {
         })
     }
 
-    fn lock<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoreGuard>> {
+    /// A live holder extends the lock and is waited for as long as `wait` (at least the
+    /// store's own wait); one that dies is outlived within the lock's TTL.
+    fn lock<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        wait: Duration,
+    ) -> StoreFuture<'a, Option<StoreGuard>> {
         Box::pin(async move {
+            let wait_for = self.wait_for.max(wait);
             let mut conn = self.conn().await?;
             let lock_key = Self::lock_key(key);
             let value = hex::encode(rand::random::<[u8; 16]>());
@@ -391,10 +431,13 @@ impl TokenStore for RedisStore {
                     )
                     .await?;
                 if taken.is_some() {
+                    let renewal =
+                        renew(conn.clone(), lock_key.clone(), value.clone(), self.lock_ttl);
                     return Ok(Some(StoreGuard::new(RedisLock {
                         conn: conn.clone(),
                         key: lock_key,
                         value,
+                        renewal,
                     })));
                 }
                 // Another member is fetching: wait for what it publishes.
@@ -412,8 +455,8 @@ impl TokenStore for RedisStore {
                 {
                     return Ok(None);
                 }
-                if start.elapsed() > self.wait_for {
-                    tracing::warn!(url = %self.shown_url, "no member published a token in {} s; fetching without the shared lock", self.wait_for.as_secs());
+                if start.elapsed() > wait_for {
+                    tracing::warn!(url = %self.shown_url, "no member published a token in {} s; fetching without the shared lock", wait_for.as_secs());
                     return Ok(None);
                 }
             }
