@@ -1041,6 +1041,8 @@ fn with_redis_down_processes_share_a_token_through_the_file_cache() {
     }
     for out in &outs {
         assert_eq!(code(out), 0, "{}", stderr(out));
+        // Redis fails every step (read, lock, write): said once.
+        assert_eq!(stderr(out).matches("warning").count(), 1, "{}", stderr(out));
     }
     assert_eq!(tokens.len(), 1);
     assert_eq!(e.emu.counters().token_requests, 1);

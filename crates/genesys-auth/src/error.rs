@@ -219,7 +219,15 @@ fn cid(id: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+// `Debug` is the message: `fn main() -> Result<(), Error>` and `{:?}` in logs print what
+// went wrong and what to do, never a struct dump.
 impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Debug for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
     }
@@ -273,7 +281,7 @@ impl Error {
 
 /// A store failure. The provider logs these and carries on without the store: a store never
 /// stops a token from being fetched.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 #[error("token store: {message}")]
 pub struct StoreError {
     message: String,

@@ -158,7 +158,7 @@ impl std::str::FromStr for Region {
 }
 
 /// Why a region setting was refused; the message lists what is accepted.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegionError {
     /// Nothing given.
@@ -456,4 +456,11 @@ fn suggest(lower: &str) -> Option<String> {
         .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_owned())
+}
+
+// `Debug` is the message, as for every error of the crate.
+impl std::fmt::Debug for RegionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }

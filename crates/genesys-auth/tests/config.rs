@@ -245,6 +245,21 @@ fn a_profile_file_with_a_secret_readable_by_others_gets_a_warning() {
     assert!(sb.loader(&[]).load().unwrap().warnings.is_empty());
 }
 
+/// `fn main() -> Result<(), E>` prints `Debug`: for every error type it is the message.
+#[test]
+fn every_error_debugs_as_its_message() {
+    let sb = Sandbox::new();
+    sb.write(OWN, "[profiles.default\nclient_id = ");
+    let config = sb.loader(&[]).load().unwrap_err();
+    assert_eq!(format!("{config:?}"), config.to_string());
+    let region = genesys_auth::Region::parse("mars-1").unwrap_err();
+    assert_eq!(format!("{region:?}"), region.to_string());
+    let store = genesys_auth::StoreError::new("redis://cache:6379 answers nothing");
+    assert_eq!(format!("{store:?}"), store.to_string());
+    let error = genesys_auth::Error::from(store);
+    assert_eq!(format!("{error:?}"), error.to_string());
+}
+
 #[test]
 fn broken_files_are_errors_that_name_the_file() {
     let sb = Sandbox::new();

@@ -95,7 +95,7 @@ impl fmt::Debug for SourcedSecret {
 }
 
 /// Why settings could not be resolved. Found before any request is made.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The region setting is not a region.
@@ -151,6 +151,13 @@ pub enum ConfigError {
         /// The profiles those files do hold.
         existing: Box<[String]>,
     },
+}
+
+// `Debug` is the message, as for every error of the crate.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// Resolved settings: what to authenticate with and where.

@@ -4,6 +4,7 @@
 //! is warm when the first goes down.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, TokenStore};
@@ -13,21 +14,34 @@ use super::{StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, Token
 pub struct FallbackStore {
     primary: Arc<dyn TokenStore>,
     secondary: Arc<dyn TokenStore>,
+    /// Whether the switch to `secondary` has been said: a primary that is down fails every
+    /// step of every refresh, and one warning is enough.
+    warned: Arc<AtomicBool>,
 }
 
 impl FallbackStore {
     /// Uses `primary`, and `secondary` when `primary` fails.
     pub fn new(primary: Arc<dyn TokenStore>, secondary: Arc<dyn TokenStore>) -> Self {
-        Self { primary, secondary }
+        Self {
+            primary,
+            secondary,
+            warned: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn note(&self, what: &str, e: &super::StoreError) {
-        tracing::warn!(
-            primary = self.primary.kind(),
-            secondary = self.secondary.kind(),
-            "{what} failed on the primary token store, using the {} store: {e}",
-            self.secondary.kind()
-        );
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(
+                primary = self.primary.kind(),
+                "{what} failed on the primary token store: {e}"
+            );
+        } else {
+            tracing::warn!(
+                "{what} failed on the {} token store, using the {} store while it fails: {e}",
+                self.primary.kind(),
+                self.secondary.kind()
+            );
+        }
     }
 }
 
