@@ -1159,6 +1159,43 @@ fn a_tutorial_style_scope_request_is_granted_and_a_narrower_grant_reported() {
     );
 }
 
+/// An org that enforces scopes, through the CLI: a scope the client lacks is refused at the
+/// token endpoint, and an API call outside the token's scopes is a 403 naming the missing scope.
+#[test]
+fn an_org_enforcing_scopes_refuses_what_the_client_lacks() {
+    let e = env_with(|b| b.enforce_scopes(true));
+    let out = e.run_args(&["--no-cache", "--scope", "admin", "token"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid_scope"), "{}", stderr(&out));
+    let out = e.run_args(&[
+        "--scope",
+        "organization:readonly",
+        "api",
+        "authorization/roles",
+    ]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    // Like `gh api`, the body goes to stdout and the status to stderr.
+    assert!(stdout(&out).contains("Missing scope"), "{}", stdout(&out));
+    e.remember(stdout(&e.run_args(&["--scope", "organization:readonly", "token"])).trim());
+    // The same org without enforcement grants what it can and says what it did not.
+    let lenient = env();
+    let out = lenient.run_args(&[
+        "--no-cache",
+        "--scope",
+        "admin",
+        "--scope",
+        "users:read",
+        "token",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    lenient.remember(stdout(&out).trim());
+    assert!(
+        stderr(&out).contains("not granted admin"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn the_api_rate_limit_and_early_expiry_through_the_cli() {
     let e = env_with(|b| b.api_rate_limit(Some(2)));
@@ -1170,7 +1207,19 @@ fn the_api_rate_limit_and_early_expiry_through_the_cli() {
     // Over the limit: Retry-After is longer than --timeout allows, so it stops at once.
     let out = e.run_args(&["--timeout", "2", "-v", "api", "organizations/me"]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
-    assert!(stderr(&out).contains("correlation_id="), "{}", stderr(&out));
+    // -v shows the response's correlation id (a UUID), never the placeholder for none.
+    let logged = stderr(&out);
+    let id = logged
+        .split("correlation_id=")
+        .nth(1)
+        .map(|rest| {
+            rest.trim_start_matches('"')
+                .chars()
+                .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    assert_eq!(id.len(), 36, "{logged}");
     // Revoked early: the cached token gets a 401, is dropped, and one fresh token heals it.
     e.emu.advance_clock(Duration::from_secs(61));
     assert_eq!(e.emu.revoke_tokens_of(ID), 1);

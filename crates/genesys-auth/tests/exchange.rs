@@ -86,6 +86,36 @@ async fn a_wrong_secret_is_invalid_client_naming_the_login_host_and_region() {
     );
     assert!(!msg.contains("wrong-secret-value"));
     assert_eq!(emu.counters().token_requests, 1, "4xx is never retried");
+    // The response's ININ-Correlation-Id is kept, typed and in the message, to quote to support.
+    let Error::InvalidClient {
+        correlation_id: Some(id),
+        ..
+    } = &e
+    else {
+        panic!("no correlation id: {e:?}");
+    };
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert!(msg.contains(&format!("ININ-Correlation-Id {id}")), "{msg}");
+}
+
+/// An API error carries the correlation id of the response that refused the call.
+#[tokio::test]
+async fn an_api_error_carries_the_correlation_id() {
+    let emu = emulator().await;
+    let api = genesys_auth::ApiClient::new(TokenProvider::new(settings(&emu)).unwrap());
+    let e = api
+        .get_json::<serde_json::Value>("no/such/resource")
+        .await
+        .unwrap_err();
+    let Error::Api {
+        correlation_id: Some(id),
+        ..
+    } = &e
+    else {
+        panic!("no correlation id: {e:?}");
+    };
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert!(e.to_string().contains(id.as_str()), "{e}");
 }
 
 #[tokio::test]
