@@ -1294,6 +1294,63 @@ fn the_emulator_command_registers_clients_with_options_and_prints_their_exports(
     );
 }
 
+/// `emulator --config FILE`: clients from TOML, the first one's export lines printed, and its
+/// options (ttl, scopes, an IP allowlist) applied.
+#[test]
+fn the_emulator_reads_clients_from_a_toml_file_and_prints_the_first() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("emulator.toml");
+    std::fs::write(
+        &file,
+        "api_rate_limit = 300\n\n[[clients]]\nid = \"a-toml-bot\"\nsecret = \"toml-pw-1\"\nttl = 600\nscopes = [\"users:readonly\"]\n\n[[clients]]\nid = \"b-far\"\nsecret = \"toml-pw-2\"\nips = [\"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .args(["emulator", "--config", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut exports = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            exports.insert(k.to_owned(), v.to_owned());
+        }
+    }
+    let run = |id: &str, secret: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .env_clear()
+            .env("GENESYS_REGION", &exports["GENESYS_REGION"])
+            .env("GENESYS_CLIENT_ID", id)
+            .env("GENESYS_CLIENT_SECRET", secret)
+            .args(["--no-cache", "token", "--json"])
+            .output()
+            .unwrap()
+    };
+    let first = run(
+        &exports["GENESYS_CLIENT_ID"],
+        &exports["GENESYS_CLIENT_SECRET"],
+    );
+    // 127.0.0.1 is outside the second client's allowlist.
+    let far = run("b-far", "toml-pw-2");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exports["GENESYS_CLIENT_ID"], "a-toml-bot");
+    assert_eq!(first.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(json["scope"], "users:readonly");
+    assert!(json["expires_in"].as_u64().unwrap() <= 600);
+    assert_eq!(
+        far.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&far.stderr)
+    );
+}
+
 #[test]
 fn paginate_follows_page_numbers_and_cursors_alike() {
     let e = env();

@@ -99,7 +99,8 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
     }
     // The emulator's own throwaway credentials, or the ones just given on this command line:
     // printing them is the point of this command.
-    let shown = first.or_else(|| no_clients.then(|| emu.demo_client()));
+    // With clients from --config only, the first of them (by id); with none, the demo client.
+    let shown = first.or_else(|| Some(emu.demo_client()).filter(|c| !c.id.is_empty()));
     if let Some(c) = shown {
         let _ = writeln!(out, "export GENESYS_CLIENT_ID={}", c.id);
         let _ = writeln!(out, "export GENESYS_CLIENT_SECRET={}", c.secret);
