@@ -251,6 +251,21 @@ Examples:
 
 Exit codes: 0 success; 3 the cache directory cannot be used.";
 
+const CACHE_LIST_HELP: &str = "\
+Examples:
+  genesys-auth cache list
+  genesys-auth cache list --json | jq -r '.[].expires_at'
+
+Exit codes: 0 success (no entries included); 3 the cache directory cannot be used (a symbolic
+link, another user's, writable by others).";
+
+const CACHE_CLEAR_HELP: &str = "\
+Examples:
+  genesys-auth cache clear
+  genesys-auth cache clear && genesys-auth token   # start from a fresh token
+
+Exit codes: 0 success; 3 the cache directory cannot be used.";
+
 const DEMO_HELP: &str = "\
 Examples:
   genesys-auth demo                 # offline, on the embedded emulator
@@ -363,8 +378,10 @@ pub fn parse_pair(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
     /// List cached tokens (never the tokens themselves)
+    #[command(after_help = CACHE_LIST_HELP)]
     List(JsonArg),
     /// Remove every cached token
+    #[command(after_help = CACHE_CLEAR_HELP)]
     Clear,
 }
 

@@ -16,9 +16,12 @@ use cli::{Cli, Command};
 use exit::CliError;
 
 fn main() -> ExitCode {
-    let cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
+    let cli = match cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return usage_error(&e),
     };
     let color = context::use_color(cli.global.color);
     init_logging(cli.global.verbose, color);
@@ -65,6 +68,8 @@ fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
         Command::Completions { .. } => "completions",
         Command::Emulator(_) => "emulator",
         Command::Cache(_) => "cache",
+        // Offline, the demo runs on its own emulator with its own client.
+        Command::Demo(args) if !args.real => "demo",
         _ => return Ok(()),
     };
     let g = &cli.global;
@@ -85,10 +90,49 @@ fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
     match given.iter().find(|(_, on)| *on) {
         Some((flag, _)) => Err(CliError::new(
             exit::Exit::Usage,
-            format!("{flag} does not apply to `{name}`, which requests no token; drop it"),
+            if name == "demo" {
+                format!(
+                    "{flag} does not apply to `demo`, which runs on its own emulator; drop it, or add --real to use your settings"
+                )
+            } else {
+                format!("{flag} does not apply to `{name}`, which requests no token; drop it")
+            },
         )),
         None => Ok(()),
     }
+}
+
+/// Clap's refusals in the tool's own style (`genesys-auth: error: …`), exit 2. A value that
+/// failed to parse is not repeated: it may be a secret typed in the wrong place.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = if e.kind() == ErrorKind::ValueValidation {
+        let arg = match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(a)) => a.clone(),
+            _ => "an option".to_owned(),
+        };
+        let why = std::error::Error::source(e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        format!("invalid value for {arg}{why}\n\nFor more information, try '--help'.")
+    } else {
+        let rendered = e.render().to_string();
+        rendered
+            .strip_prefix("error: ")
+            .unwrap_or(&rendered)
+            .trim_end()
+            .to_owned()
+    };
+    eprintln!("genesys-auth: error: {text}");
+    ExitCode::from(exit::Exit::Usage as u8)
 }
 
 fn finish(result: Result<(), CliError>, color: bool) -> ExitCode {

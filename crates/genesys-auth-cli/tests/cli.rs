@@ -1451,6 +1451,10 @@ fn usage_mistakes_get_one_clear_message_and_exit_2() {
             &["--proxy", "http://u:argv-pw-K7@127.0.0.1:3128", "config"],
             "GENESYS_PROXY_PASSWORD",
         ),
+        (&["--region", "bogus", "demo"], "add --real"),
+        // A value clap refuses is not repeated: it may be a secret typed in the wrong place.
+        (&["api", "x", "-f", "=argv-pw-K7"], "invalid value for --raw-field"),
+        (&["api", "x", "--frobnicate"], "unexpected argument"),
     ] {
         let out = e.run_args(args);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
@@ -1462,6 +1466,11 @@ fn usage_mistakes_get_one_clear_message_and_exit_2() {
             stderr(&out)
         );
         assert!(!stderr(&out).contains("argv-pw-K7"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("genesys-auth: error: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     assert_eq!(e.emu.counters().api_requests.get("/api/v2/users"), None);
 }
@@ -1507,6 +1516,32 @@ fn every_command_help_ends_with_examples_and_exit_codes() {
         insta::assert_snapshot!(format!("help_{cmd}"), help(&[cmd, "--help"]));
     }
     insta::assert_snapshot!("help_cache", help(&["cache", "--help"]));
+    insta::assert_snapshot!("help_cache_list", help(&["cache", "list", "--help"]));
+    insta::assert_snapshot!("help_cache_clear", help(&["cache", "clear", "--help"]));
+    // Every command's help ends with 2 to 4 examples.
+    for cmd in [
+        &["token"][..],
+        &["verify"],
+        &["api"],
+        &["regions"],
+        &["config"],
+        &["revoke"],
+        &["emulator"],
+        &["doctor"],
+        &["demo"],
+        &["cache", "list"],
+        &["cache", "clear"],
+    ] {
+        let text = help(&[cmd, &["--help"]].concat());
+        let examples = text
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_default()
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .count();
+        assert!((2..=4).contains(&examples), "{cmd:?}: {examples} examples");
+    }
 }
 
 #[test]
