@@ -1,51 +1,45 @@
 //! The admin endpoints under `/__emulator/`: faults, counters and the clock, over HTTP, for
-//! tests and scripts in other languages.
+//! tests and scripts in other languages. Each does what the [`crate::Emulator`] method of the
+//! same name does, through the same [`State`] method, so that the two cannot drift apart.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State as AxState;
+use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::faults::FaultRequest;
-use crate::state::{Counters, State, lock};
+use crate::state::{Counters, FaultRequest, State};
+
+type Shared = AxState<Arc<State>>;
 
 pub(crate) fn router() -> Router<Arc<State>> {
     Router::new()
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/counters", get(counters).delete(reset_counters))
         .route("/clock/advance", post(advance))
-        .route("/clients/{id}", axum::routing::delete(delete_client))
+        .route("/clients/{id}", delete(delete_client))
         .route("/clients/{id}/revoke", post(revoke_client_tokens))
 }
 
-async fn add_fault(
-    AxState(state): AxState<Arc<State>>,
-    axum::Json(req): axum::Json<FaultRequest>,
-) -> Response {
-    let mut faults = lock(&state.faults);
-    let queue = faults.entry(req.target).or_default();
-    for _ in 0..req.count {
-        queue.push_back(req.fault.clone());
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn clear_faults(AxState(state): AxState<Arc<State>>) -> StatusCode {
-    lock(&state.faults).clear();
+async fn add_fault(AxState(state): Shared, Json(req): Json<FaultRequest>) -> StatusCode {
+    state.inject(req.target, req.fault, req.count);
     StatusCode::NO_CONTENT
 }
 
-async fn counters(AxState(state): AxState<Arc<State>>) -> axum::Json<Counters> {
-    axum::Json(lock(&state.counters).clone())
+async fn clear_faults(AxState(state): Shared) -> StatusCode {
+    state.clear_faults();
+    StatusCode::NO_CONTENT
 }
 
-async fn reset_counters(AxState(state): AxState<Arc<State>>) -> StatusCode {
-    *lock(&state.counters) = Counters::default();
+async fn counters(AxState(state): Shared) -> Json<Counters> {
+    Json(state.counters())
+}
+
+async fn reset_counters(AxState(state): Shared) -> StatusCode {
+    state.reset_counters();
     StatusCode::NO_CONTENT
 }
 
@@ -54,30 +48,20 @@ struct Advance {
     seconds: u64,
 }
 
-async fn advance(
-    AxState(state): AxState<Arc<State>>,
-    axum::Json(a): axum::Json<Advance>,
-) -> StatusCode {
+async fn advance(AxState(state): Shared, Json(a): Json<Advance>) -> StatusCode {
     state.clock.advance(Duration::from_secs(a.seconds));
     StatusCode::NO_CONTENT
 }
 
-async fn delete_client(
-    AxState(state): AxState<Arc<State>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> StatusCode {
-    if !state.clients.contains_key(&id) {
-        return StatusCode::NOT_FOUND;
+async fn delete_client(AxState(state): Shared, Path(id): Path<String>) -> StatusCode {
+    if state.delete_client(&id) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
     }
-    lock(&state.deleted).insert(id.clone());
-    state.revoke_tokens_of(&id);
-    StatusCode::NO_CONTENT
 }
 
-async fn revoke_client_tokens(
-    AxState(state): AxState<Arc<State>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> StatusCode {
+async fn revoke_client_tokens(AxState(state): Shared, Path(id): Path<String>) -> StatusCode {
     state.revoke_tokens_of(&id);
     StatusCode::NO_CONTENT
 }

@@ -11,31 +11,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::faults::{self, Outcome, Target};
-use crate::state::{IssuedToken, State, lock};
-
-/// Genesys' JSON error shape.
-pub(crate) fn error_body(status: StatusCode, message: &str) -> Value {
-    let code = match status.as_u16() {
-        400 => "bad.request",
-        401 => "authentication.required",
-        403 => "missing.permissions",
-        404 => "not.found",
-        429 => "too.many.requests",
-        _ => "internal.server.error",
-    };
-    json!({
-        "message": message,
-        "code": code,
-        "status": status.as_u16(),
-        "contextId": "00000000-0000-4000-8000-00000000c0de",
-        "details": [],
-        "errors": [],
-    })
-}
+use crate::faults::{self, Outcome};
+use crate::refusals::api_error_body;
+use crate::state::{IssuedToken, State, Target, lock};
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(error_body(status, message))).into_response()
+    (status, axum::Json(api_error_body(status, message))).into_response()
 }
 
 /// The bearer token a request carries and what the emulator knows of it.

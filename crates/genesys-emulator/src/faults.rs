@@ -1,94 +1,15 @@
 //! Fault injection: the next responses of the token endpoint or of the API can be made to fail
-//! in the ways the real service and the networks in front of it fail.
+//! in the ways the real service and the networks in front of it fail. The faults are described
+//! and queued in `state`; this module turns one into the response it stands for.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
-/// Which endpoint a fault applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// `POST /oauth/token`.
-    Token,
-    /// Every `/api/v2/...` path.
-    Api,
-}
-
-/// One injected fault, used for exactly one response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Fault {
-    /// Answer with this status and a JSON error body; `retry_after` adds a `Retry-After` header.
-    /// For the token endpoint, 400 comes with Genesys' "rate limit exceeded" body, so that
-    /// `Status { status: 400 }` is the token rate limit as the real service answers it.
-    Status {
-        /// The HTTP status.
-        status: u16,
-        /// Seconds for a `Retry-After` header.
-        #[serde(default)]
-        retry_after: Option<u64>,
-    },
-    /// Wait this long, then answer normally.
-    Delay {
-        /// Milliseconds to wait.
-        ms: u64,
-    },
-    /// Answer 200 with a body that is not JSON.
-    MalformedJson,
-    /// Answer 200 with JSON that lacks `access_token` (an empty object on the API).
-    MissingAccessToken,
-    /// Close the connection without a complete response.
-    DropConnection,
-    /// Answer 200 with a JSON body of about this many bytes (a proxy's error page, a runaway
-    /// server), to test that clients cap what they read.
-    LargeBody {
-        /// Size of the body.
-        bytes: usize,
-    },
-    /// Answer 302 to this location, as a captive portal or a misconfigured gateway would.
-    Redirect {
-        /// The `Location` header.
-        location: String,
-    },
-}
-
-impl Fault {
-    /// A status fault without `Retry-After`.
-    pub fn status(status: u16) -> Self {
-        Fault::Status {
-            status,
-            retry_after: None,
-        }
-    }
-
-    /// A delay fault.
-    pub fn delay(d: Duration) -> Self {
-        Fault::Delay {
-            ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-        }
-    }
-}
-
-/// A fault request as the admin endpoint takes it: the fault, the endpoint and how many times.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FaultRequest {
-    /// `token` or `api`.
-    pub target: Target,
-    /// How many consecutive responses the fault applies to (default 1).
-    #[serde(default = "one")]
-    pub count: u32,
-    /// The fault itself.
-    #[serde(flatten)]
-    pub fault: Fault,
-}
-
-fn one() -> u32 {
-    1
-}
+use crate::refusals;
+use crate::state::{Fault, Target};
 
 /// What a handler does with a fault it took: either answer at once or go on after a delay.
 pub(crate) enum Outcome {
@@ -109,13 +30,9 @@ pub(crate) async fn apply(fault: Fault, target: Target) -> Outcome {
         } => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = match (target, status) {
-                (Target::Token, 400) => crate::oauth::rate_limit_body(),
-                (Target::Token, _) => serde_json::json!({
-                    "error": "server_error",
-                    "description": "injected fault",
-                    "error_description": "injected fault",
-                }),
-                (Target::Api, _) => crate::api::error_body(code, "injected fault"),
+                (Target::Token, 400) => refusals::token_rate_limit_body(),
+                (Target::Token, _) => refusals::oauth_error_body("server_error", "injected fault"),
+                (Target::Api, _) => refusals::api_error_body(code, "injected fault"),
             };
             let mut resp = (code, axum::Json(body)).into_response();
             if let Some(secs) = retry_after {

@@ -1,3 +1,8 @@
+// Modules in dependency order, bottom first; each uses only modules listed before it, so that
+// the shared state and the error shapes never depend on the handlers that use them:
+// state, refusals, tls, faults, oauth, api, admin (redis_server, behind `test-support`, uses
+// none of them).
+
 //! An offline stand-in for one Genesys Cloud region: a single origin that serves what
 //! `login.<domain>` (the token endpoint) and `api.<domain>` (the REST API) serve, faithful to how
 //! the real service answers, with fault injection and counters for tests.
@@ -16,6 +21,7 @@ mod admin;
 mod api;
 mod faults;
 mod oauth;
+#[cfg(feature = "test-support")]
 mod redis_server;
 mod refusals;
 mod state;
@@ -29,15 +35,12 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::sync::oneshot;
 
-pub use faults::{Fault, FaultRequest, Target};
+#[cfg(feature = "test-support")]
 pub use redis_server::RedisServer;
-pub use state::{ClientSpec, Counters, IpRange};
+pub use state::{ClientSpec, Counters, DEMO_CLIENT_ID, Fault, FaultRequest, IpRange, Target};
 pub use tls::TlsOptions;
 
-use state::{State, lock};
-
-/// The id of the client the emulator registers when none is given.
-pub const DEMO_CLIENT_ID: &str = "emulator-demo-client";
+use state::State;
 
 /// The admin prefix under which faults, counters and the clock are reached over HTTP.
 pub const ADMIN_PREFIX: &str = "/__emulator";
@@ -374,12 +377,7 @@ impl Emulator {
     /// Deletes a client, as an administrator would: its tokens stop working at once (401) and
     /// its token requests get "client not found". `false` if there was no such client.
     pub fn delete_client(&self, id: &str) -> bool {
-        if !self.state.clients.contains_key(id) {
-            return false;
-        }
-        lock(&self.state.deleted).insert(id.to_owned());
-        self.revoke_tokens_of(id);
-        true
+        self.state.delete_client(id)
     }
 
     /// Revokes every token issued to a client, as rotating its secret or an administrator would:
@@ -390,26 +388,22 @@ impl Emulator {
 
     /// Queues `fault` for the next `count` responses of `target`.
     pub fn inject(&self, target: Target, fault: Fault, count: u32) {
-        let mut faults = lock(&self.state.faults);
-        let queue = faults.entry(target).or_default();
-        for _ in 0..count {
-            queue.push_back(fault.clone());
-        }
+        self.state.inject(target, fault, count);
     }
 
     /// Drops every queued fault.
     pub fn clear_faults(&self) {
-        lock(&self.state.faults).clear();
+        self.state.clear_faults();
     }
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
-        lock(&self.state.counters).clone()
+        self.state.counters()
     }
 
     /// Sets every counter back to zero.
     pub fn reset_counters(&self) {
-        *lock(&self.state.counters) = Counters::default();
+        self.state.reset_counters();
     }
 
     /// Moves the emulator's clock forward: tokens expire and rate-limit windows pass without

@@ -11,19 +11,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::RngCore as _;
 use serde_json::{Value, json};
 
-use crate::faults::{self, Outcome, Target};
-use crate::refusals::Refusal;
-use crate::state::{IssuedToken, State, lock};
-
-/// Genesys' answer when a client asks for tokens too often: HTTP 400, not 429.
-pub(crate) fn rate_limit_body() -> Value {
-    let d = "rate limit exceeded; max 300 token requests per 60 seconds";
-    oauth_error_body("invalid_request", d)
-}
-
-fn oauth_error_body(error: &str, description: &str) -> Value {
-    json!({"error": error, "description": description, "error_description": description})
-}
+use crate::faults::{self, Outcome};
+use crate::refusals::{Refusal, oauth_error_body, token_rate_limit_body};
+use crate::state::{IssuedToken, State, Target, lock};
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (status, axum::Json(oauth_error_body(error, description))).into_response()
@@ -165,7 +155,7 @@ fn grant(state: &State, peer: std::net::IpAddr, headers: &HeaderMap, body: &[u8]
         return refuse(Refusal::GrantNotAllowed);
     }
     if state.token_rate_limited(&client.id) {
-        return (StatusCode::BAD_REQUEST, axum::Json(rate_limit_body())).into_response();
+        return (StatusCode::BAD_REQUEST, axum::Json(token_rate_limit_body())).into_response();
     }
     let requested: Vec<String> = scope
         .as_deref()

@@ -1,8 +1,44 @@
-//! How the token endpoint refuses a client, in one table: status, `error` and description for
-//! each failure a user meets. Several of these are not confirmed by Genesys' documentation or
-//! SDKs (marked UNVERIFIED); they are kept here, and only here, so that they are easy to correct.
+//! How the emulator refuses a request, in one place: the token endpoint's OAuth error body and
+//! its table of refusals (status, `error` and description for each failure a user meets), and
+//! the API's JSON error shape. Several of the token endpoint's answers are not confirmed by
+//! Genesys' documentation or SDKs (marked UNVERIFIED); they are kept here, and only here, so that
+//! they are easy to correct. The handlers and the injected faults both build their error bodies
+//! from here, so that an injected fault looks like the real refusal.
 
 use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// An OAuth error body (RFC 6749 §5.2), with the description also under `description`, as
+/// Genesys sends it.
+pub(crate) fn oauth_error_body(error: &str, description: &str) -> Value {
+    json!({"error": error, "description": description, "error_description": description})
+}
+
+/// Genesys' answer when a client asks for tokens too often: HTTP 400, not 429.
+pub(crate) fn token_rate_limit_body() -> Value {
+    let d = "rate limit exceeded; max 300 token requests per 60 seconds";
+    oauth_error_body("invalid_request", d)
+}
+
+/// Genesys' JSON error shape, as the API answers every error.
+pub(crate) fn api_error_body(status: StatusCode, message: &str) -> Value {
+    let code = match status.as_u16() {
+        400 => "bad.request",
+        401 => "authentication.required",
+        403 => "missing.permissions",
+        404 => "not.found",
+        429 => "too.many.requests",
+        _ => "internal.server.error",
+    };
+    json!({
+        "message": message,
+        "code": code,
+        "status": status.as_u16(),
+        "contextId": "00000000-0000-4000-8000-00000000c0de",
+        "details": [],
+        "errors": [],
+    })
+}
 
 /// Why a token request is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

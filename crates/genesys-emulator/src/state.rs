@@ -1,14 +1,18 @@
 //! The emulator's shared state: registered clients, issued tokens, its controllable clock, the
-//! queued faults, the rate-limit windows and the counters.
+//! queued faults, the rate-limit windows and the counters. The types describing faults live here
+//! with the queue that holds them, so that this module depends on no other; how a fault is
+//! answered is in `faults`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::faults::{Fault, Target};
+/// The id of the client the emulator registers when none is given.
+pub const DEMO_CLIENT_ID: &str = "emulator-demo-client";
 
 /// One registered OAuth client, as an administrator would create it in Genesys Cloud.
 #[derive(Clone)]
@@ -208,14 +212,14 @@ impl ClientSpec {
         Ok(self)
     }
 
-    /// The demo client ([`crate::DEMO_CLIENT_ID`]) with a fresh random secret and the scopes the
+    /// The demo client ([`DEMO_CLIENT_ID`]) with a fresh random secret and the scopes the
     /// seed tutorial asks for.
     pub fn demo() -> Self {
         use rand::RngCore as _;
         let mut secret = [0u8; 24];
         rand::rng().fill_bytes(&mut secret);
         let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        Self::new(crate::DEMO_CLIENT_ID, secret).scopes([
+        Self::new(DEMO_CLIENT_ID, secret).scopes([
             "analytics:conversation:view",
             "user:read",
             "organization:readonly",
@@ -298,7 +302,7 @@ impl Clock {
 }
 
 /// What the emulator counted since it started (or since the last reset).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Every `POST /oauth/token`, answered or not.
     pub token_requests: u64,
@@ -308,6 +312,88 @@ pub struct Counters {
     pub api_requests: std::collections::BTreeMap<String, u64>,
     /// 401 answers, from the token endpoint and the API together.
     pub unauthorized: u64,
+}
+
+/// Which endpoint a fault applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// `POST /oauth/token`.
+    Token,
+    /// Every `/api/v2/...` path.
+    Api,
+}
+
+/// One injected fault, used for exactly one response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer with this status and a JSON error body; `retry_after` adds a `Retry-After` header.
+    /// For the token endpoint, 400 comes with Genesys' "rate limit exceeded" body, so that
+    /// `Status { status: 400 }` is the token rate limit as the real service answers it.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Seconds for a `Retry-After` header.
+        #[serde(default)]
+        retry_after: Option<u64>,
+    },
+    /// Wait this long, then answer normally.
+    Delay {
+        /// Milliseconds to wait.
+        ms: u64,
+    },
+    /// Answer 200 with a body that is not JSON.
+    MalformedJson,
+    /// Answer 200 with JSON that lacks `access_token` (an empty object on the API).
+    MissingAccessToken,
+    /// Close the connection without a complete response.
+    DropConnection,
+    /// Answer 200 with a JSON body of about this many bytes (a proxy's error page, a runaway
+    /// server), to test that clients cap what they read.
+    LargeBody {
+        /// Size of the body.
+        bytes: usize,
+    },
+    /// Answer 302 to this location, as a captive portal or a misconfigured gateway would.
+    Redirect {
+        /// The `Location` header.
+        location: String,
+    },
+}
+
+impl Fault {
+    /// A status fault without `Retry-After`.
+    pub fn status(status: u16) -> Self {
+        Fault::Status {
+            status,
+            retry_after: None,
+        }
+    }
+
+    /// A delay fault.
+    pub fn delay(d: Duration) -> Self {
+        Fault::Delay {
+            ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// A fault request as the admin endpoint takes it: the fault, the endpoint and how many times.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultRequest {
+    /// `token` or `api`.
+    pub target: Target,
+    /// How many consecutive responses the fault applies to (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The fault itself.
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// One seeded user of the emulated organization.
@@ -404,9 +490,43 @@ impl State {
         f(&mut lock(&self.counters));
     }
 
+    /// Queues `fault` for the next `count` responses of `target`.
+    pub fn inject(&self, target: Target, fault: Fault, count: u32) {
+        let mut faults = lock(&self.faults);
+        let queue = faults.entry(target).or_default();
+        for _ in 0..count {
+            queue.push_back(fault.clone());
+        }
+    }
+
     /// Takes the next queued fault for `target`, if any.
     pub fn next_fault(&self, target: Target) -> Option<Fault> {
         lock(&self.faults).get_mut(&target)?.pop_front()
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// A snapshot of the counters.
+    pub fn counters(&self) -> Counters {
+        lock(&self.counters).clone()
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_counters(&self) {
+        *lock(&self.counters) = Counters::default();
+    }
+
+    /// Deletes a registered client and revokes its tokens; `false` if there was no such client.
+    pub fn delete_client(&self, id: &str) -> bool {
+        if !self.clients.contains_key(id) {
+            return false;
+        }
+        lock(&self.deleted).insert(id.to_owned());
+        self.revoke_tokens_of(id);
+        true
     }
 
     /// Revokes every token issued to `client_id`; returns how many.
