@@ -480,6 +480,25 @@ fn explicit_values_beat_a_ready_made_token_from_the_environment() {
         "{:?}",
         s.warnings
     );
+    // A profile chosen with --profile is as explicit as a flag for what it gives.
+    sb.write(
+        OWN,
+        "[profiles.prod]\nclient_id = \"prod-id\"\nclient_secret = \"prod-secret\"\n",
+    );
+    let s = sb
+        .loader(&[("GENESYSCLOUD_ACCESS_TOKEN", "env-token")])
+        .profile_from("prod", "--profile")
+        .load()
+        .unwrap();
+    assert!(s.access_token.is_none(), "{:?}", s.warnings);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("--profile") && w.contains("not used")),
+        "{:?}",
+        s.warnings
+    );
+    std::fs::remove_file(sb.path(OWN)).unwrap();
     // With nothing explicit the token is used, and unused credentials are named.
     let s = sb
         .loader(&[

@@ -1,6 +1,6 @@
 //! Where settings come from. Highest precedence first, per value:
 //! 1. explicit values (the builder; the CLI's flags);
-//! 2. the environment: `GENESYS_*` (the seed tutorial's names), then Genesys' own
+//! 2. the environment: `GENESYS_*` (the names most scripts use), then Genesys' own
 //!    `GENESYSCLOUD_*`, then the SDK tutorials' `GENESYS_CLOUD_*`;
 //! 3. a `.env` file in the working directory, read without touching the process environment;
 //! 4. a profile: this project's `$XDG_CONFIG_HOME/genesys-auth/config.toml` (`[profiles.NAME]`),
@@ -20,9 +20,14 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::region::{Region, RegionError};
 
 mod dotenv;
+mod profile;
 mod retry_policy;
 mod secret_command;
+mod sources;
+
+use profile::ProfileKind;
 pub use retry_policy::RetryPolicy;
+use sources::{ID_VARS, Layers, Partial, SECRET_VARS, Vars};
 
 /// Where a setting came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -551,235 +556,36 @@ impl SettingsLoader {
         self
     }
 
-    /// Resolves every setting from its sources.
+    /// Resolves every setting from its sources: each source is read into the same shape, the
+    /// shapes are merged strongest first, then the result is checked. Warnings are collected
+    /// here and returned in [`Settings::warnings`], for the caller to show once.
     pub fn load(self) -> Result<Settings, ConfigError> {
-        let mut looked_at = Vec::new();
-        // `vars()` would panic on a variable that is not UTF-8; such variables are none of ours.
-        let env = self.env.unwrap_or_else(|| {
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect()
-        });
-        let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut found = self.read_sources()?;
+        let layers = &mut found.layers;
+        let mut warnings = std::mem::take(&mut found.warnings);
 
-        // The .env file: read into a map, never into the process environment. A broken file is
-        // kept as an error and reported only if a setting it could give is not found elsewhere.
-        let default_dotenv = self.dotenv.is_none();
-        let dotenv_path = match self.dotenv {
-            Some(p) => p,
-            None => std::env::current_dir().ok().map(|d| d.join(".env")),
-        };
-        let mut dotenv_absent_in_cwd = false;
-        let mut dotenv: HashMap<String, String> = HashMap::new();
-        let mut broken: Vec<(u8, ConfigError)> = Vec::new();
-        if let Some(path) = &dotenv_path {
-            match dotenv::read(path) {
-                Ok(Some(vars)) => {
-                    dotenv = vars;
-                    looked_at.push(format!(".env file {}", path.display()));
-                }
-                Ok(None) => {
-                    dotenv_absent_in_cwd = default_dotenv;
-                    looked_at.push(format!(".env file {} (absent)", path.display()));
-                }
-                Err(e) => {
-                    looked_at.push(format!(".env file {} (unreadable)", path.display()));
-                    broken.push((RANK_DOTENV, e));
-                }
-            }
-        }
-        let dot = |name: &str| dotenv.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-
-        // Looks a setting up in the environment, then in .env, over a list of variable names.
-        let from_env = |names: &[&str]| -> Option<Sourced<String>> {
-            for n in names {
-                if let Some(v) = var(n) {
-                    return Some(Sourced {
-                        value: v.to_owned(),
-                        source: Source::Env((*n).to_owned()),
-                    });
-                }
-            }
-            if let Some(path) = &dotenv_path {
-                for n in names {
-                    if let Some(v) = dot(n) {
-                        return Some(Sourced {
-                            value: v.to_owned(),
-                            source: Source::DotEnv {
-                                path: path.clone(),
-                                var: (*n).to_owned(),
-                            },
-                        });
-                    }
-                }
-            }
-            None
-        };
-
-        let profile = non_empty(self.profile)
-            .or_else(|| from_env(&["GENESYS_PROFILE"]))
-            .unwrap_or(Sourced {
-                value: "default".into(),
-                source: Source::Default,
-            });
-
-        let home = match self.home {
-            Some(h) => h,
-            None => var("HOME").map(PathBuf::from),
-        };
-        let config_home = match self.config_home {
-            Some(c) => c,
-            None => var("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .or_else(|| home.as_ref().map(|h| h.join(".config"))),
-        };
-        let mut warnings = Vec::new();
-        let mut profiles = Vec::new();
-        let mut files = Vec::new();
-        if let Some(dir) = &config_home {
-            let path = dir.join("genesys-auth").join("config.toml");
-            files.push(path.display().to_string());
-            match read_profile(&path, &profile.value, ProfileKind::Own, &mut warnings) {
-                Ok(found) => {
-                    looked_at.push(profile_note(&profile.value, &path, found.is_some()));
-                    profiles.extend(found);
-                }
-                Err(e) => broken.push((RANK_OWN_PROFILE, e)),
-            }
-        }
-        if let Some(home) = &home {
-            let path = home.join(".gc").join("config.toml");
-            files.push(path.display().to_string());
-            match read_profile(&path, &profile.value, ProfileKind::Gc, &mut warnings) {
-                Ok(found) => {
-                    looked_at.push(profile_note(&profile.value, &path, found.is_some()));
-                    profiles.extend(found);
-                }
-                Err(e) => broken.push((RANK_GC_PROFILE, e)),
-            }
-        }
-        if profiles.is_empty() && profile.source != Source::Default && broken.is_empty() {
-            let mut existing = Vec::new();
-            if let Some(dir) = &config_home {
-                existing.extend(profile_names(
-                    &dir.join("genesys-auth").join("config.toml"),
-                    ProfileKind::Own,
-                ));
-            }
-            if let Some(home) = &home {
-                existing.extend(profile_names(
-                    &home.join(".gc").join("config.toml"),
-                    ProfileKind::Gc,
-                ));
-            }
-            return Err(ConfigError::NoSuchProfile {
-                profile: profile.value,
-                from: profile.source,
-                files: files.into(),
-                existing: existing.into(),
-            });
-        }
-        let from_profile = |key: fn(&ProfileValues) -> Option<&String>| {
-            profiles.iter().find_map(|p| {
-                key(&p.values).map(|v| Sourced {
-                    value: v.clone(),
-                    source: Source::Profile {
-                        path: p.path.clone(),
-                        profile: p.name.clone(),
-                    },
-                })
-            })
-        };
-
-        let client_id = non_empty(self.client_id)
-            .or_else(|| from_env(&ID_VARS))
-            .or_else(|| from_profile(|p| p.client_id.as_ref()));
-        let client_secret = self
-            .client_secret
-            .filter(|s| !s.value.expose_secret().trim().is_empty())
-            .or_else(|| {
-                from_env(&SECRET_VARS)
-                    .or_else(|| from_profile(|p| p.client_secret.as_ref()))
-                    .map(into_secret)
-            });
-        // A command given explicitly comes before the other sources; in a profile, after them.
-        let client_secret = match self.secret_command {
-            Some(c) => Some(secret_command::run(&c.value, &c.source)?),
-            None => client_secret,
-        };
-        // `client_secret_file` or `client_secret_command` in a profile, when no secret is set
-        // above.
-        let client_secret = match client_secret {
-            Some(s) => Some(s),
-            None => match (
-                from_profile(|p| p.client_secret_file.as_ref()),
-                from_profile(|p| p.client_secret_command.as_ref()),
-            ) {
-                (Some(f), _) => Some(read_secret_file(&f)?),
-                (None, Some(c)) => Some(secret_command::run(&c.value, &c.source)?),
-                (None, None) => None,
-            },
-        };
-        let region_raw = non_empty(self.region)
-            .or_else(|| {
-                from_env(&[
-                    "GENESYS_REGION",
-                    "GENESYSCLOUD_REGION",
-                    "GENESYS_CLOUD_ENVIRONMENT",
-                ])
-            })
-            .or_else(|| from_profile(|p| p.region.as_ref()));
-        let scopes = self.scopes.filter(|s| !s.value.is_empty()).or_else(|| {
-            from_env(&["GENESYS_SCOPES"])
-                .or_else(|| from_profile(|p| p.scopes.as_ref()))
-                .map(|s| Sourced {
-                    value: split_scopes(&s.value),
-                    source: s.source,
-                })
-        });
-        let explicit_access_token = self
-            .access_token
-            .filter(|s| !s.value.expose_secret().trim().is_empty());
-        let mut access_token = explicit_access_token
-            .clone()
-            .or_else(|| from_env(&["GENESYSCLOUD_ACCESS_TOKEN"]).map(into_secret));
-        // Flags beat everything: a ready-made token from the environment does not override a
-        // client id, secret or region given explicitly.
-        if explicit_access_token.is_none()
-            && let Some(t) = &access_token
-        {
-            let explicit_given = [
-                client_id.as_ref().map(|c| &c.source),
-                client_secret.as_ref().map(|c| &c.source),
-                region_raw.as_ref().map(|c| &c.source),
-            ]
-            .into_iter()
-            .flatten()
-            .find(|s| matches!(s, Source::Explicit(_)));
-            if let Some(flag) = explicit_given {
-                warnings.push(format!(
-                    "the access token from {} is not used, since {flag} is given; unset it to use it",
-                    t.source
-                ));
-                access_token = None;
-            } else if client_id.is_some() || client_secret.is_some() {
-                warnings.push(format!(
-                    "the access token from {} is used as is; the configured client credentials are not used",
-                    t.source
-                ));
-            }
-        }
-
+        let client_id = layers.take(|p| &mut p.client_id);
+        let client_secret = secret(found.explicit_command.take(), layers)?;
+        let region_raw = layers.take(|p| &mut p.region);
+        let scopes = layers.take(|p| &mut p.scopes);
+        let access_token = ready_made_token(
+            layers.take(|p| &mut p.access_token),
+            found.explicit_token,
+            &found.profile,
+            [&client_id, &region_raw],
+            client_secret.as_ref().map(|s| &s.source),
+            &mut warnings,
+        );
         // A broken source is an error only when a setting it could have given was not found in
         // a source that takes precedence over it; otherwise it is skipped with a warning.
-        let rank_of = |s: Option<&Source>| s.map_or(u8::MAX, |s| rank(s, &config_home));
-        let mut needed_ranks = vec![rank_of(region_raw.as_ref().map(|r| &r.source))];
+        let rank_of = |s: Option<&Source>| s.map_or(u8::MAX, |s| rank(s, &found.config_home));
+        let mut needed = vec![rank_of(region_raw.as_ref().map(|r| &r.source))];
         if access_token.is_none() {
-            needed_ranks.push(rank_of(client_id.as_ref().map(|c| &c.source)));
-            needed_ranks.push(rank_of(client_secret.as_ref().map(|c| &c.source)));
+            needed.push(rank_of(client_id.as_ref().map(|c| &c.source)));
+            needed.push(rank_of(client_secret.as_ref().map(|c| &c.source)));
         }
-        let weakest = needed_ranks.into_iter().max().unwrap_or(u8::MAX);
-        for (source_rank, e) in broken {
+        let weakest = needed.into_iter().max().unwrap_or(u8::MAX);
+        for (source_rank, e) in std::mem::take(&mut found.broken) {
             if weakest > source_rank {
                 return Err(e);
             }
@@ -787,71 +593,13 @@ impl SettingsLoader {
                 "skipped: {e}; every setting it could give is set elsewhere"
             ));
         }
-
-        // An API gateway with separate login and API paths replaces the region.
-        let login_url = self
-            .gateway
-            .as_ref()
-            .map(|g| g.0.clone())
-            .or_else(|| from_env(&["GENESYS_LOGIN_URL"]))
-            .or_else(|| from_profile(|p| p.login_url.as_ref()));
-        let api_url = self
-            .gateway
-            .map(|g| g.1)
-            .or_else(|| from_env(&["GENESYS_API_URL"]))
-            .or_else(|| from_profile(|p| p.api_url.as_ref()));
-        let gateway = match (login_url, api_url) {
-            (Some(l), Some(a)) => Some(Sourced {
-                value: Region::gateway(&l.value, &a.value).map_err(|source| {
-                    ConfigError::Region {
-                        source,
-                        from: l.source.clone(),
-                    }
-                })?,
-                source: l.source,
-            }),
-            (Some(one), None) | (None, Some(one)) => {
-                return Err(ConfigError::InvalidValue {
-                    what: "gateway",
-                    from: one.source,
-                    reason: "a gateway needs both a login URL and an API URL (GENESYS_LOGIN_URL and GENESYS_API_URL, or login_url and api_url in a profile)".into(),
-                });
-            }
-            (None, None) => None,
-        };
-        let region_raw = match (&gateway, region_raw) {
-            (Some(g), Some(r)) => {
-                warnings.push(format!(
-                    "the region from {} is not used: the gateway from {} takes its place",
-                    r.source, g.source
-                ));
-                None
-            }
-            (_, r) => r,
-        };
-        let region = match (gateway, region_raw) {
-            (Some(g), _) => g,
-            (None, region_raw) => match region_raw {
-                Some(r) => Sourced {
-                    value: Region::parse(&r.value).map_err(|source| ConfigError::Region {
-                        source,
-                        from: r.source.clone(),
-                    })?,
-                    source: r.source,
-                },
-                None => Sourced {
-                    value: Region::default(),
-                    source: Source::Default,
-                },
-            },
-        };
-        let client_id = client_id
-            .map(|c| {
-                let value = c.value.trim().to_owned();
-                check_token_chars(&value, "client id", &c.source, true)?;
-                Ok::<_, ConfigError>(Sourced { value, ..c })
-            })
-            .transpose()?;
+        let region = region(
+            layers.take(|p| &mut p.login_url),
+            layers.take(|p| &mut p.api_url),
+            region_raw,
+            &mut warnings,
+        )?;
+        let (client_id, client_secret) = checked_credentials(client_id, client_secret)?;
         // A token goes into an `Authorization` header as is: one with a line break could add
         // a header of its own.
         if let Some(t) = &access_token {
@@ -862,105 +610,392 @@ impl SettingsLoader {
                 false,
             )?;
         }
-        let client_secret = client_secret
-            .map(|s| {
-                let value = s.value.expose_secret().trim().to_owned();
-                check_token_chars(&value, "client secret", &s.source, false)?;
-                Ok::<_, ConfigError>(SourcedSecret {
-                    value: SecretString::from(value),
-                    source: s.source,
-                })
-            })
-            .transpose()?;
-        // Network settings come from the process environment only (as curl and the SDKs read
-        // them), never from `.env`: a proxy is the machine's, not the project's.
-        let env_first = |names: &[&str]| {
-            names.iter().find_map(|n| {
-                var(n).map(|v| Sourced {
-                    value: v.to_owned(),
-                    source: Source::Env((*n).to_owned()),
-                })
-            })
-        };
-        let proxy = non_empty(self.proxy)
-            .or_else(|| env_first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]))
-            .or_else(|| from_profile(|p| p.proxy.as_ref()));
-        let proxy_password =
-            var("GENESYS_PROXY_PASSWORD").map(|p| SecretString::from(p.to_owned()));
-        let as_path = |s: Sourced<String>| Sourced {
-            value: PathBuf::from(s.value),
-            source: s.source,
-        };
-        let client_cert = match self.client_cert {
-            Some(c) => Some(c),
-            None => match (
-                env_first(&["GENESYS_CLIENT_CERT"])
-                    .or_else(|| from_profile(|p| p.client_cert.as_ref())),
-                env_first(&["GENESYS_CLIENT_KEY"])
-                    .or_else(|| from_profile(|p| p.client_key.as_ref())),
-            ) {
-                (Some(c), Some(k)) => Some((as_path(c), as_path(k))),
-                (Some(one), None) | (None, Some(one)) => {
-                    return Err(ConfigError::InvalidValue {
-                        what: "client certificate",
-                        from: one.source,
-                        reason: "a client certificate needs both its certificate and its key (--client-cert and --client-key)".into(),
-                    });
-                }
-                (None, None) => None,
-            },
-        };
-        let no_proxy = env_first(&["NO_PROXY", "no_proxy"]).map(|s| s.value);
-        let ca_file = self.ca_file.or_else(|| {
-            env_first(&["GENESYS_CA_FILE", "SSL_CERT_FILE"])
-                .or_else(|| from_profile(|p| p.ca_file.as_ref()))
-                .map(as_path)
-        });
+        let proxy = layers.take(|p| &mut p.proxy);
         if let Some(p) = &proxy {
             check_proxy_url(&p.value, &p.source)?;
         }
-        let mut typos: Vec<(&String, &str)> = env
-            .keys()
-            .filter_map(|k| mistyped_var(k).map(|m| (k, m)))
-            .collect();
-        typos.sort();
-        for (var, meant) in typos {
-            warnings.push(format!(
-                "{var} is set, but genesys-auth reads no such variable; did you mean {meant}?"
-            ));
-        }
-        if dotenv_absent_in_cwd
-            && let Some(dir) = std::env::current_dir().ok()
-            && let Some(found) = parent_dotenv(&dir)
-        {
-            warnings.push(format!(
-                "no .env in {}; {} exists but is not read (only the working directory's is): run from its directory, or copy it here",
-                dir.display(),
-                found.display()
-            ));
-        }
-        if let Some(w) = region.value.lookalike_warning() {
-            warnings.push(format!("{w} (region from {})", region.source));
-        }
+        let client_cert = match (
+            layers.take(|p| &mut p.client_cert),
+            layers.take(|p| &mut p.client_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (Some(one), None) | (None, Some(one)) => {
+                return Err(ConfigError::InvalidValue {
+                    what: "client certificate",
+                    from: one.source,
+                    reason: "a client certificate needs both its certificate and its key (--client-cert and --client-key)".into(),
+                });
+            }
+            (None, None) => None,
+        };
+        let ca_file = layers.take(|p| &mut p.ca_file);
+        warnings.extend(hygiene_warnings(
+            &found.env,
+            found.dotenv_absent_in_cwd,
+            &region,
+        ));
+        let var = |name: &str| {
+            found
+                .env
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         Ok(Settings {
             client_id,
             client_secret,
             region,
             scopes,
             access_token,
-            profile,
+            profile: found.profile,
             proxy,
-            no_proxy,
+            // Both from the process environment only, like the proxy itself.
+            no_proxy: var("NO_PROXY").or_else(|| var("no_proxy")),
+            proxy_password: var("GENESYS_PROXY_PASSWORD").map(SecretString::from),
             ca_file,
             client_cert,
-            proxy_password,
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(5)),
             timeout: self.timeout.unwrap_or(Duration::from_secs(15)),
             retry: self.retry.unwrap_or_default(),
             warnings,
-            looked_at,
+            looked_at: found.looked_at,
         })
     }
+
+    /// Reads every source, strongest first: explicit values, the environment, `.env` (enough
+    /// to know the profile), then the profile in this project's file and in gc's.
+    fn read_sources(&self) -> Result<Found, ConfigError> {
+        let mut looked_at = Vec::new();
+        let mut warnings = Vec::new();
+        let mut broken = Vec::new();
+        // `vars()` would panic on a variable that is not UTF-8; such variables are none of ours.
+        let env: HashMap<String, String> = self.env.clone().unwrap_or_else(|| {
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect()
+        });
+        let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut layers = Layers::default();
+        layers.push(self.explicit());
+        layers.push(sources::variables(&env, Vars::Process, |n| {
+            Source::Env(n.to_owned())
+        }));
+        let dotenv_path = match &self.dotenv {
+            Some(p) => p.clone(),
+            None => std::env::current_dir().ok().map(|d| d.join(".env")),
+        };
+        let mut dotenv_absent_in_cwd = false;
+        if let Some(path) = &dotenv_path {
+            match dotenv::read(path) {
+                Ok(Some(vars)) => {
+                    looked_at.push(format!(".env file {}", path.display()));
+                    layers.push(sources::variables(&vars, Vars::DotEnv, |n| {
+                        Source::DotEnv {
+                            path: path.clone(),
+                            var: n.to_owned(),
+                        }
+                    }));
+                }
+                Ok(None) => {
+                    dotenv_absent_in_cwd = self.dotenv.is_none();
+                    looked_at.push(format!(".env file {} (absent)", path.display()));
+                }
+                Err(e) => {
+                    looked_at.push(format!(".env file {} (unreadable)", path.display()));
+                    broken.push((RANK_DOTENV, e));
+                }
+            }
+        }
+        let profile = layers.take(|p| &mut p.profile).unwrap_or(Sourced {
+            value: "default".into(),
+            source: Source::Default,
+        });
+        let home = match &self.home {
+            Some(h) => h.clone(),
+            None => var("HOME").map(PathBuf::from),
+        };
+        let config_home = match &self.config_home {
+            Some(c) => c.clone(),
+            None => var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config"))),
+        };
+        let own = config_home.as_ref().map(|d| {
+            let path = d.join("genesys-auth").join("config.toml");
+            (path, ProfileKind::Own, RANK_OWN_PROFILE)
+        });
+        let gc = home.as_ref().map(|h| {
+            (
+                h.join(".gc").join("config.toml"),
+                ProfileKind::Gc,
+                RANK_GC_PROFILE,
+            )
+        });
+        let files: Vec<_> = [own, gc].into_iter().flatten().collect();
+        let mut found_any = false;
+        for (path, kind, rank) in &files {
+            match profile::read_profile(path, &profile.value, *kind, &mut warnings) {
+                Ok(found) => {
+                    looked_at.push(profile::profile_note(&profile.value, path, found.is_some()));
+                    found_any |= found.is_some();
+                    layers.extend(found);
+                }
+                Err(e) => broken.push((*rank, e)),
+            }
+        }
+        if !found_any && profile.source != Source::Default && broken.is_empty() {
+            return Err(ConfigError::NoSuchProfile {
+                profile: profile.value,
+                from: profile.source,
+                files: files
+                    .iter()
+                    .map(|(p, ..)| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .into(),
+                existing: files
+                    .iter()
+                    .flat_map(|(p, kind, _)| profile::profile_names(p, *kind))
+                    .collect::<Vec<_>>()
+                    .into(),
+            });
+        }
+        Ok(Found {
+            layers,
+            profile,
+            explicit_command: self.secret_command.clone(),
+            explicit_token: self
+                .access_token
+                .as_ref()
+                .is_some_and(|s| !s.value.expose_secret().trim().is_empty()),
+            config_home,
+            dotenv_absent_in_cwd,
+            broken,
+            warnings,
+            looked_at,
+            env,
+        })
+    }
+
+    /// The reader for explicit values: what the builder (the CLI's flags) was given.
+    fn explicit(&self) -> Partial {
+        let (client_cert, client_key) = match self.client_cert.clone() {
+            Some((c, k)) => (Some(c), Some(k)),
+            None => (None, None),
+        };
+        let (login_url, api_url) = match self.gateway.clone() {
+            Some((l, a)) => (Some(l), Some(a)),
+            None => (None, None),
+        };
+        Partial {
+            profile: non_empty(self.profile.clone()),
+            client_id: non_empty(self.client_id.clone()),
+            client_secret: self
+                .client_secret
+                .clone()
+                .filter(|s| !s.value.expose_secret().trim().is_empty()),
+            // An explicit command is taken before every other secret, in `load`.
+            secret_file: None,
+            secret_command: None,
+            region: non_empty(self.region.clone()),
+            scopes: self.scopes.clone().filter(|s| !s.value.is_empty()),
+            access_token: self
+                .access_token
+                .clone()
+                .filter(|s| !s.value.expose_secret().trim().is_empty()),
+            login_url,
+            api_url,
+            proxy: non_empty(self.proxy.clone()),
+            ca_file: self.ca_file.clone(),
+            client_cert,
+            client_key,
+        }
+    }
+}
+
+/// Every source, read; what [`SettingsLoader::load`] merges.
+struct Found {
+    layers: Layers,
+    profile: Sourced<String>,
+    explicit_command: Option<Sourced<String>>,
+    explicit_token: bool,
+    config_home: Option<PathBuf>,
+    dotenv_absent_in_cwd: bool,
+    /// Sources that could not be read, with their rank: errors only if they were needed.
+    broken: Vec<(u8, ConfigError)>,
+    warnings: Vec<String>,
+    looked_at: Vec<String>,
+    env: HashMap<String, String>,
+}
+
+/// The secret: an explicit command first, then a secret from any source, then a file or a
+/// command named in a profile. Only the one chosen is read or run.
+fn secret(
+    explicit_command: Option<Sourced<String>>,
+    layers: &mut Layers,
+) -> Result<Option<SourcedSecret>, ConfigError> {
+    if let Some(c) = explicit_command {
+        return secret_command::run(&c.value, &c.source).map(Some);
+    }
+    if let Some(s) = layers.take(|p| &mut p.client_secret) {
+        return Ok(Some(s));
+    }
+    match (
+        layers.take(|p| &mut p.secret_file),
+        layers.take(|p| &mut p.secret_command),
+    ) {
+        (Some(f), _) => read_secret_file(&f).map(Some),
+        (None, Some(c)) => secret_command::run(&c.value, &c.source).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A ready-made token from the environment is used unless something explicit (a flag, or a
+/// profile chosen with `--profile`) gives a client id, secret or region: flags beat everything.
+fn ready_made_token(
+    token: Option<SourcedSecret>,
+    explicit_token: bool,
+    profile: &Sourced<String>,
+    others: [&Option<Sourced<String>>; 2],
+    secret_source: Option<&Source>,
+    warnings: &mut Vec<String>,
+) -> Option<SourcedSecret> {
+    let t = token?;
+    if explicit_token {
+        return Some(t);
+    }
+    let chosen_profile = matches!(profile.source, Source::Explicit(_));
+    let sources: Vec<&Source> = others
+        .iter()
+        .filter_map(|o| o.as_ref().map(|s| &s.source))
+        .chain(secret_source)
+        .collect();
+    let explicit_given = sources.iter().find_map(|s| match s {
+        Source::Explicit(_) => Some(s.to_string()),
+        Source::Profile { .. } if chosen_profile => Some(profile.source.to_string()),
+        _ => None,
+    });
+    if let Some(flag) = explicit_given {
+        warnings.push(format!(
+            "the access token from {} is not used, since {flag} is given; unset it to use it",
+            t.source
+        ));
+        return None;
+    }
+    // Credentials beside the token: the region alone is no credential.
+    let credentials = others[0].is_some() || secret_source.is_some();
+    if credentials {
+        warnings.push(format!(
+            "the access token from {} is used as is; the configured client credentials are not used",
+            t.source
+        ));
+    }
+    Some(t)
+}
+
+/// The region: an API gateway with separate login and API URLs replaces it; else the region
+/// given, else the default.
+fn region(
+    login_url: Option<Sourced<String>>,
+    api_url: Option<Sourced<String>>,
+    region: Option<Sourced<String>>,
+    warnings: &mut Vec<String>,
+) -> Result<Sourced<Region>, ConfigError> {
+    match (login_url, api_url) {
+        (Some(l), Some(a)) => {
+            if let Some(r) = region {
+                warnings.push(format!(
+                    "the region from {} is not used: the gateway from {} takes its place",
+                    r.source, l.source
+                ));
+            }
+            Ok(Sourced {
+                value: Region::gateway(&l.value, &a.value).map_err(|source| {
+                    ConfigError::Region {
+                        source,
+                        from: l.source.clone(),
+                    }
+                })?,
+                source: l.source,
+            })
+        }
+        (Some(one), None) | (None, Some(one)) => Err(ConfigError::InvalidValue {
+            what: "gateway",
+            from: one.source,
+            reason: "a gateway needs both a login URL and an API URL (GENESYS_LOGIN_URL and GENESYS_API_URL, or login_url and api_url in a profile)".into(),
+        }),
+        (None, None) => match region {
+            Some(r) => Ok(Sourced {
+                value: Region::parse(&r.value).map_err(|source| ConfigError::Region {
+                    source,
+                    from: r.source.clone(),
+                })?,
+                source: r.source,
+            }),
+            None => Ok(Sourced {
+                value: Region::default(),
+                source: Source::Default,
+            }),
+        },
+    }
+}
+
+/// The client id and secret, trimmed, refused if whitespace or control characters are inside.
+fn checked_credentials(
+    client_id: Option<Sourced<String>>,
+    client_secret: Option<SourcedSecret>,
+) -> Result<(Option<Sourced<String>>, Option<SourcedSecret>), ConfigError> {
+    let client_id = client_id
+        .map(|c| {
+            let value = c.value.trim().to_owned();
+            check_token_chars(&value, "client id", &c.source, true)?;
+            Ok::<_, ConfigError>(Sourced { value, ..c })
+        })
+        .transpose()?;
+    let client_secret = client_secret
+        .map(|s| {
+            let value = s.value.expose_secret().trim().to_owned();
+            check_token_chars(&value, "client secret", &s.source, false)?;
+            Ok::<_, ConfigError>(SourcedSecret {
+                value: SecretString::from(value),
+                source: s.source,
+            })
+        })
+        .transpose()?;
+    Ok((client_id, client_secret))
+}
+
+/// What the settings themselves do not show: a mistyped variable, a `.env` in a parent
+/// directory that is not read, a region that looks like a Genesys host but is not one.
+fn hygiene_warnings(
+    env: &HashMap<String, String>,
+    dotenv_absent_in_cwd: bool,
+    region: &Sourced<Region>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut typos: Vec<(&String, &str)> = env
+        .keys()
+        .filter_map(|k| mistyped_var(k).map(|m| (k, m)))
+        .collect();
+    typos.sort();
+    for (var, meant) in typos {
+        warnings.push(format!(
+            "{var} is set, but genesys-auth reads no such variable; did you mean {meant}?"
+        ));
+    }
+    if dotenv_absent_in_cwd
+        && let Some(dir) = std::env::current_dir().ok()
+        && let Some(found) = parent_dotenv(&dir)
+    {
+        warnings.push(format!(
+            "no .env in {}; {} exists but is not read (only the working directory's is): run from its directory, or copy it here",
+            dir.display(),
+            found.display()
+        ));
+    }
+    if let Some(w) = region.value.lookalike_warning() {
+        warnings.push(format!("{w} (region from {})", region.source));
+    }
+    warnings
 }
 
 /// Precedence of the sources, strongest first, for deciding whether a broken one was needed.
@@ -985,25 +1020,6 @@ fn rank(source: &Source, config_home: &Option<PathBuf>) -> u8 {
         }
         Source::Default => u8::MAX,
     }
-}
-
-/// Environment variables for the client id, in precedence order.
-const ID_VARS: [&str; 3] = [
-    "GENESYS_CLIENT_ID",
-    "GENESYSCLOUD_OAUTHCLIENT_ID",
-    "GENESYS_CLOUD_CLIENT_ID",
-];
-
-/// Environment variables for the client secret, in precedence order.
-const SECRET_VARS: [&str; 3] = [
-    "GENESYS_CLIENT_SECRET",
-    "GENESYSCLOUD_OAUTHCLIENT_SECRET",
-    "GENESYS_CLOUD_CLIENT_SECRET",
-];
-
-fn profile_note(name: &str, path: &Path, found: bool) -> String {
-    let state = if found { "" } else { " (absent)" };
-    format!("profile `{name}` in {}{state}", path.display())
 }
 
 fn non_empty(v: Option<Sourced<String>>) -> Option<Sourced<String>> {
@@ -1083,144 +1099,6 @@ fn check_proxy_url(value: &str, from: &Source) -> Result<(), ConfigError> {
     Ok(())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ProfileKind {
-    /// `[profiles.NAME]` with `client_id`, `client_secret`, `region`, `scopes`.
-    Own,
-    /// `gc`: a table per profile with `client_credentials` (the id), `client_secret`,
-    /// `environment` (a domain).
-    Gc,
-}
-
-#[derive(Default)]
-struct ProfileValues {
-    client_id: Option<String>,
-    client_secret: Option<String>,
-    client_secret_file: Option<String>,
-    client_secret_command: Option<String>,
-    region: Option<String>,
-    scopes: Option<String>,
-    login_url: Option<String>,
-    api_url: Option<String>,
-    proxy: Option<String>,
-    ca_file: Option<String>,
-    client_cert: Option<String>,
-    client_key: Option<String>,
-}
-
-struct FoundProfile {
-    path: PathBuf,
-    name: String,
-    values: ProfileValues,
-}
-
-fn read_profile(
-    path: &Path,
-    name: &str,
-    kind: ProfileKind,
-    warnings: &mut Vec<String>,
-) -> Result<Option<FoundProfile>, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(ConfigError::File {
-                path: path.to_owned(),
-                message: e.to_string(),
-                cause: Some(std::sync::Arc::new(e)),
-            });
-        }
-    };
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        // The position only: toml's full message quotes the line, which may hold a secret.
-        let at = e.span().map_or(String::new(), |span| {
-            let (line, column) = dotenv::position(&text, span.start);
-            format!("line {line}, column {column}: ")
-        });
-        ConfigError::File {
-            cause: None,
-            path: path.to_owned(),
-            message: format!("{at}not valid TOML: {}", e.message()),
-        }
-    })?;
-    let tables = match kind {
-        ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()),
-        ProfileKind::Gc => Some(&doc),
-    };
-    // gc names its default profile `DEFAULT`; names match case-insensitively.
-    let Some((found_name, table)) = tables.and_then(|t| {
-        t.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .and_then(|(k, v)| v.as_table().map(|t| (k.clone(), t)))
-    }) else {
-        return Ok(None);
-    };
-    let get = |k: &str| {
-        table
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    if kind == ProfileKind::Own {
-        for key in table.keys() {
-            if !OWN_PROFILE_KEYS.contains(&key.as_str()) {
-                let hint = closest(key, &OWN_PROFILE_KEYS)
-                    .map(|k| format!(" (did you mean `{k}`?)"))
-                    .unwrap_or_default();
-                warnings.push(format!(
-                    "unknown key `{key}` in profile `{found_name}` of {}{hint}; it is ignored (keys: {})",
-                    path.display(),
-                    OWN_PROFILE_KEYS.join(", ")
-                ));
-            }
-        }
-    }
-    let values = match kind {
-        ProfileKind::Own => ProfileValues {
-            client_id: get("client_id"),
-            client_secret: get("client_secret"),
-            client_secret_file: get("client_secret_file"),
-            client_secret_command: get("client_secret_command"),
-            region: get("region"),
-            login_url: get("login_url"),
-            api_url: get("api_url"),
-            proxy: get("proxy"),
-            ca_file: get("ca_file"),
-            client_cert: get("client_cert"),
-            client_key: get("client_key"),
-            scopes: get("scopes").or_else(|| {
-                table.get("scopes").and_then(|v| v.as_array()).map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-            }),
-        },
-        ProfileKind::Gc => ProfileValues {
-            client_id: get("client_credentials"),
-            client_secret: get("client_secret"),
-            region: get("environment"),
-            ..ProfileValues::default()
-        },
-    };
-    if values.client_secret.is_some()
-        && let Some(mode) = group_or_world_readable(path)
-    {
-        warnings.push(format!(
-            "{} holds a client secret and can be read by others (mode {mode:o}); run: chmod 600 {}",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(Some(FoundProfile {
-        path: path.to_owned(),
-        name: found_name,
-        values,
-    }))
-}
-
 /// A secret from a file named in a profile: its first line. Errors name the file, never its
 /// content.
 fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
@@ -1247,22 +1125,6 @@ fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
         source: f.source.clone(),
     })
 }
-
-/// The keys of a `[profiles.NAME]` table.
-const OWN_PROFILE_KEYS: [&str; 12] = [
-    "client_id",
-    "client_secret",
-    "client_secret_file",
-    "client_secret_command",
-    "region",
-    "scopes",
-    "login_url",
-    "api_url",
-    "proxy",
-    "ca_file",
-    "client_cert",
-    "client_key",
-];
 
 /// Every variable of this family the loader reads.
 const KNOWN_VARS: [&str; 19] = [
@@ -1307,46 +1169,12 @@ fn mistyped_var(name: &str) -> Option<&'static str> {
     closest(name, &KNOWN_VARS)
 }
 
-/// The profile names a file holds (for the message when one asked for is missing).
-fn profile_names(path: &Path, kind: ProfileKind) -> Vec<String> {
-    let Some(doc) = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
-    else {
-        return Vec::new();
-    };
-    let tables = match kind {
-        ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()).cloned(),
-        ProfileKind::Gc => Some(doc),
-    };
-    tables
-        .map(|t| {
-            t.iter()
-                .filter(|(_, v)| v.is_table())
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A `.env` in a parent of `dir`, which is not read (only the working directory's is).
 fn parent_dotenv(dir: &Path) -> Option<PathBuf> {
     dir.ancestors()
         .skip(1)
         .map(|d| d.join(".env"))
         .find(|p| p.is_file())
-}
-
-#[cfg(unix)]
-fn group_or_world_readable(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o077 != 0).then_some(mode)
-}
-
-#[cfg(not(unix))]
-fn group_or_world_readable(_path: &Path) -> Option<u32> {
-    None
 }
 
 /// A client id shortened for messages: enough to recognise, not the whole.

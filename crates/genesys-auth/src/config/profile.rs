@@ -1,0 +1,223 @@
+//! The profile files: this project's `[profiles.NAME]` tables and the `gc` CLI's profiles, each
+//! read into the same [`Partial`] as every other source.
+
+use std::path::{Path, PathBuf};
+
+use super::sources::Partial;
+use super::{ConfigError, Source, Sourced, closest, dotenv, split_scopes};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProfileKind {
+    /// `[profiles.NAME]` with `client_id`, `client_secret`, `region`, `scopes`.
+    Own,
+    /// `gc`: a table per profile with `client_credentials` (the id), `client_secret`,
+    /// `environment` (a domain).
+    Gc,
+}
+
+#[derive(Default)]
+struct ProfileValues {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_secret_file: Option<String>,
+    client_secret_command: Option<String>,
+    region: Option<String>,
+    scopes: Option<String>,
+    login_url: Option<String>,
+    api_url: Option<String>,
+    proxy: Option<String>,
+    ca_file: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
+pub(super) fn read_profile(
+    path: &Path,
+    name: &str,
+    kind: ProfileKind,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Partial>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+                cause: Some(std::sync::Arc::new(e)),
+            });
+        }
+    };
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        // The position only: toml's full message quotes the line, which may hold a secret.
+        let at = e.span().map_or(String::new(), |span| {
+            let (line, column) = dotenv::position(&text, span.start);
+            format!("line {line}, column {column}: ")
+        });
+        ConfigError::File {
+            cause: None,
+            path: path.to_owned(),
+            message: format!("{at}not valid TOML: {}", e.message()),
+        }
+    })?;
+    let tables = match kind {
+        ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()),
+        ProfileKind::Gc => Some(&doc),
+    };
+    // gc names its default profile `DEFAULT`; names match case-insensitively.
+    let Some((found_name, table)) = tables.and_then(|t| {
+        t.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(k, v)| v.as_table().map(|t| (k.clone(), t)))
+    }) else {
+        return Ok(None);
+    };
+    let get = |k: &str| {
+        table
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    if kind == ProfileKind::Own {
+        for key in table.keys() {
+            if !OWN_PROFILE_KEYS.contains(&key.as_str()) {
+                let hint = closest(key, &OWN_PROFILE_KEYS)
+                    .map(|k| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "unknown key `{key}` in profile `{found_name}` of {}{hint}; it is ignored (keys: {})",
+                    path.display(),
+                    OWN_PROFILE_KEYS.join(", ")
+                ));
+            }
+        }
+    }
+    let values = match kind {
+        ProfileKind::Own => ProfileValues {
+            client_id: get("client_id"),
+            client_secret: get("client_secret"),
+            client_secret_file: get("client_secret_file"),
+            client_secret_command: get("client_secret_command"),
+            region: get("region"),
+            login_url: get("login_url"),
+            api_url: get("api_url"),
+            proxy: get("proxy"),
+            ca_file: get("ca_file"),
+            client_cert: get("client_cert"),
+            client_key: get("client_key"),
+            scopes: get("scopes").or_else(|| {
+                table.get("scopes").and_then(|v| v.as_array()).map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            }),
+        },
+        ProfileKind::Gc => ProfileValues {
+            client_id: get("client_credentials"),
+            client_secret: get("client_secret"),
+            region: get("environment"),
+            ..ProfileValues::default()
+        },
+    };
+    if values.client_secret.is_some()
+        && let Some(mode) = group_or_world_readable(path)
+    {
+        warnings.push(format!(
+            "{} holds a client secret and can be read by others (mode {mode:o}); run: chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    let source = Source::Profile {
+        path: path.to_owned(),
+        profile: found_name,
+    };
+    let text = |v: Option<String>| {
+        v.map(|value| Sourced {
+            value,
+            source: source.clone(),
+        })
+    };
+    let path_of = |v: Option<String>| {
+        v.map(|value| Sourced {
+            value: PathBuf::from(value),
+            source: source.clone(),
+        })
+    };
+    Ok(Some(Partial {
+        client_id: text(values.client_id),
+        client_secret: text(values.client_secret).map(super::into_secret),
+        secret_file: text(values.client_secret_file),
+        secret_command: text(values.client_secret_command),
+        region: text(values.region),
+        scopes: text(values.scopes).map(|s| Sourced {
+            value: split_scopes(&s.value),
+            source: s.source,
+        }),
+        login_url: text(values.login_url),
+        api_url: text(values.api_url),
+        proxy: text(values.proxy),
+        ca_file: path_of(values.ca_file),
+        client_cert: path_of(values.client_cert),
+        client_key: path_of(values.client_key),
+        ..Partial::default()
+    }))
+}
+
+/// The keys of a `[profiles.NAME]` table.
+const OWN_PROFILE_KEYS: [&str; 12] = [
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "client_secret_command",
+    "region",
+    "scopes",
+    "login_url",
+    "api_url",
+    "proxy",
+    "ca_file",
+    "client_cert",
+    "client_key",
+];
+
+/// The profile names a file holds (for the message when one asked for is missing).
+pub(super) fn profile_names(path: &Path, kind: ProfileKind) -> Vec<String> {
+    let Some(doc) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+    else {
+        return Vec::new();
+    };
+    let tables = match kind {
+        ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()).cloned(),
+        ProfileKind::Gc => Some(doc),
+    };
+    tables
+        .map(|t| {
+            t.iter()
+                .filter(|(_, v)| v.is_table())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(unix)]
+fn group_or_world_readable(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn group_or_world_readable(_path: &Path) -> Option<u32> {
+    None
+}
+
+pub(super) fn profile_note(name: &str, path: &Path, found: bool) -> String {
+    let state = if found { "" } else { " (absent)" };
+    format!("profile `{name}` in {}{state}", path.display())
+}
