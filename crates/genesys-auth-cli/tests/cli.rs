@@ -1453,7 +1453,10 @@ fn usage_mistakes_get_one_clear_message_and_exit_2() {
         ),
         (&["--region", "bogus", "demo"], "add --real"),
         // A value clap refuses is not repeated: it may be a secret typed in the wrong place.
-        (&["api", "x", "-f", "=argv-pw-K7"], "invalid value for --raw-field"),
+        (
+            &["api", "x", "-f", "=argv-pw-K7"],
+            "invalid value for --raw-field",
+        ),
         (&["api", "x", "--frobnicate"], "unexpected argument"),
     ] {
         let out = e.run_args(args);

@@ -5,6 +5,7 @@
 //! returned as it is: callers see the status, the headers (`inin-ratelimit-*` included) and the
 //! body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -13,11 +14,13 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::clock::Clock;
+use crate::config::RetryPolicy;
 use crate::error::Error;
 
 use crate::provider::TokenProvider;
 use crate::retry::{Attempt, Outcome, WaitCause, parse_retry_after};
-use crate::transport::{correlation_id, excerpt, read_capped};
+use crate::transport::{LazyClient, correlation_id, excerpt, read_capped};
 
 /// At most this many pages are followed, against a server that never stops.
 const MAX_PAGES: usize = 100_000;
@@ -211,20 +214,32 @@ pub struct Page {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ApiClient {
-    provider: TokenProvider,
+    /// The token source: tokens, and the one way to drop a token the API refused.
+    tokens: TokenProvider,
+    /// The HTTP client, shared with the token source (one connection pool, one proxy and TLS
+    /// setup).
+    transport: LazyClient,
     base: String,
+    retry: RetryPolicy,
+    clock: Arc<dyn Clock>,
 }
 
 impl ApiClient {
-    /// A client on the provider's region, sharing its HTTP client and settings.
+    /// A client on the provider's region, sharing its HTTP client and retry policy.
     pub fn new(provider: TokenProvider) -> Self {
-        let base = provider.settings().region.value.api_base_url();
-        Self { provider, base }
+        let settings = provider.settings();
+        Self {
+            transport: provider.transport(),
+            base: settings.region.value.api_base_url(),
+            retry: settings.retry.clone(),
+            clock: provider.clock().clone(),
+            tokens: provider,
+        }
     }
 
     /// The provider in use.
     pub fn provider(&self) -> &TokenProvider {
-        &self.provider
+        &self.tokens
     }
 
     /// The API origin, e.g. `https://api.mypurecloud.ie`.
@@ -325,10 +340,9 @@ impl ApiClient {
             req.method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         );
-        let clock = self.provider.clock().clone();
-        let start = clock.now();
+        let start = self.clock.now();
         let attempt = |a: Attempt| self.attempt(&req, &url, &endpoint, idempotent, start, a);
-        self.provider.settings().retry.drive(&clock, attempt).await
+        self.retry.drive(&self.clock, attempt).await
     }
 
     /// One attempt of `send`, and what its answer means for the retry driver.
@@ -348,12 +362,12 @@ impl ApiClient {
         };
         let token = match req.no_auth {
             true => None,
-            false => match self.provider.token().await {
+            false => match self.tokens.token().await {
                 Ok(t) => Some(t),
                 Err(e) => return Outcome::Done(Err(e)),
             },
         };
-        let http = match self.provider.http() {
+        let http = match self.transport.get() {
             Ok(h) => h,
             Err(e) => return Outcome::Done(Err(e)),
         };
@@ -377,11 +391,7 @@ impl ApiClient {
         let resp = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
-                return transient(crate::transport::request_error(
-                    self.provider.settings(),
-                    endpoint,
-                    e,
-                ));
+                return transient(self.transport.request_error(endpoint, e));
             }
         };
         let status = resp.status();
@@ -389,7 +399,7 @@ impl ApiClient {
         tracing::info!(
             endpoint = %endpoint,
             status = status.as_u16(),
-            elapsed_ms = self.provider.clock().now().saturating_duration_since(start).as_millis() as u64,
+            elapsed_ms = self.clock.now().saturating_duration_since(start).as_millis() as u64,
             correlation_id = correlation_id(&headers).as_deref().unwrap_or("-"),
             "API answered"
         );
@@ -406,14 +416,12 @@ impl ApiClient {
         };
         match (status.as_u16(), &token) {
             (_, None) => Outcome::Done(Ok(response)),
-            (401, _) if self.provider.is_fixed() => {
-                Outcome::Done(Err(Error::AccessTokenRejected {
-                    source_name: self.provider.fixed_source().unwrap_or("settings").into(),
-                }))
-            }
+            (401, _) if self.tokens.is_fixed() => Outcome::Done(Err(Error::AccessTokenRejected {
+                source_name: self.tokens.fixed_source().unwrap_or("settings").into(),
+            })),
             (401, Some(token)) if !attempt.refreshed => {
                 tracing::debug!(endpoint = %endpoint, "401: invalidating the token sent and retrying once");
-                self.provider.invalidate(token);
+                self.tokens.invalidate(token);
                 Outcome::RefreshOnce {
                     otherwise: Ok(response),
                 }

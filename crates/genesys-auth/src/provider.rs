@@ -397,9 +397,9 @@ impl TokenProvider {
         &self.inner.clock
     }
 
-    /// The HTTP client, shared with the API client built on this provider.
-    pub(crate) fn http(&self) -> Result<&reqwest::Client, Error> {
-        self.inner.http.get()
+    /// The HTTP client, shared, for the API client.
+    pub(crate) fn transport(&self) -> LazyClient {
+        self.inner.http.clone()
     }
 }
 

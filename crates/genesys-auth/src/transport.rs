@@ -313,6 +313,11 @@ impl LazyClient {
         }
     }
 
+    /// A failed request through this client, reported under the settings it was built from.
+    pub(crate) fn request_error(&self, endpoint: &str, e: reqwest::Error) -> Error {
+        request_error(&self.settings, endpoint, e)
+    }
+
     /// The client, building it on the first call.
     pub(crate) fn get(&self) -> Result<&reqwest::Client, Error> {
         self.cell
