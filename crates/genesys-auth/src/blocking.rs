@@ -1,5 +1,5 @@
-//! The same provider and API client for programs without an async runtime, as the seed
-//! tutorial's readers write them. Each value owns a small runtime with one worker thread, so that
+//! The same provider and API client for programs without an async runtime, as most scripts
+//! are written. Each value owns a small runtime with one worker thread, so that
 //! a background refresh goes on between calls.
 //!
 //! ```no_run

@@ -14,7 +14,7 @@ pub struct RegionInfo {
     pub domain: &'static str,
     /// Where the region is.
     pub location: &'static str,
-    /// The seed tutorial's short codes that map here.
+    /// The short codes in common use (`eu`, `au`, …) that map here.
     pub short_codes: &'static [&'static str],
 }
 
@@ -101,7 +101,7 @@ const fn r(
     }
 }
 
-/// Short codes from the seed tutorial's list that have no Genesys region, with the reason.
+/// Short codes in common use that have no Genesys region, with the reason.
 const NO_REGION: &[(&str, &str)] = &[("za", "Genesys Cloud has no region in South Africa")];
 
 /// Where tokens are requested and API calls go: a known region, or one custom origin that serves
@@ -144,7 +144,7 @@ impl fmt::Display for Region {
 }
 
 impl Default for Region {
-    /// us-east-1, the seed tutorial's default.
+    /// us-east-1, the first Genesys Cloud region and the usual default.
     fn default() -> Self {
         Region::Known(&REGIONS[0])
     }
@@ -201,8 +201,8 @@ fn names() -> String {
 impl Region {
     /// Parses any accepted spelling, trimmed and case-insensitive: `eu-west-1`, `eu_west_1`,
     /// `mypurecloud.ie`, `api.mypurecloud.ie`, `login.mypurecloud.ie`,
-    /// `https://api.mypurecloud.ie/`, the seed tutorial's short codes (`eu`), its URLs
-    /// (`https://api.eu.mypurecloud.com`), or a custom base URL (`http://127.0.0.1:8080`).
+    /// `https://api.mypurecloud.ie/`, short codes in common use (`eu`), the invented hosts many
+    /// scripts build from them (`https://api.eu.mypurecloud.com`), or a custom base URL (`http://127.0.0.1:8080`).
     pub fn parse(input: &str) -> Result<Region, RegionError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -348,8 +348,8 @@ fn lookup(lower: &str) -> Option<&'static RegionInfo> {
         .or_else(|| seed_host(domain))
 }
 
-/// The seed tutorial builds `api.<code>.mypurecloud.com`; those hosts do not exist, but a reader
-/// who copied one means the region of that code.
+/// Many scripts build `api.<code>.mypurecloud.com`; those hosts do not exist, but whoever
+/// copied one means the region of that code.
 fn seed_host(domain: &str) -> Option<&'static RegionInfo> {
     let code = domain.strip_suffix(".mypurecloud.com")?;
     REGIONS.iter().find(|r| r.short_codes.contains(&code))

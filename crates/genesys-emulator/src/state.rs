@@ -212,8 +212,8 @@ impl ClientSpec {
         Ok(self)
     }
 
-    /// The demo client ([`DEMO_CLIENT_ID`]) with a fresh random secret and the scopes the
-    /// seed tutorial asks for.
+    /// The demo client ([`DEMO_CLIENT_ID`]) with a fresh random secret and the scopes a typical
+    /// integration asks for.
     pub fn demo() -> Self {
         use rand::RngCore as _;
         let mut secret = [0u8; 24];
