@@ -1351,6 +1351,79 @@ fn the_emulator_reads_clients_from_a_toml_file_and_prints_the_first() {
     );
 }
 
+/// `emulator --tls` with gateway prefixes, through the binary: the export lines it prints (the
+/// gateway's login and API URLs, the CA file it wrote, the client) are all a client needs.
+#[test]
+fn the_emulator_serves_tls_behind_gateway_prefixes_from_its_export_lines() {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .args([
+            "emulator",
+            "--tls",
+            "--path-prefix-login",
+            "/gw-login",
+            "--path-prefix-api",
+            "/gw-api",
+            "--client",
+            "gw-bot:gw-pw-Hq5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut exports = Vec::new();
+    while exports.len() < 5 {
+        let line = lines.next().unwrap().unwrap();
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            exports.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    let names: Vec<&str> = exports.iter().map(|(k, _)| k.as_str()).collect();
+    let run = |args: &[&str]| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .env_clear()
+            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let token = run(&["--no-cache", "token"]);
+    let api = run(&["--no-cache", "api", "organizations/me"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        names,
+        [
+            "GENESYS_LOGIN_URL",
+            "GENESYS_API_URL",
+            "GENESYS_CA_FILE",
+            "GENESYS_CLIENT_ID",
+            "GENESYS_CLIENT_SECRET"
+        ]
+    );
+    assert!(exports[0].1.starts_with("https://127.0.0.1:") && exports[0].1.ends_with("/gw-login"));
+    assert!(exports[1].1.ends_with("/gw-api"));
+    assert!(
+        std::fs::read_to_string(&exports[2].1)
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+    assert_eq!(
+        token.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&token.stderr)
+    );
+    assert_eq!(
+        api.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&api.stderr)
+    );
+    assert!(String::from_utf8_lossy(&api.stdout).contains("\"id\""));
+}
+
 #[test]
 fn paginate_follows_page_numbers_and_cursors_alike() {
     let e = env();
@@ -1666,6 +1739,15 @@ fn doctor_tells_every_failure_apart() {
             stdout(&out)
         );
     }
+    let verify = stdout(&out)
+        .lines()
+        .find(|l| l.contains("verify"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        verify.contains("scopes users:read organization:readonly") && verify.contains("expires 20"),
+        "{verify}"
+    );
     let run = |id: &str, secret: &str, inject: Option<Fault>| {
         if let Some(f) = inject {
             e.emu.inject(Target::Token, f, 1);

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::cli::{DoctorArgs, Global};
 use crate::context;
 use crate::exit::{CliError, Exit};
-use crate::output::{human_duration, print_json, print_line};
+use crate::output::{human_duration, print_json, print_line, rfc3339};
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -388,24 +388,35 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
     };
     let clock = resp.ok().and_then(|r| {
         let date = r.headers().get(reqwest::header::DATE)?.to_str().ok()?;
-        let server = httpdate::parse_http_date(date).ok()?;
-        let skew = match server.duration_since(sent) {
-            Ok(ahead) => ahead,
-            Err(behind) => behind.duration(),
-        };
-        // Date has a resolution of a second.
-        let skew = skew.saturating_sub(Duration::from_secs(1));
-        Some(if skew > Duration::from_secs(30) {
-            Check::warn(
-                "clock",
-                format!("{} apart from the server's", human_duration(skew)),
-                "this machine's clock is off: token expiries in caches are wall-clock times; sync it (NTP)",
-            )
-        } else {
-            Check::ok("clock", "within a second or so of the server's (Date header)")
-        })
+        clock_check(sent, SystemTime::now(), date)
     });
     (tls, clock)
+}
+
+/// This machine's clock against the server's `Date`, sent at `sent` and read by `now`: token
+/// expiries in shared caches are wall-clock times, so a clock far off expires tokens early or late.
+fn clock_check(sent: SystemTime, now: SystemTime, date: &str) -> Option<Check> {
+    let server = httpdate::parse_http_date(date).ok()?;
+    // The server's clock was read somewhere between sending and now: measure against the middle.
+    let middle = sent + now.duration_since(sent).unwrap_or_default() / 2;
+    let skew = match server.duration_since(middle) {
+        Ok(ahead) => ahead,
+        Err(behind) => behind.duration(),
+    };
+    // Date has a resolution of a second.
+    let skew = skew.saturating_sub(Duration::from_secs(1));
+    Some(if skew > Duration::from_secs(30) {
+        Check::warn(
+            "clock",
+            format!("{} apart from the server's", human_duration(skew)),
+            "this machine's clock is off: token expiries in caches are wall-clock times; sync it (NTP)",
+        )
+    } else {
+        Check::ok(
+            "clock",
+            "within a second or so of the server's (Date header)",
+        )
+    })
 }
 
 /// The issuer of a DER certificate, as `CN=…, O=…`, for the TLS line.
@@ -659,11 +670,26 @@ async fn verify_check(provider: TokenProvider) -> Check {
             );
         }
     }
+    // The token the API just accepted: its scopes and expiry, as the API was asked with it.
+    let held = match api.provider().token().await {
+        Ok(t) => {
+            let scopes = match t.scopes() {
+                [] => "no scopes named".to_owned(),
+                s => format!("scopes {}", s.join(" ")),
+            };
+            if t.lifetime_known() {
+                format!("; {scopes}; expires {}", rfc3339(t.expires_wall()))
+            } else {
+                format!("; {scopes}")
+            }
+        }
+        Err(_) => String::new(),
+    };
     match api.get_json::<Value>("organizations/me").await {
         Ok(org) => Check::ok(
             "verify",
             format!(
-                "HEAD tokens/me ok; organization {}",
+                "HEAD tokens/me ok; organization {}{held}",
                 org.get("name")
                     .and_then(Value::as_str)
                     .unwrap_or("(unnamed)")
@@ -681,6 +707,32 @@ async fn verify_check(provider: TokenProvider) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server clock 45 s ahead or behind is a warning naming NTP; a second off is fine; an
+    /// unreadable Date says nothing.
+    #[test]
+    fn the_clock_line_measures_skew_against_the_date_header() {
+        let sent = std::time::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+        let now = sent + Duration::from_millis(200);
+        let at = |offset: i64| {
+            let t = if offset >= 0 {
+                sent + Duration::from_secs(offset.unsigned_abs())
+            } else {
+                sent - Duration::from_secs(offset.unsigned_abs())
+            };
+            httpdate::fmt_http_date(t)
+        };
+        for off in [45, -45] {
+            let c = clock_check(sent, now, &at(off)).unwrap();
+            assert_eq!(c.outcome, Outcome::Warn, "{off}: {c:?}");
+            assert!(c.hint.unwrap().contains("NTP"));
+        }
+        for off in [0, 1, -1, 20] {
+            let c = clock_check(sent, now, &at(off)).unwrap();
+            assert_eq!(c.outcome, Outcome::Ok, "{off}: {c:?}");
+        }
+        assert!(clock_check(sent, now, "yesterday").is_none());
+    }
 
     /// A chain the system's roots accept but that a non-public CA issued is most often a
     /// TLS-inspecting proxy's: a warning that names the issuer and --ca-file.
