@@ -635,3 +635,86 @@ fn nothing_is_ignored_in_silence() {
         "{e}"
     );
 }
+
+/// Every network setting from a profile, each with its source; the machine's environment beats
+/// the profile, `.env` never gives them, and a half-given pair is an error naming its source.
+#[test]
+fn network_settings_come_from_profiles_flags_and_the_environment() {
+    let sb = Sandbox::new();
+    let secret_file = sb.write("secrets/genesys", "file-secret-Vb2\n");
+    sb.write(
+        OWN,
+        &format!(
+            "[profiles.default]\nclient_id = \"prof-id\"\nclient_secret_file = \"{}\"\nproxy = \"http://proxy.corp:3128\"\nca_file = \"/etc/corp-ca.pem\"\nclient_cert = \"/etc/me.pem\"\nclient_key = \"/etc/me.key\"\nlogin_url = \"https://gw.example.com/genesys-login\"\napi_url = \"https://gw.example.com/genesys-api\"\n",
+            secret_file.display()
+        ),
+    );
+    let s = sb.loader(&[]).load().unwrap();
+    let from_profile = |src: &Source| matches!(src, Source::Profile { .. });
+    let proxy = s.proxy.as_ref().unwrap();
+    assert_eq!(proxy.value, "http://proxy.corp:3128");
+    assert!(from_profile(&proxy.source));
+    let ca = s.ca_file.as_ref().unwrap();
+    assert_eq!(ca.value, Path::new("/etc/corp-ca.pem"));
+    assert!(from_profile(&ca.source));
+    let (cert, key) = s.client_cert.as_ref().unwrap();
+    assert_eq!(
+        (cert.value.as_path(), key.value.as_path()),
+        (Path::new("/etc/me.pem"), Path::new("/etc/me.key"))
+    );
+    assert_eq!(
+        s.region.value.api_base_url(),
+        "https://gw.example.com/genesys-api"
+    );
+    assert!(from_profile(&s.region.source));
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().value.expose_secret(),
+        "file-secret-Vb2"
+    );
+
+    // The environment (either case) beats the profile; `.env` gives none of these.
+    sb.write(
+        "work/.env",
+        "HTTPS_PROXY=http://from-dotenv:1\nGENESYS_CA_FILE=/dotenv.pem\n",
+    );
+    let s = sb
+        .loader(&[
+            ("https_proxy", "http://lower.corp:8080"),
+            ("SSL_CERT_FILE", "/ssl.pem"),
+            ("no_proxy", ".corp"),
+        ])
+        .load()
+        .unwrap();
+    assert_eq!(s.proxy.as_ref().unwrap().value, "http://lower.corp:8080");
+    assert_eq!(
+        s.proxy.as_ref().unwrap().source,
+        Source::Env("https_proxy".into())
+    );
+    assert_eq!(s.ca_file.as_ref().unwrap().value, Path::new("/ssl.pem"));
+    assert_eq!(s.no_proxy.as_deref(), Some(".corp"));
+    // A flag beats both.
+    let s = sb
+        .loader(&[("HTTPS_PROXY", "http://env.corp:1")])
+        .proxy_from("http://flag.corp:2", "--proxy")
+        .load()
+        .unwrap();
+    assert_eq!(
+        s.proxy.as_ref().unwrap().source,
+        Source::Explicit("--proxy".into())
+    );
+
+    // Half a pair names where the half came from.
+    sb.write(OWN, "[profiles.default]\nclient_id = \"x\"\nclient_secret = \"y\"\nlogin_url = \"https://gw.example.com/l\"\n");
+    let e = sb.loader(&[]).load().unwrap_err().to_string();
+    assert!(e.contains("gateway") && e.contains("config.toml"), "{e}");
+    sb.write(
+        OWN,
+        "[profiles.default]\nclient_id = \"x\"\nclient_secret = \"y\"\n",
+    );
+    let e = sb
+        .loader(&[("GENESYS_CLIENT_CERT", "/etc/me.pem")])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("client certificate"), "{e}");
+}
