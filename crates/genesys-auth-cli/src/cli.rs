@@ -130,7 +130,8 @@ pub struct Global {
     /// The key of --client-cert (PEM) [env: GENESYS_CLIENT_KEY]
     #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// Total timeout of each HTTP exchange, in seconds [default: 15]
+    /// Seconds the whole command may take, retries and their waits included [default: 15 s a
+    /// request, 90 s with retries]
     #[arg(
         long,
         global = true,

@@ -1025,6 +1025,21 @@ fn twenty_processes_in_a_rate_limit_storm_wait_for_the_one_retrying() {
     assert_eq!(e.emu.counters().token_requests, 3);
 }
 
+/// `--timeout` bounds the whole command: the retry after a 503 gets only what is left of it,
+/// not a full request timeout of its own (which would end at 4.5 s or later here).
+#[test]
+fn timeout_bounds_the_whole_command_retries_included() {
+    let e = env();
+    e.emu.inject(Target::Token, Fault::status(503), 1);
+    e.emu.inject(Target::Token, Fault::Delay { ms: 10_000 }, 1);
+    let start = std::time::Instant::now();
+    let out = e.run_args(&["--no-cache", "--timeout", "4", "token"]);
+    let took = start.elapsed();
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(took < Duration::from_millis(4350), "{took:?}");
+    assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+}
+
 #[test]
 fn with_redis_down_processes_share_a_token_through_the_file_cache() {
     let e = env();

@@ -373,6 +373,7 @@ impl ApiClient {
         };
         let mut builder = http
             .request(req.method.clone(), url)
+            .timeout(attempt.request_timeout(self.transport.timeout()))
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(token) = &token {
             builder = builder.bearer_auth(token.secret());

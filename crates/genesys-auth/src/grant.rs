@@ -250,11 +250,14 @@ impl TokenExchange {
     pub(crate) async fn fetch(&self) -> Result<AccessToken, Error> {
         // A 200 with an unreadable body is retried, but only so often: it is more likely a
         // broken proxy or server than a passing fault.
-        let unreadable = AtomicU32::new(0);
+        let unreadable = &AtomicU32::new(0);
         self.settings
             .retry
-            .drive(&self.clock, |_| async {
-                match self.fetch_once().await {
+            .drive(&self.clock, |a| async move {
+                match self
+                    .fetch_once(a.request_timeout(self.settings.timeout))
+                    .await
+                {
                     Ok(t) => Outcome::Done(Ok(t)),
                     Err(e @ Error::BadResponse { .. })
                         if unreadable.fetch_add(1, Ordering::Relaxed) >= 2 =>
@@ -267,8 +270,8 @@ impl TokenExchange {
             .await
     }
 
-    /// One attempt, no retry.
-    pub(crate) async fn fetch_once(&self) -> Result<AccessToken, Error> {
+    /// One attempt, no retry, within `timeout`.
+    pub(crate) async fn fetch_once(&self, timeout: Duration) -> Result<AccessToken, Error> {
         let region = &self.settings.region.value;
         let url = region.token_url();
         let endpoint = format!("POST {url}");
@@ -288,6 +291,7 @@ impl TokenExchange {
             )
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| crate::transport::request_error(&self.settings, &endpoint, e))?;

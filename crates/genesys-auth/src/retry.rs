@@ -64,6 +64,17 @@ impl<T> Outcome<T> {
 pub(crate) struct Attempt {
     /// Whether a refused token was already replaced once (see [`Outcome::RefreshOnce`]).
     pub(crate) refreshed: bool,
+    /// What is left of the policy's deadline: an attempt's request must not outlast it.
+    pub(crate) time_left: Duration,
+}
+
+impl Attempt {
+    /// The timeout for this attempt's request: the configured one, cut to what is left of the
+    /// deadline, so that retries never run past it (`--timeout` is a bound on the whole).
+    /// At least a second: a request cut shorter than that could never be answered.
+    pub(crate) fn request_timeout(&self, configured: Duration) -> Duration {
+        configured.min(self.time_left.max(Duration::from_secs(1)))
+    }
 }
 
 impl RetryPolicy {
@@ -86,7 +97,15 @@ impl RetryPolicy {
         let (mut attempts, mut retries, mut refreshed) = (0u32, 0u32, false);
         loop {
             attempts += 1;
-            let (cause, otherwise) = match attempt(Attempt { refreshed }).await {
+            let time_left = self
+                .deadline
+                .saturating_sub(clock.now().saturating_duration_since(start));
+            let (cause, otherwise) = match attempt(Attempt {
+                refreshed,
+                time_left,
+            })
+            .await
+            {
                 Outcome::Done(result) => return result,
                 Outcome::GiveUp(e) => return Err(e.with_attempts(attempts)),
                 Outcome::RefreshOnce { otherwise } => {

@@ -318,6 +318,11 @@ impl LazyClient {
         request_error(&self.settings, endpoint, e)
     }
 
+    /// The timeout of one exchange, as configured.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.settings.timeout
+    }
+
     /// The client, building it on the first call.
     pub(crate) fn get(&self) -> Result<&reqwest::Client, Error> {
         self.cell
