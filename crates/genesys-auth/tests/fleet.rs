@@ -149,9 +149,8 @@ async fn collect(children: Vec<Child>) -> (std::collections::BTreeSet<String>, V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let members: Vec<_> = (0..8)
         .map(|_| spawn_member(&emu.base_url(), &redis.url(), 100, Duration::from_secs(10)))
@@ -165,9 +164,8 @@ async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let ttl = Duration::from_millis(1500);
     // The first fetch hangs at the server: its process holds the lock when it is killed.
@@ -205,9 +203,8 @@ async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
-    let Some(mut redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let mut redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let (manual, clock) = clock();
     let store = RedisStore::new(&redis.url())
@@ -240,9 +237,8 @@ async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
     let t = p.token().await.unwrap();
@@ -262,9 +258,8 @@ async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn garbage_in_redis_is_ignored_and_replaced() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
     let first = p.token().await.unwrap();
@@ -341,9 +336,9 @@ async fn redis_absent_silent_or_tls_unreachable_from_the_start_still_gives_token
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn auth_through_the_url() {
     let port = free_port();
-    let Some(_redis) = RedisServer::start_with(port, &["--requirepass", "pw-Zk81"]) else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let _redis =
+        RedisServer::start_with(port, &["--requirepass", "pw-Zk81"]).expect("redis-server starts");
     let emu = emulator().await;
     let url = format!("redis://:pw-Zk81@127.0.0.1:{port}/0");
     let a = redis_provider(settings(&emu), &url, Duration::from_secs(10));
@@ -456,9 +451,8 @@ async fn tls_with_a_private_ca() {
         "--tls-auth-clients",
         "no",
     ];
-    let Some(_redis) = RedisServer::start_with(port, &tls) else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let _redis = RedisServer::start_with(port, &tls).expect("redis-server starts");
     let emu = emulator().await;
     let ca = std::fs::read(d("ca.crt")).unwrap();
     let url = format!("rediss://127.0.0.1:{port}/0");
@@ -497,9 +491,8 @@ async fn tls_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_member() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     emu.inject(Target::Token, Fault::status(503), 1000);
     let (_, clock) = clock();
@@ -531,9 +524,8 @@ async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_holder_backing_off_longer_than_the_lock_ttl_keeps_the_lock() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     emu.inject(Target::Token, Fault::status(400), 2);
     let members: Vec<_> = (0..10)
@@ -557,9 +549,8 @@ async fn a_holder_backing_off_longer_than_the_lock_ttl_keeps_the_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn tokens_that_live_five_seconds_or_less_are_still_published() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    // The build found redis-server (this test is not ignored): it must start.
+    let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator_with(|b| {
         b.client(
             genesys_emulator::ClientSpec::new("short-lived", SECRET)

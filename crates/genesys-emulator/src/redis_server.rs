@@ -30,9 +30,16 @@ impl RedisServer {
     /// Starts one on `port` with more `redis-server` arguments (`--requirepass`, the TLS ones).
     /// With `--tls-port` among them, plain TCP is switched off and `port` must be the TLS port.
     pub fn start_with(port: u16, extra: &[&str]) -> Option<Self> {
-        let Some(bin) = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
+        // Where the tests' build scripts look for it, so that a test they enable finds it.
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let Some(bin) = std::env::split_paths(&path)
+            .chain([
+                "/usr/sbin".into(),
+                "/usr/bin".into(),
+                "/usr/local/bin".into(),
+            ])
+            .map(|dir| dir.join("redis-server"))
+            .find(|p| p.is_file())
         else {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),

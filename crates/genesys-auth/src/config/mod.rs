@@ -590,7 +590,7 @@ impl SettingsLoader {
                 return Err(e);
             }
             warnings.push(format!(
-                "skipped: {e}; every setting it could give is set elsewhere"
+                "skipped: {e}; the client id, secret and region are set elsewhere, but nothing else it holds (scopes, a gateway, …) is read until it is fixed"
             ));
         }
         let region = region(
