@@ -821,6 +821,39 @@ fn verify_refuses_answers_without_the_fields_it_reports() {
     // And a whole answer still verifies.
     let out = e.run_args(&["verify", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Fields present but of the wrong type are as unreadable as missing ones.
+    for (tokens_me, needle) in [
+        (
+            r#"{"authorizedScope":"users:read","OAuthClient":{"id":"c","name":"n"}}"#,
+            "authorizedScope",
+        ),
+        (
+            r#"{"authorizedScope":["users:read"],"OAuthClient":{"id":5,"name":"n"}}"#,
+            "OAuthClient.id",
+        ),
+        (
+            r#"{"authorizedScope":[1],"OAuthClient":{"id":"c","name":"n"}}"#,
+            "authorizedScope",
+        ),
+    ] {
+        let (base, _) = tiny_server(move |target| match target {
+            "/api/v2/tokens/me" => tokens_me.to_owned(),
+            _ => r#"{"id":"org-1","name":"Org"}"#.to_owned(),
+        });
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_REGION", &base)
+                .env("GENESYSCLOUD_ACCESS_TOKEN", "ready-made-token-Tk4")
+                .args(["verify", "--json"]),
+        );
+        assert_eq!(code(&out), 7, "{tokens_me}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(needle),
+            "{tokens_me}: {}",
+            stderr(&out)
+        );
+        assert!(!stdout(&out).contains("\"valid\""), "{}", stdout(&out));
+    }
 }
 
 /// A minimal HTTP/1.1 server on loopback answering GETs by path and query, for answers the
