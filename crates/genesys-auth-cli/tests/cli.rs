@@ -1916,3 +1916,94 @@ fn the_secret_can_come_from_a_command_run_without_a_shell() {
         assert!(!stderr(&out).contains("PRINTED-BY-COMMAND"));
     }
 }
+
+/// The first hour's mistakes and what the tool says to each, as a newcomer sees it: one
+/// snapshot, so that a message changes only on purpose. Paths and ports are masked.
+#[test]
+fn a_newcomers_mistakes_and_what_the_tool_says() {
+    let e = env();
+    let mut transcript = String::new();
+    let mut say = |what: &str, out: Output| {
+        let text = format!("{}{}", stdout(&out), stderr(&out))
+            .replace(&e.emu.base_url(), "[EMULATOR]")
+            .replace(&e.emu.addr().to_string(), "[EMULATOR]")
+            .replace(e.dir.path().to_str().unwrap(), "[DIR]");
+        transcript.push_str(&format!("## {what} (exit {})\n{text}\n", code(&out)));
+    };
+    say(
+        "-q with a jq filter",
+        e.run_args(&["api", "users", "-q", ".entities"]),
+    );
+    say(
+        "--paginate on one object",
+        e.run_args(&["api", "organizations/me", "--paginate"]),
+    );
+    say("--timeout 0", e.run_args(&["--timeout", "0", "token"]));
+    say("--timeout -1", e.run_args(&["--timeout", "-1", "token"]));
+    say(
+        "regions --region",
+        e.run_args(&["regions", "--region", "bogus"]),
+    );
+    say(
+        "a typo'd region",
+        e.run(e.cmd().env("GENESYS_REGION", "eu-west-l").arg("config")),
+    );
+    say(
+        "a mistyped variable",
+        e.run(
+            e.cmd()
+                .env("GENESYS_CLIENTID", "typo")
+                .args(["--no-cache", "token", "--json"]),
+        )
+        .pipe_stderr_only(),
+    );
+    say(
+        "a ready-made token beside credentials",
+        e.run(
+            e.cmd()
+                .env("GENESYSCLOUD_ACCESS_TOKEN", "ready-made-Kq2")
+                .args(["config"]),
+        ),
+    );
+    say(
+        "a missing profile",
+        e.run_args(&["--profile", "staging", "config"]),
+    );
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(&cfg, "[profiles.default]\nclient-id = \"x\"\n").unwrap();
+    say(
+        "an unknown profile key",
+        e.run_args(&["config"]).pipe_stderr_only(),
+    );
+    std::fs::write(&cfg, "[profiles.default]\nclient_id = \n").unwrap();
+    say(
+        "a TOML error",
+        e.run(e.cmd().env_remove("GENESYS_CLIENT_ID").arg("config")),
+    );
+    std::fs::remove_file(&cfg).unwrap();
+    std::fs::write(e.path("cache-file"), "").unwrap();
+    say(
+        "a cache directory that cannot be used",
+        e.run(
+            e.cmd()
+                .env("XDG_CACHE_HOME", e.path("cache-file"))
+                .args(["token", "--json"]),
+        )
+        .pipe_stderr_only(),
+    );
+    insta::assert_snapshot!("newcomer_messages", transcript);
+}
+
+/// Only what a message test needs of an output: its stderr (stdout holds a token or a config
+/// listing that changes from run to run).
+trait StderrOnly {
+    fn pipe_stderr_only(self) -> Output;
+}
+
+impl StderrOnly for Output {
+    fn pipe_stderr_only(mut self) -> Output {
+        self.stdout.clear();
+        self
+    }
+}

@@ -615,7 +615,8 @@ impl Inner {
         if self.store_warned.swap(true, Ordering::Relaxed) {
             tracing::debug!(store = self.store.kind(), "{what}: {e}");
         } else {
-            tracing::warn!(store = self.store.kind(), "{what}: {e}");
+            // The message names the store already (its path or URL).
+            tracing::warn!("{what}: {e}");
         }
     }
 

@@ -718,3 +718,18 @@ fn network_settings_come_from_profiles_flags_and_the_environment() {
         .to_string();
     assert!(e.contains("client certificate"), "{e}");
 }
+
+/// A misspelt table in our own file (`[profile.default]`) is said, not taken as "no profile".
+#[test]
+fn a_misspelt_top_level_table_is_warned_about() {
+    let sb = Sandbox::new();
+    sb.write(OWN, "[profile.default]\nclient_id = \"x\"\n");
+    let s = sb.loader(&[]).load().unwrap();
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("unknown key `profile`") && w.contains("[profiles.NAME]")),
+        "{:?}",
+        s.warnings
+    );
+}

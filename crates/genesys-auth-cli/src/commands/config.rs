@@ -97,9 +97,10 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
         ));
     }
     lines.push(format!(
-        "timeouts:       {} s total, {} s connect",
+        "timeouts:       {} s a request, {} s connect, {} s with retries",
         s.timeout.as_secs_f64(),
-        s.connect_timeout.as_secs_f64()
+        s.connect_timeout.as_secs_f64(),
+        s.retry.deadline.as_secs_f64()
     ));
     lines.push(format!(
         "token cache:    {}",

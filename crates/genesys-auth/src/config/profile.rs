@@ -60,6 +60,19 @@ pub(super) fn read_profile(
             message: format!("{at}not valid TOML: {}", e.message()),
         }
     })?;
+    // Our file holds `[profiles.NAME]` tables only: anything else (`[profile.default]`) is a
+    // mistake that would leave the profile silently absent.
+    if kind == ProfileKind::Own {
+        for key in doc.keys().filter(|k| k.as_str() != "profiles") {
+            let hint = closest(key, &["profiles"])
+                .map(|k| format!(" (did you mean `[{k}.NAME]`?)"))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "unknown key `{key}` at the top of {}{hint}; it is ignored: profiles are `[profiles.NAME]` tables",
+                path.display()
+            ));
+        }
+    }
     let tables = match kind {
         ProfileKind::Own => doc.get("profiles").and_then(|p| p.as_table()),
         ProfileKind::Gc => Some(&doc),
