@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
+from urllib.parse import urlsplit
 
 from . import _native
 from ._native import (
@@ -62,8 +63,12 @@ class TokenProvider(_native.TokenProvider):
     """Gets and keeps a valid access token; cheap to call from any number of threads.
 
     With no arguments it reads the same sources as the CLI: the environment, ``.env`` and the
-    profile files. ``store`` is ``"memory"`` (default), ``"file"`` (the CLI's cache, shared by
-    processes) or a ``redis://`` URL (shared by a fleet).
+    profile files. ``store`` is ``"memory"``, ``"file"`` (the CLI's cache, shared by processes)
+    or a ``redis://`` URL (shared by a fleet); when not given, ``GENESYS_TOKEN_STORE`` names it
+    (``"none"`` there means memory, as for the CLI), else it is ``"memory"``. ``timeout``
+    (seconds) bounds each request and the whole call, retries included. The settings' warnings
+    (a mistyped ``GENESYS_*`` variable, a profile file others can read) are logged once, on the
+    ``genesys_auth`` logger, when it is made.
     """
 
     def token_info(self) -> TokenInfo:
@@ -92,13 +97,44 @@ def get_access_token() -> str:
     return _default.token()
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> Optional[Tuple[str, str, int]]:
+    """``(scheme, host, port)`` of ``url``, the port filled in for http and https; None when
+    unreadable."""
+    try:
+        u = urlsplit(str(url))
+        scheme = u.scheme.lower()
+        port = u.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        return None
+    if not u.hostname or port is None:
+        return None
+    return scheme, u.hostname.lower(), port
+
+
+def _same_origin(url: str, api_base_url: str) -> bool:
+    """Whether ``url`` is on the API origin: the only one a token is sent to, as the Rust
+    ``ApiClient`` does. A URL that cannot be read is not."""
+    mine = _origin(api_base_url)
+    return mine is not None and _origin(url) == mine
+
+
 def requests_auth(provider: TokenProvider) -> Any:
-    """An auth object for ``requests``: adds the bearer token; on a 401, drops that token,
-    refreshes once and sends the request once more."""
+    """An auth object for ``requests``: adds the bearer token to requests for the provider's
+    API origin (``provider.api_base_url``: same scheme, host and port), and to no other; on a
+    401 from it, drops that token, refreshes once and sends the request once more."""
     import requests
+
+    api = provider.api_base_url
 
     class _Auth(requests.auth.AuthBase):
         def __call__(self, r):
+            # A session may also call other hosts (a redirect target, a webhook, storage): the
+            # token is theirs to read if sent, so it goes to the API origin only.
+            if not _same_origin(r.url, api):
+                return r
             token = provider.token()
             r.headers["Authorization"] = "Bearer " + token
             r.register_hook("response", self._retry_once(token))
@@ -122,12 +158,19 @@ def requests_auth(provider: TokenProvider) -> Any:
 
 
 def httpx_auth(provider: TokenProvider) -> Any:
-    """An auth object for ``httpx`` (``Client`` and ``AsyncClient``): adds the bearer token;
-    on a 401, drops that token, refreshes once and sends the request once more."""
+    """An auth object for ``httpx`` (``Client`` and ``AsyncClient``): adds the bearer token to
+    requests for the provider's API origin (``provider.api_base_url``: same scheme, host and
+    port), and to no other; on a 401 from it, drops that token, refreshes once and sends the
+    request once more."""
     import httpx
+
+    api = provider.api_base_url
 
     class _Auth(httpx.Auth):
         def sync_auth_flow(self, request):
+            if not _same_origin(str(request.url), api):
+                yield request
+                return
             token = provider.token()
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
@@ -137,6 +180,9 @@ def httpx_auth(provider: TokenProvider) -> Any:
                 yield request
 
         async def async_auth_flow(self, request):
+            if not _same_origin(str(request.url), api):
+                yield request
+                return
             token = await provider.token_async()
             request.headers["Authorization"] = "Bearer " + token
             response = yield request

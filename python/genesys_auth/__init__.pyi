@@ -4,7 +4,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 class Error(Exception):
-    """Any genesys-auth error; its message never holds a secret."""
+    """Any genesys-auth error; its message never holds a secret. Every class of this family
+    belongs to module genesys_auth and survives pickling."""
 
 class ConfigError(Error):
     """Missing or invalid settings (the CLI's exit 3)."""
@@ -36,7 +37,10 @@ class TokenInfo:
 
 class TokenProvider:
     """Gets and keeps a valid access token, shared by every thread; reads the CLI's sources
-    (environment, .env, profiles) for what is not given."""
+    (environment, .env, profiles) for what is not given. `store` is "memory", "file" or a
+    redis:// URL, by default GENESYS_TOKEN_STORE, else "memory"; `timeout` bounds each request
+    and the whole call, retries included. Settings warnings are logged once on the
+    "genesys_auth" logger."""
 
     def __init__(
         self,
@@ -87,10 +91,12 @@ def get_access_token() -> str:
     """A valid token from one process-wide provider (a drop-in for the tutorial's function)."""
 
 def requests_auth(provider: TokenProvider) -> Any:
-    """An auth object for requests that adds the token and heals one 401."""
+    """An auth object for requests that adds the token to requests for the provider's API
+    origin only (scheme, host and port) and heals one 401 from it."""
 
 def httpx_auth(provider: TokenProvider) -> Any:
-    """An auth object for httpx (sync and async) that adds the token and heals one 401."""
+    """An auth object for httpx (sync and async) that adds the token to requests for the
+    provider's API origin only (scheme, host and port) and heals one 401 from it."""
 
 def configure_sdk(api_client: Any, provider: TokenProvider) -> Any:
     """Keeps an official-SDK ApiClient authenticated with fresh tokens."""

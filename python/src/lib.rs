@@ -13,55 +13,61 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use genesys_auth::RedisStore;
 use genesys_auth::{
-    AccessToken, Error, FileStore, Settings, TokenProvider as RsProvider, TokenStore,
+    AccessToken, Error, FileStore, RetryPolicy, Settings, TokenProvider as RsProvider, TokenStore,
 };
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-create_exception!(
-    _native,
-    GenesysAuthError,
-    PyException,
-    "Any genesys-auth error."
-);
-create_exception!(
-    _native,
-    ConfigError,
-    GenesysAuthError,
-    "Missing or invalid settings (CLI exit 3)."
-);
-create_exception!(
-    _native,
-    AuthError,
-    GenesysAuthError,
-    "The client or token was rejected (CLI exit 4)."
-);
-create_exception!(
-    _native,
-    ForbiddenError,
-    GenesysAuthError,
-    "Forbidden: a missing scope or permission (CLI exit 5)."
-);
-create_exception!(
-    _native,
-    RateLimitedError,
-    GenesysAuthError,
-    "Rate limited, after retries (CLI exit 6)."
-);
-create_exception!(
-    _native,
-    NetworkError,
-    GenesysAuthError,
-    "Network, timeout, server error or unreadable response (CLI exit 7)."
-);
-create_exception!(
-    _native,
-    ApiError,
-    GenesysAuthError,
-    "The API answered another error status (CLI exit 8)."
-);
+/// The exception classes. They belong to `genesys_auth`, where they are exported, so that they
+/// print as `genesys_auth.AuthError` and pickle by reference (a traceback from a worker process,
+/// a `concurrent.futures` result) to the same class. In a module of their own: `Error` is also
+/// the library's error type.
+mod exceptions {
+    use pyo3::create_exception;
+    use pyo3::exceptions::PyException;
+
+    create_exception!(genesys_auth, Error, PyException, "Any genesys-auth error.");
+    create_exception!(
+        genesys_auth,
+        ConfigError,
+        Error,
+        "Missing or invalid settings (CLI exit 3)."
+    );
+    create_exception!(
+        genesys_auth,
+        AuthError,
+        Error,
+        "The client or token was rejected (CLI exit 4)."
+    );
+    create_exception!(
+        genesys_auth,
+        ForbiddenError,
+        Error,
+        "Forbidden: a missing scope or permission (CLI exit 5)."
+    );
+    create_exception!(
+        genesys_auth,
+        RateLimitedError,
+        Error,
+        "Rate limited, after retries (CLI exit 6)."
+    );
+    create_exception!(
+        genesys_auth,
+        NetworkError,
+        Error,
+        "Network, timeout, server error or unreadable response (CLI exit 7)."
+    );
+    create_exception!(
+        genesys_auth,
+        ApiError,
+        Error,
+        "The API answered another error status (CLI exit 8)."
+    );
+}
+
+use exceptions::{
+    ApiError, AuthError, ConfigError, ForbiddenError, NetworkError, RateLimitedError,
+};
 
 /// The library's error as the matching Python exception, with its (secret-free) message.
 fn to_py(e: Error) -> PyErr {
@@ -118,10 +124,16 @@ fn runtime() -> PyResult<Arc<tokio::runtime::Runtime>> {
     Ok(rt)
 }
 
-/// The store a `store=` argument names.
-fn store(spec: Option<&str>) -> PyResult<Option<Arc<dyn TokenStore>>> {
+/// Where a store's name came from, for its error message: the argument, or the variable the
+/// CLI also reads.
+const STORE_ARG: &str = "store";
+const STORE_VAR: &str = "GENESYS_TOKEN_STORE";
+
+/// The store a name from `from` (the argument or the variable) names; `none` is memory, as in
+/// the CLI, so that the variable means the same to both.
+fn store(spec: Option<&str>, from: &str) -> PyResult<Option<Arc<dyn TokenStore>>> {
     match spec.map(str::trim) {
-        None | Some("memory") => Ok(None),
+        None | Some("memory" | "none") => Ok(None),
         Some("file") => Ok(
             FileStore::default_dir().map(|d| Arc::new(FileStore::new(d)) as Arc<dyn TokenStore>)
         ),
@@ -130,9 +142,10 @@ fn store(spec: Option<&str>) -> PyResult<Option<Arc<dyn TokenStore>>> {
                 .map(|r| Some(Arc::new(r) as Arc<dyn TokenStore>))
                 .map_err(|e| ConfigError::new_err(e.to_string()))
         }
-        Some(_) => Err(ConfigError::new_err(
-            "store must be \"memory\", \"file\" or a redis:// URL",
-        )),
+        // The value is not repeated: a mistyped Redis URL may hold a password.
+        Some(_) => Err(ConfigError::new_err(format!(
+            "{from} must be \"memory\", \"file\" or a redis:// URL"
+        ))),
     }
 }
 
@@ -146,6 +159,7 @@ struct Live {
 struct TokenProvider {
     settings: Settings,
     store_spec: Option<String>,
+    store_from: &'static str,
     live: Mutex<Live>,
     /// The last token handed out, as the Python string made for it, with the moment it stops
     /// being fresh and the fork generation it belongs to: the hot path of `token()`.
@@ -162,9 +176,9 @@ struct Last {
     forks: u64,
 }
 
-fn build(settings: &Settings, store_spec: Option<&str>) -> PyResult<RsProvider> {
+fn build(settings: &Settings, store_spec: Option<&str>, from: &str) -> PyResult<RsProvider> {
     let builder = RsProvider::builder(settings.clone());
-    let builder = match store(store_spec)? {
+    let builder = match store(store_spec, from)? {
         Some(s) => builder.store(s),
         None => builder,
     };
@@ -188,7 +202,7 @@ impl TokenProvider {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let pid = std::process::id();
         if live.pid != pid {
-            live.provider = build(&self.settings, self.store_spec.as_deref())?;
+            live.provider = build(&self.settings, self.store_spec.as_deref(), self.store_from)?;
             live.pid = pid;
         }
         Ok(live.provider.clone())
@@ -216,6 +230,7 @@ impl TokenProvider {
     #[pyo3(signature = (client_id=None, client_secret=None, region=None, scopes=None, profile=None, store=None, timeout=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         client_id: Option<String>,
         client_secret: Option<String>,
         region: Option<String>,
@@ -246,15 +261,42 @@ impl TokenProvider {
                     "timeout must be a number of seconds above 0 and at most 3600",
                 ));
             }
+            // As the CLI's --timeout: a bound on the whole call, retries and their waits
+            // included, not only on each attempt.
+            let t = Duration::from_secs_f64(t);
             loader = loader
-                .timeout(Duration::from_secs_f64(t))
-                .connect_timeout(Duration::from_secs_f64(t.min(5.0)));
+                .timeout(t)
+                .connect_timeout(t.min(Duration::from_secs(5)))
+                .retry(RetryPolicy::default().with_deadline(t));
         }
         let settings = loader.load().map_err(|e| to_py(e.into()))?;
-        let provider = build(&settings, store.as_deref())?;
+        // The library returns its warnings for the caller to show once (the CLI prints them);
+        // here they go to the package's logger, before the store is built, so that a warning
+        // is seen even when that fails.
+        if !settings.warnings.is_empty() {
+            let logger = py
+                .import("logging")?
+                .call_method1("getLogger", ("genesys_auth",))?;
+            for w in &settings.warnings {
+                logger.call_method1("warning", ("%s", w))?;
+            }
+        }
+        // As the CLI, `GENESYS_TOKEN_STORE` names the store when the caller does not; unlike
+        // the CLI, the default stays memory: a library writes no file unless asked to.
+        let (store, store_from) = match store {
+            Some(s) => (Some(s), STORE_ARG),
+            None => (
+                std::env::var(STORE_VAR)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty()),
+                STORE_VAR,
+            ),
+        };
+        let provider = build(&settings, store.as_deref(), store_from)?;
         Ok(Self {
             settings,
             store_spec: store,
+            store_from,
             live: Mutex::new(Live {
                 pid: std::process::id(),
                 provider,
@@ -460,7 +502,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<TokenProvider>()?;
     m.add_class::<Emulator>()?;
-    m.add("Error", py.get_type::<GenesysAuthError>())?;
+    m.add("Error", py.get_type::<exceptions::Error>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("AuthError", py.get_type::<AuthError>())?;
     m.add("ForbiddenError", py.get_type::<ForbiddenError>())?;

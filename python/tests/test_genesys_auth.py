@@ -1,11 +1,22 @@
-"""The Python package against the emulator, in process: every API, threads, asyncio, fork,
-requests and httpx healing a 401, the official SDK, and no secret anywhere."""
+"""The Python package against the emulator, in process: every API, threads, asyncio, fork and
+multiprocessing, the GIL and the event loop left free while the network is slow, requests and
+httpx healing a 401 and sending the token to the API origin only, pickled errors, the token
+store from the environment, timeouts, logged warnings, the stubs, and no secret anywhere."""
 
+import ast
 import asyncio
+import functools
+import importlib.resources
+import inspect
 import logging
+import multiprocessing
 import os
+import pickle
+import signal
+import socket
 import threading
 import time
+import traceback
 
 import pytest
 
@@ -24,6 +35,32 @@ def emu():
 @pytest.fixture
 def provider(emu):
     return ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url)
+
+
+@pytest.fixture
+def blackhole():
+    """A loopback port that listens and never answers: the kernel completes the handshake, the
+    request is sent, and nothing comes back."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield s.getsockname()[1]
+
+
+def stalled_provider(port):
+    return ga.TokenProvider(
+        client_id=ID, client_secret=SECRET, region=f"http://127.0.0.1:{port}", timeout=1
+    )
+
+
+def run_bounded(coro, timeout):
+    """Runs `coro` on a new event loop, failing after `timeout` seconds; the loop is closed
+    without waiting for executor threads, so that a stuck one cannot hang the test."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+    finally:
+        loop.close()
 
 
 def test_token_info_async_revoke_and_base_url(emu, provider):
@@ -119,11 +156,75 @@ def test_a_hundred_tasks_make_one_request_and_the_loop_stays_responsive(emu, pro
     assert ticks > 1, "the loop kept running while tokens were fetched"
 
 
+def test_a_blocking_token_call_leaves_the_gil_to_other_threads(blackhole):
+    p = stalled_provider(blackhole)
+    count = 0
+    stop = threading.Event()
+
+    def spin():
+        nonlocal count
+        while not stop.is_set():
+            count += 1
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        # The spinner's pace with the main thread asleep, for a bound that holds on a slow or
+        # busy machine.
+        time.sleep(0.05)
+        t0, c0 = time.monotonic(), count
+        time.sleep(0.2)
+        rate = (count - c0) / (time.monotonic() - t0)
+        assert rate > 0, "the spinning thread is not running"
+        t0, c0 = time.monotonic(), count
+        with pytest.raises(ga.NetworkError):
+            p.token()
+        elapsed, during = time.monotonic() - t0, count - c0
+    finally:
+        stop.set()
+        spinner.join(timeout=10)
+    # Holding the GIL through the ~1 s wait would leave the spinner a switch interval or two
+    # (milliseconds) of the call; released, it spins through nearly all of it.
+    share = during / (rate * elapsed)
+    assert share > 0.3, f"the spinning thread ran {share:.0%} of its pace during token()"
+
+
+def test_the_event_loop_keeps_ticking_while_token_async_fails(blackhole):
+    p = stalled_provider(blackhole)
+
+    async def main():
+        gaps = []
+        done = asyncio.Event()
+
+        async def ticker():
+            last = time.monotonic()
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        t = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        with pytest.raises(ga.NetworkError):
+            await p.token_async()
+        done.set()
+        await t
+        return gaps
+
+    gaps = run_bounded(main(), timeout=30)
+    assert gaps and max(gaps) < 0.2, f"the event loop stalled for {max(gaps, default=0):.3f} s"
+    assert len(gaps) > 20, "the ticker ran throughout the failing call"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_gets_a_token(emu, provider):
     parent = provider.token()
     pid = os.fork()
     if pid == 0:
+        # A child that hangs is killed by the alarm (SIGALRM's default action), so that the
+        # parent's waitpid returns and the test fails instead of hanging.
+        signal.alarm(20)
         try:
             ok = len(provider.token()) == 43 and ga.TokenProvider(
                 client_id=ID, client_secret=SECRET, region=emu.base_url
@@ -132,8 +233,26 @@ def test_a_forked_child_gets_a_token(emu, provider):
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(status) == 0, "the child failed, or hung and was killed"
     assert provider.token() == parent
+
+
+def token_in_worker(base_url, _i):
+    """Run in a pool worker: a fresh provider's token."""
+    return ga.TokenProvider(client_id=ID, client_secret=SECRET, region=base_url).token()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_multiprocessing_pool_gets_tokens(emu, provider):
+    # The parent's runtime is busy (the emulator, a fetched token) when the workers fork.
+    parent = provider.token()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        tokens = pool.map_async(functools.partial(token_in_worker, emu.base_url), range(4)).get(
+            timeout=60
+        )
+    assert len(tokens) == 4 and all(len(t) == 43 for t in tokens)
+    assert len(set(tokens) | {parent}) == 5, "each worker's provider fetched its own token"
+    assert emu.token_requests == 5
 
 
 def test_requests_heals_a_401(emu, provider):
@@ -162,6 +281,147 @@ def test_httpx_heals_a_401_sync_and_async(emu, provider):
 
     assert asyncio.run(main()) == 200
     assert emu.token_requests == 3
+
+
+def test_the_token_goes_to_the_api_origin_only(emu, provider):
+    requests = pytest.importorskip("requests")
+    httpx = pytest.importorskip("httpx")
+    with ga.Emulator() as foreign:
+        # Same host, another port: another origin.
+        url = foreign.base_url + "/api/v2/organizations/me"
+        s = requests.Session()
+        s.auth = ga.requests_auth(provider)
+        r = s.get(url, timeout=10)
+        assert r.status_code == 401
+        assert "Authorization" not in r.request.headers
+        with httpx.Client(auth=ga.httpx_auth(provider), timeout=10) as c:
+            r = c.get(url)
+            assert r.status_code == 401
+            assert "Authorization" not in r.request.headers
+
+        async def main():
+            async with httpx.AsyncClient(auth=ga.httpx_auth(provider), timeout=10) as c:
+                return await c.get(url)
+
+        r = run_bounded(main(), timeout=30)
+        assert r.status_code == 401
+        assert "Authorization" not in r.request.headers
+    assert emu.token_requests == 0, "no token was fetched, nor refreshed on the foreign 401"
+    r = s.get(emu.base_url + "/api/v2/organizations/me", timeout=10)
+    assert r.status_code == 200 and r.request.headers["Authorization"].startswith("Bearer ")
+    assert emu.token_requests == 1
+
+
+@pytest.mark.parametrize(
+    "url, same",
+    [
+        ("https://api.mypurecloud.ie/api/v2/users", True),
+        ("https://API.MyPureCloud.ie:443/api/v2/users?x=1", True),
+        ("http://api.mypurecloud.ie/api/v2/users", False),
+        ("https://api.mypurecloud.ie:8443/api/v2/users", False),
+        ("https://api.mypurecloud.ie.evil.example/api/v2/users", False),
+        ("https://evil.example/?https://api.mypurecloud.ie", False),
+        ("https://api.mypurecloud.ie:notaport/", False),
+    ],
+)
+def test_same_origin_compares_scheme_host_and_port(url, same):
+    assert ga._same_origin(url, "https://api.mypurecloud.ie") is same
+
+
+def test_errors_belong_to_the_package_and_pickle(emu):
+    bad = ga.TokenProvider(client_id=ID, client_secret="wrong-Pk4", region=emu.base_url)
+    with pytest.raises(ga.AuthError) as e:
+        bad.token()
+    err = e.value
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is ga.AuthError and str(back) == str(err) and str(err)
+    assert traceback.format_exception_only(type(err), err)[0].startswith("genesys_auth.AuthError: ")
+    classes = (ga.ConfigError, ga.AuthError, ga.ForbiddenError, ga.RateLimitedError, ga.NetworkError)
+    for cls in (ga.Error, *classes, ga.ApiError):
+        assert cls.__module__ == "genesys_auth" and getattr(ga, cls.__name__) is cls
+        again = pickle.loads(pickle.dumps(cls("a message")))
+        assert type(again) is cls and str(again) == "a message"
+
+
+def test_the_store_defaults_to_genesys_token_store(emu, monkeypatch, tmp_path):
+    monkeypatch.setenv("GENESYS_TOKEN_STORE", "file")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url).token()
+    second = ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url).token()
+    assert first == second
+    assert emu.token_requests == 1, "the second provider read the first one's file"
+    assert any(p.is_file() for p in tmp_path.rglob("*"))
+    # store= wins over the variable.
+    mem = ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url, store="memory")
+    mem.token()
+    assert emu.token_requests == 2
+    monkeypatch.setenv("GENESYS_TOKEN_STORE", "memcached://user:pw-Qx8@host")
+    with pytest.raises(ga.ConfigError) as e:
+        ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url)
+    assert "GENESYS_TOKEN_STORE" in str(e.value) and "pw-Qx8" not in str(e.value)
+
+
+def test_timeout_bounds_the_retries_too(blackhole):
+    p = stalled_provider(blackhole)
+    started = time.monotonic()
+    with pytest.raises(ga.NetworkError):
+        p.token()
+    elapsed = time.monotonic() - started
+    # One 1 s attempt, and no retry that would start after the deadline.
+    assert elapsed < 3.0, f"token() took {elapsed:.1f} s with timeout=1"
+
+
+def test_settings_warnings_are_logged_once(emu, monkeypatch, tmp_path, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENESYS_CLIENT_SECRT", "typo-value-Hh7")
+    caplog.set_level(logging.WARNING, logger="genesys_auth")
+    p = ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url)
+    p.token()
+    p.token()
+    typos = [r for r in caplog.records if "GENESYS_CLIENT_SECRT" in r.getMessage()]
+    assert len(typos) == 1
+    assert typos[0].name == "genesys_auth" and typos[0].levelno == logging.WARNING
+    assert "did you mean GENESYS_CLIENT_SECRET" in typos[0].getMessage()
+    assert "typo-value-Hh7" not in caplog.text and SECRET not in caplog.text
+
+
+def stub_tree():
+    return ast.parse(importlib.resources.files("genesys_auth").joinpath("__init__.pyi").read_text())
+
+
+def public_members(cls):
+    """The public methods and properties `cls` has beyond `object`'s."""
+    return sorted(n for n in dir(cls) if not n.startswith("_") and not hasattr(object, n))
+
+
+def test_every_public_name_is_stubbed_and_documented():
+    tree = stub_tree()
+    top = {}
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            top[node.name] = node
+    for name in ga.__all__:
+        assert name in top, f"{name} is not in __init__.pyi"
+        assert ast.get_docstring(top[name]), f"{name} has no docstring in __init__.pyi"
+        assert inspect.getdoc(getattr(ga, name)), f"genesys_auth.{name} has no docstring"
+    for cls in (ga.TokenProvider, ga.Emulator):
+        stubbed = {
+            n.name: n
+            for n in top[cls.__name__].body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
+        members = public_members(cls)
+        assert members, cls
+        for name in members:
+            assert name in stubbed, f"{cls.__name__}.{name} is not in __init__.pyi"
+            assert ast.get_docstring(stubbed[name]), f"{cls.__name__}.{name} has no stub docstring"
+            assert inspect.getdoc(getattr(cls, name)), f"{cls.__name__}.{name} has no docstring"
+
+
+def test_the_typing_files_are_installed():
+    files = importlib.resources.files("genesys_auth")
+    assert files.joinpath("py.typed").is_file()
+    assert files.joinpath("__init__.pyi").is_file()
 
 
 def test_the_official_sdk_stays_authenticated_across_a_forced_expiry(emu, provider):
