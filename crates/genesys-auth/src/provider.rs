@@ -298,6 +298,11 @@ impl TokenProvider {
 
     /// Forgets the current token, in memory and in the store (after revoking it).
     pub async fn forget(&self) -> Result<(), crate::store::StoreError> {
+        // Rejected before it is dropped: a refresh running meanwhile must not take it back from
+        // the store (where it stays until the removal below).
+        if let Some(c) = self.inner.current.load_full() {
+            self.inner.reject(&c.token);
+        }
         if let Some(c) = self.inner.current.set(None) {
             self.inner.reject(&c.token);
         }
@@ -669,6 +674,11 @@ impl Inner {
     }
 
     fn install_arc(&self, t: Arc<AccessToken>) -> Arc<AccessToken> {
+        // A token forgotten while a refresh was loading it from the store goes to that
+        // refresh's callers, whose calls began before the forget, but is not held again.
+        if self.is_rejected(&t) {
+            return t;
+        }
         let lifetime = t.lifetime();
         let margin = refresh_margin(lifetime);
         let spread = if self.jitter > 0.0 {
@@ -717,6 +727,47 @@ mod tests {
     /// read that starts serves the forgotten token, and no slot holds a copy of it; reads of a
     /// held token never wait (they complete at their first poll); and the readers share one
     /// refresh per forget instead of each fetching.
+    /// A thread that made a copy and then sleeps, never calling again, holds no copy of the
+    /// token once it is forgotten: its cell is emptied from the forgetting thread.
+    #[test]
+    fn an_idle_thread_keeps_no_copy_of_a_forgotten_token() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let emu = rt
+            .block_on(
+                Emulator::builder()
+                    .client(ClientSpec::new(ID, SECRET))
+                    .start(),
+            )
+            .unwrap();
+        let settings = Settings::loader()
+            .isolated()
+            .region(emu.base_url())
+            .client_id(ID)
+            .client_secret(SECRET)
+            .load()
+            .unwrap();
+        let provider = TokenProvider::new(settings).unwrap();
+        let secret = rt.block_on(provider.token()).unwrap().secret().to_owned();
+        let (made, park) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let p = provider.clone();
+        let idle = std::thread::spawn(move || {
+            // A fresh token read twice: the second read is served from this thread's copy.
+            for _ in 0..2 {
+                assert!(p.token().now_or_never().unwrap().is_ok());
+            }
+            made.0.send(()).unwrap();
+            let _ = park.1.recv();
+        });
+        made.1.recv().unwrap();
+        rt.block_on(provider.forget()).unwrap();
+        assert_eq!(provider.inner.current.copies_of(&secret), (0, false));
+        park.0.send(()).unwrap();
+        idle.join().unwrap();
+    }
+
     #[test]
     fn forget_retires_every_thread_copy_while_eight_threads_read() {
         let rt = Arc::new(

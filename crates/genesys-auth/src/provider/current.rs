@@ -2,25 +2,31 @@
 //!
 //! Cloning one shared `Arc` from several threads makes its reference count bounce between cores
 //! (measured: 41 ns a call from one thread, 106 ns from two). So each thread serves its own copy
-//! of the fresh token, in a slot of this provider's that threads are spread over; a copy's count
-//! stays on the threads of its slot.
+//! of the fresh token, from a cell of its own that only it reads.
 //!
 //! The token changes only through [`CurrentToken::set`] and [`CurrentToken::clear_if`], and both
 //! retire every copy: the generation advances, so that no reader serves an old copy, and every
-//! slot is emptied, so that no copy of a forgotten token stays in memory. A reader that made its
-//! copy while the token changed empties its slot again.
+//! cell is emptied from the retiring thread, so that no copy of a forgotten token stays in
+//! memory, even in a thread that never calls again.
+//!
+//! Emptying another thread's cell while it may be reading it is the one delicate step. The
+//! reader marks itself `reading` and then loads the copy; the retirer swaps the copy out and
+//! then checks `reading`, and frees the copy only once the reader is done. The two sides need a
+//! full barrier between their store and their load (Dekker's pattern); the reader's, on the
+//! path that runs millions of times, is a compiler fence only, and the retirer's, which runs at
+//! a refresh, is `membarrier(2)`, which makes every thread of the process pass a barrier
+//! ([`crate::sync::barrier`]; where the kernel lacks it, both sides use a full fence).
 
-use std::cell::Cell;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use arc_swap::{ArcSwapOption, Guard};
 
 use crate::grant::AccessToken;
-
-/// Slots for per-thread copies; threads beyond this share slots (and their counts).
-const SLOTS: usize = 64;
+use crate::sync::barrier::{expedited, heavy_barrier, light_barrier};
+use crate::sync::lock;
 
 /// The token held, with the points where it becomes refresh-due and where it counts as expired.
 pub(super) struct Cached {
@@ -29,31 +35,83 @@ pub(super) struct Cached {
     pub(super) hard_expiry: Instant,
 }
 
-/// A copy of a fresh token for the threads of one slot.
+/// A copy of a fresh token for one thread.
 struct Copy {
     generation: u64,
     refresh_at: Instant,
     token: Arc<AccessToken>,
 }
 
-/// A slot on a cache line of its own, so that threads of different slots do not share one.
-#[repr(align(128))]
+/// One thread's copy of one provider's token. Only its thread reads it and puts copies in;
+/// any thread may take the copy out (see the module's notes).
 #[derive(Default)]
-struct Slot(ArcSwapOption<Copy>);
+struct Cell {
+    /// Set while the owning thread reads `copy`.
+    reading: AtomicBool,
+    /// An `Arc<Copy>` as a raw pointer, or null. Whoever swaps a pointer out owns it.
+    copy: AtomicPtr<Copy>,
+}
+
+impl Cell {
+    /// Puts `c` in; returns what was there (the owning thread only).
+    fn put(&self, c: Arc<Copy>) -> Option<Arc<Copy>> {
+        let old = self
+            .copy
+            .swap(Arc::into_raw(c).cast_mut(), Ordering::AcqRel);
+        // SAFETY: every non-null pointer in `copy` came from `Arc::into_raw`, and the swap made
+        // this call its only owner. Only the owning thread reads through the pointer, and that
+        // thread is here, not reading.
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+    }
+
+    /// Takes the copy out, for the caller to drop once the owner is not reading it.
+    fn take_raw(&self) -> *mut Copy {
+        self.copy.swap(std::ptr::null_mut(), Ordering::AcqRel)
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        let p = *self.copy.get_mut();
+        if !p.is_null() {
+            // SAFETY: the cell is being dropped, so no thread can read or swap it any more.
+            drop(unsafe { Arc::from_raw(p) });
+        }
+    }
+}
+
+/// Providers are told apart in the threads' cell lists by a number never reused.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How many providers a thread keeps cells for; a thread using more evicts the oldest.
+const CELLS_PER_THREAD: usize = 4;
+
+/// A thread's cells: (provider id, cell), and the next entry to evict.
+type ThreadCells = (usize, [Option<(u64, Arc<Cell>)>; CELLS_PER_THREAD]);
+
+thread_local! {
+    static CELLS: RefCell<ThreadCells> = const { RefCell::new((0, [None, None, None, None])) };
+}
 
 pub(super) struct CurrentToken {
+    id: u64,
+    /// Whether the barrier pair is the fast one (asked once, here, not on every read).
+    expedited: bool,
     /// Advanced at every change of the token; copies of an older generation are never served.
     generation: AtomicU64,
     shared: ArcSwapOption<Cached>,
-    copies: Box<[Slot]>,
+    /// Every thread's cell for this provider, so that a change can empty them all.
+    cells: Mutex<Vec<Weak<Cell>>>,
 }
 
 impl CurrentToken {
     pub(super) fn new() -> Self {
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            expedited: expedited(),
             generation: AtomicU64::new(0),
             shared: ArcSwapOption::empty(),
-            copies: (0..SLOTS).map(|_| Slot::default()).collect(),
+            cells: Mutex::new(Vec::new()),
         }
     }
 
@@ -65,9 +123,28 @@ impl CurrentToken {
 
     /// This thread's copy, if it is of the current token and still fresh at `now`.
     pub(super) fn fresh_copy(&self, generation: u64, now: Instant) -> Option<Arc<AccessToken>> {
-        let slot = self.copies[thread_slot()].0.load();
-        let c = slot.as_ref()?;
-        (c.generation == generation && now < c.refresh_at).then(|| c.token.clone())
+        CELLS
+            .try_with(|cells| {
+                let cells = cells.try_borrow().ok()?;
+                let (_, cell) = cells.1.iter().flatten().find(|(id, _)| *id == self.id)?;
+                cell.reading.store(true, Ordering::Relaxed);
+                light_barrier(self.expedited);
+                let p = cell.copy.load(Ordering::Acquire);
+                let token = if p.is_null() {
+                    None
+                } else {
+                    // SAFETY: a non-null pointer is an `Arc<Copy>` owned by the cell. This
+                    // thread is the only one that puts copies in or reads them, and a thread
+                    // that takes this one out waits for `reading` to be false before dropping
+                    // it; the barrier pair makes it see `reading` set if this load saw the copy.
+                    let c = unsafe { &*p };
+                    (c.generation == generation && now < c.refresh_at).then(|| c.token.clone())
+                };
+                cell.reading.store(false, Ordering::Release);
+                token
+            })
+            .ok()
+            .flatten()
     }
 
     /// The token held, for the slow path.
@@ -83,18 +160,48 @@ impl CurrentToken {
     /// Makes this thread's copy of `c`, read at `generation`, and returns it.
     pub(super) fn keep_copy(&self, generation: u64, c: &Cached) -> Arc<AccessToken> {
         let token = Arc::new(AccessToken::clone(&c.token));
-        let slot = &self.copies[thread_slot()].0;
-        slot.store(Some(Arc::new(Copy {
+        let Some(cell) = self.own_cell() else {
+            return token;
+        };
+        let copy = Arc::new(Copy {
             generation,
             refresh_at: c.refresh_at,
             token: token.clone(),
-        })));
-        // The token changed while the copy was made: the change may have emptied the slots
-        // before this store, so this copy must not stay behind.
-        if self.generation() != generation {
-            slot.store(None);
+        });
+        // Put in only if the token has not changed since `generation` was read, and inside a
+        // `reading` section: a change advances the generation and then waits for sections in
+        // progress, so a copy of an old token is never left behind (see `drain`).
+        cell.reading.store(true, Ordering::Relaxed);
+        light_barrier(self.expedited);
+        if self.generation() == generation {
+            drop(cell.put(copy));
         }
+        cell.reading.store(false, Ordering::Release);
         token
+    }
+
+    /// This thread's cell for this provider, made and registered on first use.
+    fn own_cell(&self) -> Option<Arc<Cell>> {
+        CELLS
+            .try_with(|cells| {
+                let mut cells = cells.try_borrow_mut().ok()?;
+                if let Some((_, cell)) = cells.1.iter().flatten().find(|(id, _)| *id == self.id) {
+                    return Some(cell.clone());
+                }
+                let cell = Arc::new(Cell::default());
+                {
+                    let mut all = lock(&self.cells);
+                    all.retain(|w| w.strong_count() > 0);
+                    all.push(Arc::downgrade(&cell));
+                }
+                let at = cells.0;
+                cells.0 = (at + 1) % CELLS_PER_THREAD;
+                // An evicted cell is dropped here, by its own thread, with its copy.
+                cells.1[at] = Some((self.id, cell.clone()));
+                Some(cell)
+            })
+            .ok()
+            .flatten()
     }
 
     /// Replaces the token held (`None` forgets it) and retires every copy; returns the old one.
@@ -115,35 +222,58 @@ impl CurrentToken {
 
     fn retire_copies(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        for slot in self.copies.iter() {
-            if slot.0.load().is_some() {
-                slot.0.store(None);
-            }
-        }
+        drop(self.drain());
     }
 
-    /// How many copies are held now, and whether any holds `secret` (for tests).
+    /// Takes every thread's copy out, once no thread is reading it. First it waits for the
+    /// `reading` sections in progress, so that a copy being put in (of a generation this change
+    /// has just ended) is in the cell when the cells are emptied; then it empties them and waits
+    /// again, for readers that loaded a copy just before it was taken.
+    fn drain(&self) -> Vec<Arc<Copy>> {
+        let cells: Vec<Arc<Cell>> = lock(&self.cells).iter().filter_map(Weak::upgrade).collect();
+        if cells.is_empty() {
+            return Vec::new();
+        }
+        let wait = |cell: &Cell| {
+            while cell.reading.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        };
+        heavy_barrier();
+        cells.iter().for_each(|c| wait(c));
+        let taken: Vec<(&Arc<Cell>, *mut Copy)> = cells
+            .iter()
+            .filter_map(|cell| {
+                let p = cell.take_raw();
+                (!p.is_null()).then_some((cell, p))
+            })
+            .collect();
+        if taken.is_empty() {
+            return Vec::new();
+        }
+        heavy_barrier();
+        taken
+            .into_iter()
+            .map(|(cell, p)| {
+                wait(cell);
+                // SAFETY: swapped out above, so this thread owns it, and its reader is done.
+                unsafe { Arc::from_raw(p.cast_const()) }
+            })
+            .collect()
+    }
+
+    /// How many copies are held now, and whether any holds `secret` (for tests). Taking them
+    /// out to look is the only safe way to look; their threads make new ones.
     #[cfg(test)]
     pub(super) fn copies_of(&self, secret: &str) -> (usize, bool) {
-        let held: Vec<_> = self.copies.iter().filter_map(|s| s.0.load_full()).collect();
-        let any = held.iter().any(|c| c.token.secret() == secret);
-        (held.len(), any)
+        let held = self.drain();
+        (held.len(), held.iter().any(|c| c.token.secret() == secret))
     }
 }
 
-/// This thread's slot: threads are given slots in turn, on first use.
-fn thread_slot() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+impl Drop for CurrentToken {
+    /// A provider dropped leaves no copy of its token in any thread.
+    fn drop(&mut self) {
+        drop(self.drain());
     }
-    SLOT.with(|s| {
-        let slot = s.get();
-        if slot != usize::MAX {
-            return slot;
-        }
-        let slot = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
-        s.set(slot);
-        slot
-    })
 }
