@@ -17,7 +17,7 @@
 //! a refresh, is `membarrier(2)`, which makes every thread of the process pass a barrier
 //! ([`crate::sync::barrier`]; where the kernel lacks it, both sides use a full fence).
 
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
@@ -35,44 +35,79 @@ pub(super) struct Cached {
     pub(super) hard_expiry: Instant,
 }
 
-/// A copy of a fresh token for one thread.
-struct Copy {
-    generation: u64,
-    refresh_at: Instant,
-    token: Arc<AccessToken>,
+/// One thread's copy of one provider's token, on a cache line of its own. Only its thread reads
+/// it and puts copies in; any thread may take the copy out (see the module's notes).
+#[repr(align(64))]
+struct Cell {
+    /// Set while the owning thread reads `token`.
+    reading: AtomicBool,
+    /// The copy, an `Arc<AccessToken>` as a raw pointer, or null. Whoever swaps a pointer out
+    /// owns it.
+    token: AtomicPtr<AccessToken>,
+    /// The generation the copy was made at and when it becomes refresh-due: written and read
+    /// by the owning thread only.
+    meta: UnsafeCell<(u64, Option<Instant>)>,
 }
 
-/// One thread's copy of one provider's token. Only its thread reads it and puts copies in;
-/// any thread may take the copy out (see the module's notes).
-#[derive(Default)]
-struct Cell {
-    /// Set while the owning thread reads `copy`.
-    reading: AtomicBool,
-    /// An `Arc<Copy>` as a raw pointer, or null. Whoever swaps a pointer out owns it.
-    copy: AtomicPtr<Copy>,
+// SAFETY: `reading` and `token` are atomics; `meta` is touched only by the thread that owns the
+// cell (through its thread-local list), never through the registry other threads use.
+unsafe impl Sync for Cell {}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Self {
+            reading: AtomicBool::new(false),
+            token: AtomicPtr::new(std::ptr::null_mut()),
+            meta: UnsafeCell::new((0, None)),
+        }
+    }
 }
 
 impl Cell {
-    /// Puts `c` in; returns what was there (the owning thread only).
-    fn put(&self, c: Arc<Copy>) -> Option<Arc<Copy>> {
+    /// Puts a copy in, dropping what was there (the owning thread only).
+    fn put(&self, generation: u64, refresh_at: Instant, token: Arc<AccessToken>) {
+        // SAFETY: only the owning thread, which is here, reads or writes `meta`.
+        unsafe { *self.meta.get() = (generation, Some(refresh_at)) };
         let old = self
-            .copy
-            .swap(Arc::into_raw(c).cast_mut(), Ordering::AcqRel);
-        // SAFETY: every non-null pointer in `copy` came from `Arc::into_raw`, and the swap made
-        // this call its only owner. Only the owning thread reads through the pointer, and that
-        // thread is here, not reading.
-        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+            .token
+            .swap(Arc::into_raw(token).cast_mut(), Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: every non-null pointer here came from `Arc::into_raw`, and the swap made
+            // this call its only owner; only this thread reads through it, and it is not reading.
+            drop(unsafe { Arc::from_raw(old) });
+        }
+    }
+
+    /// The copy, if it was made at `generation` and is fresh at `now` (the owning thread only).
+    fn read(&self, generation: u64, now: Instant, expedited: bool) -> Option<Arc<AccessToken>> {
+        self.reading.store(true, Ordering::Relaxed);
+        light_barrier(expedited);
+        let p = self.token.load(Ordering::Acquire);
+        // SAFETY: only the owning thread, which is here, reads or writes `meta`.
+        let (made_at, refresh_at) = unsafe { *self.meta.get() };
+        let token = (!p.is_null() && made_at == generation && refresh_at.is_some_and(|r| now < r))
+            .then(|| {
+                // SAFETY: `p` is a live `Arc<AccessToken>` owned by the cell: a thread that takes
+                // it out waits for `reading` to be false before dropping it, and the barrier pair
+                // makes it see `reading` set if this load saw the pointer.
+                unsafe {
+                    Arc::increment_strong_count(p);
+                    Arc::from_raw(p)
+                }
+            });
+        self.reading.store(false, Ordering::Release);
+        token
     }
 
     /// Takes the copy out, for the caller to drop once the owner is not reading it.
-    fn take_raw(&self) -> *mut Copy {
-        self.copy.swap(std::ptr::null_mut(), Ordering::AcqRel)
+    fn take_raw(&self) -> *mut AccessToken {
+        self.token.swap(std::ptr::null_mut(), Ordering::AcqRel)
     }
 }
 
 impl Drop for Cell {
     fn drop(&mut self) {
-        let p = *self.copy.get_mut();
+        let p = *self.token.get_mut();
         if !p.is_null() {
             // SAFETY: the cell is being dropped, so no thread can read or swap it any more.
             drop(unsafe { Arc::from_raw(p) });
@@ -127,21 +162,7 @@ impl CurrentToken {
             .try_with(|cells| {
                 let cells = cells.try_borrow().ok()?;
                 let (_, cell) = cells.1.iter().flatten().find(|(id, _)| *id == self.id)?;
-                cell.reading.store(true, Ordering::Relaxed);
-                light_barrier(self.expedited);
-                let p = cell.copy.load(Ordering::Acquire);
-                let token = if p.is_null() {
-                    None
-                } else {
-                    // SAFETY: a non-null pointer is an `Arc<Copy>` owned by the cell. This
-                    // thread is the only one that puts copies in or reads them, and a thread
-                    // that takes this one out waits for `reading` to be false before dropping
-                    // it; the barrier pair makes it see `reading` set if this load saw the copy.
-                    let c = unsafe { &*p };
-                    (c.generation == generation && now < c.refresh_at).then(|| c.token.clone())
-                };
-                cell.reading.store(false, Ordering::Release);
-                token
+                cell.read(generation, now, self.expedited)
             })
             .ok()
             .flatten()
@@ -163,18 +184,13 @@ impl CurrentToken {
         let Some(cell) = self.own_cell() else {
             return token;
         };
-        let copy = Arc::new(Copy {
-            generation,
-            refresh_at: c.refresh_at,
-            token: token.clone(),
-        });
         // Put in only if the token has not changed since `generation` was read, and inside a
         // `reading` section: a change advances the generation and then waits for sections in
         // progress, so a copy of an old token is never left behind (see `drain`).
         cell.reading.store(true, Ordering::Relaxed);
         light_barrier(self.expedited);
         if self.generation() == generation {
-            drop(cell.put(copy));
+            cell.put(generation, c.refresh_at, token.clone());
         }
         cell.reading.store(false, Ordering::Release);
         token
@@ -229,7 +245,7 @@ impl CurrentToken {
     /// `reading` sections in progress, so that a copy being put in (of a generation this change
     /// has just ended) is in the cell when the cells are emptied; then it empties them and waits
     /// again, for readers that loaded a copy just before it was taken.
-    fn drain(&self) -> Vec<Arc<Copy>> {
+    fn drain(&self) -> Vec<Arc<AccessToken>> {
         let cells: Vec<Arc<Cell>> = lock(&self.cells).iter().filter_map(Weak::upgrade).collect();
         if cells.is_empty() {
             return Vec::new();
@@ -241,7 +257,7 @@ impl CurrentToken {
         };
         heavy_barrier();
         cells.iter().for_each(|c| wait(c));
-        let taken: Vec<(&Arc<Cell>, *mut Copy)> = cells
+        let taken: Vec<(&Arc<Cell>, *mut AccessToken)> = cells
             .iter()
             .filter_map(|cell| {
                 let p = cell.take_raw();
@@ -267,7 +283,7 @@ impl CurrentToken {
     #[cfg(test)]
     pub(super) fn copies_of(&self, secret: &str) -> (usize, bool) {
         let held = self.drain();
-        (held.len(), held.iter().any(|c| c.token.secret() == secret))
+        (held.len(), held.iter().any(|t| t.secret() == secret))
     }
 }
 
