@@ -87,8 +87,9 @@ _default_lock = threading.Lock()
 
 
 def get_access_token() -> str:
-    """A valid access token from one process-wide provider: a drop-in for the tutorial's
-    ``get_access_token()``, cached and shared by every thread."""
+    """A valid access token from one process-wide provider, cached and shared by every
+    thread: the job of the tutorial's ``get_access_token(id, secret, region)["access_token"]``,
+    with the settings read from the environment, ``.env`` or a profile."""
     global _default
     if _default is None:
         with _default_lock:

@@ -88,7 +88,8 @@ class Emulator:
     def __exit__(self, *exc: Any) -> None: ...
 
 def get_access_token() -> str:
-    """A valid token from one process-wide provider (a drop-in for the tutorial's function)."""
+    """A valid token from one process-wide provider (the tutorial's function's job, settings
+    read from the environment, ``.env`` or a profile)."""
 
 def requests_auth(provider: TokenProvider) -> Any:
     """An auth object for requests that adds the token to requests for the provider's API

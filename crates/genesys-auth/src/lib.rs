@@ -7,9 +7,9 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | `sync` | locking that survives a panic elsewhere; the barrier pair of the token copies |
 //! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
 //! | `region` | the regions and their hosts ([`Region`]) |
-//! | `sync` | locking that survives a panic elsewhere |
 //! | `config` | [`Settings`] and where each value came from; [`RetryPolicy`]'s numbers |
 //! | `error` | what can go wrong ([`Error`]) |
 //! | `retry` | the one retry driver, shared by the token exchange and the API client |
@@ -24,9 +24,10 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod sync;
+
 mod clock;
 mod region;
-mod sync;
 
 mod config;
 mod error;

@@ -37,7 +37,11 @@ const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 type FlightResult = Option<Result<Arc<AccessToken>, Error>>;
 
 enum Mode {
-    Exchange(TokenExchange),
+    /// Tokens from the client-credentials exchange, kept in the store under `key`.
+    Exchange {
+        exchange: TokenExchange,
+        key: StoreKey,
+    },
     /// A ready-made token: served as is, never refreshed.
     Fixed {
         token: Arc<AccessToken>,
@@ -58,7 +62,6 @@ struct Inner {
     settings: Arc<Settings>,
     http: LazyClient,
     store: Arc<dyn TokenStore>,
-    key: Option<StoreKey>,
     clock: Arc<dyn Clock>,
     flight: Mutex<Option<watch::Receiver<FlightResult>>>,
     failures: Mutex<Failures>,
@@ -164,22 +167,19 @@ impl ProviderBuilder {
             Some(h) => LazyClient::ready(h, settings.clone()),
             None => LazyClient::new(settings.clone()),
         };
-        let (mode, key) = match &settings.access_token {
-            Some(t) => (
-                Mode::Fixed {
-                    token: Arc::new(AccessToken::fixed(
-                        t.value.clone(),
-                        clock.now(),
-                        clock.wall(),
-                    )),
-                    source: t.source.to_string(),
-                },
-                None,
-            ),
+        let mode = match &settings.access_token {
+            Some(t) => Mode::Fixed {
+                token: Arc::new(AccessToken::fixed(
+                    t.value.clone(),
+                    clock.now(),
+                    clock.wall(),
+                )),
+                source: t.source.to_string(),
+            },
             None => {
-                let ex = TokenExchange::new(settings.clone(), http.clone(), clock.clone())?;
-                let key = StoreKey::new(&settings, ex.credentials());
-                (Mode::Exchange(ex), Some(key))
+                let exchange = TokenExchange::new(settings.clone(), http.clone(), clock.clone())?;
+                let key = StoreKey::new(&settings, exchange.credentials());
+                Mode::Exchange { exchange, key }
             }
         };
         Ok(TokenProvider {
@@ -189,7 +189,6 @@ impl ProviderBuilder {
                 settings,
                 http,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                key,
                 clock,
                 flight: Mutex::new(None),
                 failures: Mutex::new(Failures::default()),
@@ -306,7 +305,7 @@ impl TokenProvider {
         if let Some(c) = self.inner.current.set(None) {
             self.inner.reject(&c.token);
         }
-        match &self.inner.key {
+        match self.inner.key() {
             Some(key) => self.inner.store.remove(key).await,
             None => Ok(()),
         }
@@ -321,7 +320,7 @@ impl TokenProvider {
     /// that could not be sent leaves it held, still valid. A ready-made token is revoked too.
     pub async fn revoke(&self) -> Result<Revocation, Error> {
         let inner = &*self.inner;
-        let held: Option<SecretString> = match (self.cached(), &inner.key) {
+        let held: Option<SecretString> = match (self.cached(), inner.key()) {
             (Some(t), _) => Some(SecretString::from(t.secret().to_owned())),
             (None, Some(key)) => inner.store.load(key).await?.map(|s| s.access_token),
             (None, None) => None,
@@ -375,7 +374,7 @@ impl TokenProvider {
     pub fn cached(&self) -> Option<Arc<AccessToken>> {
         match &self.inner.mode {
             Mode::Fixed { token, .. } => Some(token.clone()),
-            Mode::Exchange(_) => self.inner.current.load().as_ref().map(|c| c.token.clone()),
+            Mode::Exchange { .. } => self.inner.current.load().as_ref().map(|c| c.token.clone()),
         }
     }
 
@@ -388,7 +387,7 @@ impl TokenProvider {
     pub fn fixed_source(&self) -> Option<&str> {
         match &self.inner.mode {
             Mode::Fixed { source, .. } => Some(source),
-            Mode::Exchange(_) => None,
+            Mode::Exchange { .. } => None,
         }
     }
 
@@ -410,6 +409,14 @@ impl TokenProvider {
 
 impl Inner {
     /// Remembers `t` as refused by a server, so that no store hands it back.
+    /// The store key of exchanged tokens; a ready-made token is never stored.
+    fn key(&self) -> Option<&StoreKey> {
+        match &self.mode {
+            Mode::Exchange { key, .. } => Some(key),
+            Mode::Fixed { .. } => None,
+        }
+    }
+
     fn reject(&self, t: &AccessToken) {
         *lock(&self.rejected) = Some(digest(t));
     }
@@ -483,17 +490,10 @@ impl Inner {
     }
 
     async fn refresh(self: &Arc<Self>) -> Result<Arc<AccessToken>, Error> {
-        let (Mode::Exchange(ex), Some(key)) = (&self.mode, &self.key) else {
+        let (ex, key) = match &self.mode {
+            Mode::Exchange { exchange, key } => (exchange, key),
             // `token()` serves a ready-made token before any refresh could start.
-            return match &self.mode {
-                Mode::Fixed { token, .. } => Ok(token.clone()),
-                Mode::Exchange(_) => Err(Error::Config(
-                    crate::config::ConfigError::MissingCredentials {
-                        missing: "client id or client secret".into(),
-                        looked_at: self.settings.looked_at.clone(),
-                    },
-                )),
-            };
+            Mode::Fixed { token, .. } => return Ok(token.clone()),
         };
         // A still-valid token to fall back on if the fetch fails: the one held, or the store's.
         let mut fallback: Option<Arc<AccessToken>> = self
