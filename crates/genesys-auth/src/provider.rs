@@ -63,6 +63,9 @@ struct Inner {
     http: LazyClient,
     store: Arc<dyn TokenStore>,
     clock: Arc<dyn Clock>,
+    /// Whether `clock` is the system clock, read directly on the cached path (a call through
+    /// the trait object costs more than the coarse clock read itself).
+    system_clock: bool,
     flight: Mutex<Option<watch::Receiver<FlightResult>>>,
     failures: Mutex<Failures>,
     rejected: Mutex<Option<[u8; 32]>>,
@@ -162,6 +165,7 @@ impl ProviderBuilder {
     /// access token is configured).
     pub fn build(self) -> Result<TokenProvider, Error> {
         let settings = Arc::new(self.settings);
+        let system_clock = self.clock.is_none();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let http = match self.http {
             Some(h) => LazyClient::ready(h, settings.clone()),
@@ -190,6 +194,7 @@ impl ProviderBuilder {
                 http,
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
                 clock,
+                system_clock,
                 flight: Mutex::new(None),
                 failures: Mutex::new(Failures::default()),
                 rejected: Mutex::new(None),
@@ -240,7 +245,11 @@ impl TokenProvider {
             return Ok(token.clone());
         }
         let inner = &*self.inner;
-        let now = inner.clock.now();
+        let now = if inner.system_clock {
+            SystemClock.now()
+        } else {
+            inner.clock.now()
+        };
         let generation = inner.current.generation();
         if let Some(t) = inner.current.fresh_copy(generation, now) {
             return Ok(t);

@@ -46,7 +46,7 @@ struct Cell {
     token: AtomicPtr<AccessToken>,
     /// The generation the copy was made at and when it becomes refresh-due: written and read
     /// by the owning thread only.
-    meta: UnsafeCell<(u64, Option<Instant>)>,
+    meta: UnsafeCell<(u64, Instant)>,
 }
 
 // SAFETY: `reading` and `token` are atomics; `meta` is touched only by the thread that owns the
@@ -58,7 +58,8 @@ impl Default for Cell {
         Self {
             reading: AtomicBool::new(false),
             token: AtomicPtr::new(std::ptr::null_mut()),
-            meta: UnsafeCell::new((0, None)),
+            // Never read before the first put: `token` is null until then.
+            meta: UnsafeCell::new((0, Instant::now())),
         }
     }
 }
@@ -67,7 +68,7 @@ impl Cell {
     /// Puts a copy in, dropping what was there (the owning thread only).
     fn put(&self, generation: u64, refresh_at: Instant, token: Arc<AccessToken>) {
         // SAFETY: only the owning thread, which is here, reads or writes `meta`.
-        unsafe { *self.meta.get() = (generation, Some(refresh_at)) };
+        unsafe { *self.meta.get() = (generation, refresh_at) };
         let old = self
             .token
             .swap(Arc::into_raw(token).cast_mut(), Ordering::AcqRel);
@@ -85,16 +86,15 @@ impl Cell {
         let p = self.token.load(Ordering::Acquire);
         // SAFETY: only the owning thread, which is here, reads or writes `meta`.
         let (made_at, refresh_at) = unsafe { *self.meta.get() };
-        let token = (!p.is_null() && made_at == generation && refresh_at.is_some_and(|r| now < r))
-            .then(|| {
-                // SAFETY: `p` is a live `Arc<AccessToken>` owned by the cell: a thread that takes
-                // it out waits for `reading` to be false before dropping it, and the barrier pair
-                // makes it see `reading` set if this load saw the pointer.
-                unsafe {
-                    Arc::increment_strong_count(p);
-                    Arc::from_raw(p)
-                }
-            });
+        let token = (!p.is_null() && made_at == generation && now < refresh_at).then(|| {
+            // SAFETY: `p` is a live `Arc<AccessToken>` owned by the cell: a thread that takes
+            // it out waits for `reading` to be false before dropping it, and the barrier pair
+            // makes it see `reading` set if this load saw the pointer.
+            unsafe {
+                Arc::increment_strong_count(p);
+                Arc::from_raw(p)
+            }
+        });
         self.reading.store(false, Ordering::Release);
         token
     }
