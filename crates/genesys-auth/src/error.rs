@@ -281,12 +281,26 @@ impl Error {
 
 /// A store failure. The provider logs these and carries on without the store: a store never
 /// stops a token from being fetched.
-#[derive(Clone, thiserror::Error)]
-#[error("token store: {message}")]
+#[derive(Clone)]
 pub struct StoreError {
     message: String,
-    #[source]
     source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "token store: {}", self.message)
+    }
+}
+
+impl std::error::Error for StoreError {
+    /// The cause itself (an I/O or Redis error), not the `Arc` it is shared in, so that callers
+    /// can downcast it.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl StoreError {

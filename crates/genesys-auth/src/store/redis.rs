@@ -178,9 +178,10 @@ impl RedisStore {
         until.checked_duration_since(Instant::now())
     }
 
-    fn fail(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+    /// Says what failed, and leaves Redis alone for a while.
+    fn failure(&self, what: &str, e: impl std::fmt::Display) -> String {
         *crate::sync::lock(&self.paused_until) = Some(Instant::now() + self.pause_after_failure);
-        StoreError::new(format!("redis {} {what}: {e}", self.shown_url))
+        format!("redis {} {what}: {e}", self.shown_url)
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
@@ -201,7 +202,7 @@ impl RedisStore {
             })
             .await
             .cloned()
-            .map_err(|e| self.fail("cannot be set up", e))
+            .map_err(|e| StoreError::with_source(self.failure("cannot be set up", &e), e))
     }
 
     /// Runs one Redis operation with the store's timeout, pausing the store on failure.
@@ -214,8 +215,10 @@ impl RedisStore {
                 *crate::sync::lock(&self.paused_until) = None;
                 Ok(v)
             }
-            Ok(Err(e)) => Err(self.fail(what, e)),
-            Err(_) => Err(self.fail(what, "timed out")),
+            // The redis error is kept as the cause (its text never holds the URL's password:
+            // that is only in the URL, which `bad_url` never shows).
+            Ok(Err(e)) => Err(StoreError::with_source(self.failure(what, &e), e)),
+            Err(_) => Err(StoreError::new(self.failure(what, "timed out"))),
         }
     }
 
@@ -514,6 +517,29 @@ mod tests {
     fn key() -> StoreKey {
         let s = Settings::for_base_url("http://127.0.0.1:1", "id", "secret").unwrap();
         StoreKey::new(&s, &s.credentials().unwrap())
+    }
+
+    /// A Redis that cannot be reached is a store error whose cause is redis' own error, down
+    /// to the refused connection.
+    #[tokio::test]
+    async fn a_failed_operation_chains_to_the_redis_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = RedisStore::new(&format!("redis://:pw-Rq8@127.0.0.1:{port}/0")).unwrap();
+        let e = store.load(&key()).await.unwrap_err();
+        let mut chain = Vec::new();
+        let mut saw_redis = false;
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(link) = next {
+            chain.push(link.to_string());
+            saw_redis |= link.downcast_ref::<redis::RedisError>().is_some();
+            next = link.source();
+        }
+        assert!(saw_redis, "{chain:?}");
+        assert!(chain.iter().all(|l| !l.contains("pw-Rq8")), "{chain:?}");
     }
 
     proptest! {
