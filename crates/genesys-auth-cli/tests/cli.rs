@@ -1786,6 +1786,12 @@ fn doctor_tells_every_failure_apart() {
             stdout(&out)
         );
     }
+    // Which sources were read, and the network settings in force.
+    assert!(
+        stdout(&out).contains("read: .env file") && stdout(&out).contains("no proxy"),
+        "{}",
+        stdout(&out)
+    );
     let verify = stdout(&out)
         .lines()
         .find(|l| l.contains("verify"))

@@ -134,6 +134,7 @@ pub async fn checks(global: &Global) -> Vec<Check> {
         }
     };
     out.push(settings_check(&settings));
+    out.extend(settings_details(&settings));
     for w in &settings.warnings {
         out.push(Check::warn("settings", "a warning", w.clone()));
     }
@@ -201,6 +202,43 @@ fn settings_check(s: &Settings) -> Check {
         );
     }
     Check::ok("settings", figure)
+}
+
+/// What was read to resolve the settings, and the network settings in force: the lines a
+/// support engineer asks for first.
+fn settings_details(s: &Settings) -> Vec<Check> {
+    let mut lines = Vec::new();
+    if !s.looked_at.is_empty() {
+        lines.push(Check::ok(
+            "settings",
+            format!("read: {}", s.looked_at.join("; ")),
+        ));
+    }
+    let scopes = match &s.scopes {
+        Some(sc) => format!("scopes {} (from {})", sc.value.join(" "), sc.source),
+        None => "scopes: the client's own".to_owned(),
+    };
+    let mut network = vec![scopes];
+    network.push(match (s.proxy_shown(), &s.proxy) {
+        (Some(shown), Some(p)) => format!("proxy {shown} (from {})", p.source),
+        _ => "no proxy".to_owned(),
+    });
+    if let Some(n) = &s.no_proxy {
+        network.push(format!("NO_PROXY {n}"));
+    }
+    network.push(match &s.ca_file {
+        Some(ca) => format!("extra CAs from {} (from {})", ca.value.display(), ca.source),
+        None => "the system's trust anchors".to_owned(),
+    });
+    if let Some((cert, _)) = &s.client_cert {
+        network.push(format!(
+            "client certificate {} (from {})",
+            cert.value.display(),
+            cert.source
+        ));
+    }
+    lines.push(Check::ok("settings", network.join("; ")));
+    lines
 }
 
 fn region_check(r: &Region) -> Check {
