@@ -619,7 +619,6 @@ fn help_texts() {
 #[test]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 fn store_redis_shares_one_token_between_processes() {
-    // The build found redis-server (this test is not ignored): it must start.
     let server = genesys_emulator::RedisServer::start().expect("redis-server starts");
     let e = env();
     let store = server.url();
@@ -1285,49 +1284,90 @@ fn the_api_rate_limit_and_early_expiry_through_the_cli() {
     );
 }
 
+/// `genesys-auth emulator ARGS` as a process of its own, with the export lines it printed, in
+/// order; killed when dropped.
+struct EmulatorProcess {
+    child: std::process::Child,
+    exports: Vec<(String, String)>,
+}
+
+impl EmulatorProcess {
+    /// Starts it and reads its first `n` export lines.
+    fn start(args: &[&str], n: usize) -> Self {
+        use std::io::{BufRead as _, BufReader};
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .arg("emulator")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut exports = Vec::new();
+        while exports.len() < n {
+            let line = lines.next().unwrap().unwrap();
+            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                exports.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        Self { child, exports }
+    }
+
+    fn export(&self, name: &str) -> &str {
+        self.exports
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no export of {name}: {:?}", self.exports))
+    }
+
+    /// The binary with exactly the export lines as its environment, `env` overriding them.
+    fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .env_clear()
+            .envs(self.exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `token --json` as the client `id`.
+    fn token_as(&self, id: &str, secret: &str) -> Output {
+        self.run(
+            &[("GENESYS_CLIENT_ID", id), ("GENESYS_CLIENT_SECRET", secret)],
+            &["--no-cache", "token", "--json"],
+        )
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn the_emulator_command_registers_clients_with_options_and_prints_their_exports() {
-    use std::io::{BufRead as _, BufReader};
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-        .args([
-            "emulator",
+    let emu = EmulatorProcess::start(
+        &[
             "--client",
             "cli-bot:cli-pw:ttl=600:scopes=users:readonly,organization:readonly",
             "--client",
             "off:pw2:grant=none",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut exports = std::collections::HashMap::new();
-    for _ in 0..4 {
-        let line = lines.next().unwrap().unwrap();
-        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            exports.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    assert_eq!(exports["GENESYS_CLIENT_ID"], "cli-bot");
-    assert_eq!(exports["GENESYS_CLIENT_SECRET"], "cli-pw");
-    let run = |id: &str, secret: &str| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-            .env_clear()
-            .env("GENESYS_REGION", &exports["GENESYS_REGION"])
-            .env("GENESYS_CLIENT_ID", id)
-            .env("GENESYS_CLIENT_SECRET", secret)
-            .args(["--no-cache", "token", "--json"])
-            .output()
-            .unwrap()
-    };
-    let ok = run("cli-bot", "cli-pw");
+        ],
+        3,
+    );
+    assert_eq!(emu.export("GENESYS_CLIENT_ID"), "cli-bot");
+    assert_eq!(emu.export("GENESYS_CLIENT_SECRET"), "cli-pw");
+    let ok = emu.token_as("cli-bot", "cli-pw");
     let json: Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(json["scope"], "users:readonly organization:readonly");
     assert!(json["expires_in"].as_u64().unwrap() <= 600);
-    let refused = run("off", "pw2");
+    let refused = emu.token_as("off", "pw2");
     assert_eq!(refused.status.code(), Some(4));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(emu);
     // A malformed client is a usage error that does not repeat the secret.
     let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
         .args(["emulator", "--client", "bot:SECRET-IN-SPEC:colour=red"])
@@ -1345,7 +1385,6 @@ fn the_emulator_command_registers_clients_with_options_and_prints_their_exports(
 /// options (ttl, scopes, an IP allowlist) applied.
 #[test]
 fn the_emulator_reads_clients_from_a_toml_file_and_prints_the_first() {
-    use std::io::{BufRead as _, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("emulator.toml");
     std::fs::write(
@@ -1353,43 +1392,18 @@ fn the_emulator_reads_clients_from_a_toml_file_and_prints_the_first() {
         "api_rate_limit = 300\n\n[[clients]]\nid = \"a-toml-bot\"\nsecret = \"toml-pw-1\"\nttl = 600\nscopes = [\"users:readonly\"]\n\n[[clients]]\nid = \"b-far\"\nsecret = \"toml-pw-2\"\nips = [\"10.0.0.0/8\"]\n",
     )
     .unwrap();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-        .args(["emulator", "--config", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut exports = std::collections::HashMap::new();
-    for _ in 0..4 {
-        let line = lines.next().unwrap().unwrap();
-        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            exports.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    let run = |id: &str, secret: &str| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-            .env_clear()
-            .env("GENESYS_REGION", &exports["GENESYS_REGION"])
-            .env("GENESYS_CLIENT_ID", id)
-            .env("GENESYS_CLIENT_SECRET", secret)
-            .args(["--no-cache", "token", "--json"])
-            .output()
-            .unwrap()
-    };
-    let first = run(
-        &exports["GENESYS_CLIENT_ID"],
-        &exports["GENESYS_CLIENT_SECRET"],
+    let emu = EmulatorProcess::start(&["--config", file.to_str().unwrap()], 3);
+    assert_eq!(emu.export("GENESYS_CLIENT_ID"), "a-toml-bot");
+    let first = emu.token_as(
+        emu.export("GENESYS_CLIENT_ID"),
+        emu.export("GENESYS_CLIENT_SECRET"),
     );
-    // 127.0.0.1 is outside the second client's allowlist.
-    let far = run("b-far", "toml-pw-2");
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(exports["GENESYS_CLIENT_ID"], "a-toml-bot");
     assert_eq!(first.status.code(), Some(0));
     let json: Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(json["scope"], "users:readonly");
     assert!(json["expires_in"].as_u64().unwrap() <= 600);
+    // 127.0.0.1 is outside the second client's allowlist.
+    let far = emu.token_as("b-far", "toml-pw-2");
     assert_eq!(
         far.status.code(),
         Some(5),
@@ -1402,10 +1416,8 @@ fn the_emulator_reads_clients_from_a_toml_file_and_prints_the_first() {
 /// gateway's login and API URLs, the CA file it wrote, the client) are all a client needs.
 #[test]
 fn the_emulator_serves_tls_behind_gateway_prefixes_from_its_export_lines() {
-    use std::io::{BufRead as _, BufReader};
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-        .args([
-            "emulator",
+    let emu = EmulatorProcess::start(
+        &[
             "--tls",
             "--path-prefix-login",
             "/gw-login",
@@ -1413,32 +1425,10 @@ fn the_emulator_serves_tls_behind_gateway_prefixes_from_its_export_lines() {
             "/gw-api",
             "--client",
             "gw-bot:gw-pw-Hq5",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut exports = Vec::new();
-    while exports.len() < 5 {
-        let line = lines.next().unwrap().unwrap();
-        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            exports.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    let names: Vec<&str> = exports.iter().map(|(k, _)| k.as_str()).collect();
-    let run = |args: &[&str]| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-            .env_clear()
-            .envs(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let token = run(&["--no-cache", "token"]);
-    let api = run(&["--no-cache", "api", "organizations/me"]);
-    let _ = child.kill();
-    let _ = child.wait();
+        ],
+        5,
+    );
+    let names: Vec<&str> = emu.exports.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -1449,19 +1439,22 @@ fn the_emulator_serves_tls_behind_gateway_prefixes_from_its_export_lines() {
             "GENESYS_CLIENT_SECRET"
         ]
     );
-    assert!(exports[0].1.starts_with("https://127.0.0.1:") && exports[0].1.ends_with("/gw-login"));
-    assert!(exports[1].1.ends_with("/gw-api"));
+    let login = emu.export("GENESYS_LOGIN_URL");
+    assert!(login.starts_with("https://127.0.0.1:") && login.ends_with("/gw-login"));
+    assert!(emu.export("GENESYS_API_URL").ends_with("/gw-api"));
     assert!(
-        std::fs::read_to_string(&exports[2].1)
+        std::fs::read_to_string(emu.export("GENESYS_CA_FILE"))
             .unwrap()
             .contains("BEGIN CERTIFICATE")
     );
+    let token = emu.run(&[], &["--no-cache", "token"]);
     assert_eq!(
         token.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&token.stderr)
     );
+    let api = emu.run(&[], &["--no-cache", "api", "organizations/me"]);
     assert_eq!(
         api.status.code(),
         Some(0),

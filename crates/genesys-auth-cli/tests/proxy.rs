@@ -589,7 +589,6 @@ fn a_rediss_store_under_a_private_ca_uses_the_ca_file() {
         "--tls-auth-clients",
         "no",
     ];
-    // The build found redis-server (this test is not ignored): it must start.
     let _redis =
         genesys_emulator::RedisServer::start_with(port, &tls).expect("redis-server starts");
     let emu = rt()

@@ -751,13 +751,7 @@ mod tests {
                     .start(),
             )
             .unwrap();
-        let settings = Settings::loader()
-            .isolated()
-            .region(emu.base_url())
-            .client_id(ID)
-            .client_secret(SECRET)
-            .load()
-            .unwrap();
+        let settings = Settings::for_base_url(&emu.base_url(), ID, SECRET).unwrap();
         let provider = TokenProvider::new(settings).unwrap();
         let secret = rt.block_on(provider.token()).unwrap().secret().to_owned();
         let (made, park) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
@@ -794,13 +788,7 @@ mod tests {
                     .start(),
             )
             .unwrap();
-        let settings = Settings::loader()
-            .isolated()
-            .region(emu.base_url())
-            .client_id(ID)
-            .client_secret(SECRET)
-            .load()
-            .unwrap();
+        let settings = Settings::for_base_url(&emu.base_url(), ID, SECRET).unwrap();
         let provider = TokenProvider::new(settings).unwrap();
         // The forgotten tokens, and how many forgets have completed (each pushed before counted).
         let forgotten = Arc::new(Mutex::new(Vec::<String>::new()));

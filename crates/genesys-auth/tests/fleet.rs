@@ -149,7 +149,6 @@ async fn collect(children: Vec<Child>) -> (std::collections::BTreeSet<String>, V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let members: Vec<_> = (0..8)
@@ -164,7 +163,6 @@ async fn eight_processes_of_100_tasks_on_a_cold_fleet_make_one_token_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let ttl = Duration::from_millis(1500);
@@ -203,7 +201,6 @@ async fn a_lock_holder_killed_mid_fetch_is_outlived_within_the_lock_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
-    // The build found redis-server (this test is not ignored): it must start.
     let mut redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let (manual, clock) = clock();
@@ -237,7 +234,6 @@ async fn redis_stopping_mid_run_never_reaches_a_caller_and_sharing_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
@@ -258,7 +254,6 @@ async fn redis_holds_neither_the_token_nor_the_client_id_in_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn garbage_in_redis_is_ignored_and_replaced() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     let p = redis_provider(settings(&emu), &redis.url(), Duration::from_secs(10));
@@ -336,7 +331,6 @@ async fn redis_absent_silent_or_tls_unreachable_from_the_start_still_gives_token
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn auth_through_the_url() {
     let port = free_port();
-    // The build found redis-server (this test is not ignored): it must start.
     let _redis =
         RedisServer::start_with(port, &["--requirepass", "pw-Zk81"]).expect("redis-server starts");
     let emu = emulator().await;
@@ -451,7 +445,6 @@ async fn tls_with_a_private_ca() {
         "--tls-auth-clients",
         "no",
     ];
-    // The build found redis-server (this test is not ignored): it must start.
     let _redis = RedisServer::start_with(port, &tls).expect("redis-server starts");
     let emu = emulator().await;
     let ca = std::fs::read(d("ca.crt")).unwrap();
@@ -491,7 +484,6 @@ async fn tls_with_a_private_ca() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_member() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     emu.inject(Target::Token, Fault::status(503), 1000);
@@ -524,7 +516,6 @@ async fn a_fleet_facing_a_storm_makes_no_more_requests_than_one_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn a_holder_backing_off_longer_than_the_lock_ttl_keeps_the_lock() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator().await;
     emu.inject(Target::Token, Fault::status(400), 2);
@@ -549,7 +540,6 @@ async fn a_holder_backing_off_longer_than_the_lock_ttl_keeps_the_lock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
 async fn tokens_that_live_five_seconds_or_less_are_still_published() {
-    // The build found redis-server (this test is not ignored): it must start.
     let redis = RedisServer::start().expect("redis-server starts");
     let emu = emulator_with(|b| {
         b.client(

@@ -13,7 +13,9 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts one on a free port. `None` when `redis-server` is not installed — except under
-    /// `CI=true`, where that panics, so that a CI run cannot skip the fleet tests unseen.
+    /// `CI=true`, where that panics, so that a CI run cannot skip the fleet tests unseen. Tests
+    /// that the build enabled (`cfg(redis_server)`) `expect` it: a `None` there would pass
+    /// unseen.
     pub fn start() -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
