@@ -2006,3 +2006,32 @@ impl StderrOnly for Output {
         self
     }
 }
+
+// The configuration's trust rules, end to end: each test searches every output for the secret
+// (through `Env::run`) besides what it checks itself.
+
+/// A `.env` is read literally: `${GENESYS_CLIENT_SECRET}` stays text, so that a cloned
+/// repository's `.env` cannot copy the secret into a setting that is printed or sent as a scope.
+#[test]
+fn a_dotenv_cannot_copy_the_secret_into_a_printed_setting() {
+    let e = env();
+    std::fs::write(
+        e.path("work/.env"),
+        "GENESYS_SCOPES=${GENESYS_CLIENT_SECRET}\n",
+    )
+    .unwrap();
+    for args in [
+        &["config"][..],
+        &["config", "--json"],
+        &["doctor", "--json"],
+        // The scope the server granted is printed: never the secret.
+        &["--no-cache", "token", "--json"],
+    ] {
+        let out = e.run_args(args);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!all.contains(SECRET), "{args:?}: {all}");
+        if args[0] == "config" {
+            assert!(all.contains("${GENESYS_CLIENT_SECRET}"), "{args:?}: {all}");
+        }
+    }
+}

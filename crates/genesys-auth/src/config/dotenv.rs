@@ -1,10 +1,16 @@
 //! The `.env` source: a file of `NAME=value` lines, read into a map and never into the process
 //! environment.
 //!
-//! Parsing is dotenvy's. Its errors quote the offending "line", and for an unclosed quote that
-//! line runs to the end of the file, so every secret written after it would be printed. This
-//! reader therefore never shows dotenvy's message: it turns the error into a position (line and
-//! column) and a kind, and names no value.
+//! Values are taken literally: `${VAR}` and `$VAR` are text, never replaced by a variable of the
+//! environment. A `.env` comes with whatever repository holds it; expanding it would let such a
+//! file copy the client secret into a setting that is printed or sent elsewhere (a scope, say).
+//! That is why this is a parser of its own and not dotenvy's, which expands.
+//!
+//! The syntax is the common one: `NAME=value`, an optional `export ` before the name, `#`
+//! comments on their own line or after a value (after a space), values in single quotes (taken
+//! as they are, across lines too) or double quotes (`\n`, `\t`, `\r`, `\\`, `\"`, `\'` and `\$`
+//! read as escapes; any other backslash is kept). Errors name a position (line and column) and a
+//! kind, never a value: a file's text may hold a secret.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -61,85 +67,175 @@ pub(crate) fn read(path: &Path) -> Result<Option<HashMap<String, String>>, Confi
     })
 }
 
-/// Parses the text of a `.env` file. A UTF-8 byte-order mark at the start is skipped (editors on
-/// Windows write one).
+/// Parses the text of a `.env` file, literally. A UTF-8 byte-order mark at the start is skipped
+/// (editors on Windows write one).
 pub(crate) fn parse(text: &str) -> Result<HashMap<String, String>, DotenvSyntax> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut p = Parser { text, at: 0 };
     let mut vars = HashMap::new();
-    // Where the next item can start: the search for an item's text resumes there, so that a
-    // repeated line is located at its own place, not at its first twin.
-    let mut cursor = 0;
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok((k, v)) => {
-                vars.insert(k, v);
-            }
-            Err(dotenvy::Error::LineParse(line, index)) => {
-                return Err(locate(text, cursor, &line, index));
-            }
-            Err(_) => {
-                // Substitution and I/O errors from an in-memory reader: no position to give.
-                return Err(DotenvSyntax {
-                    line: 1,
-                    column: 1,
-                    kind: "a value that cannot be read",
-                });
-            }
-        }
-        cursor = next_cursor(text, cursor);
+    while let Some((name, value)) = p.item()? {
+        vars.insert(name, value);
     }
     Ok(vars)
 }
 
-/// dotenvy does not say where an item was; move past the next non-empty, non-comment line.
-fn next_cursor(text: &str, from: usize) -> usize {
-    let mut pos = from;
-    for line in text[from.min(text.len())..].split_inclusive('\n') {
-        pos += line.len();
-        let t = line.trim();
-        if !t.is_empty() && !t.starts_with('#') {
-            break;
+/// A cursor over the text; `at` is a byte offset, always on a character boundary.
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<char> {
+        self.text[self.at..].chars().next()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.at += c.len_utf8();
+        Some(c)
+    }
+
+    fn fault(&self, at: usize, kind: &'static str) -> DotenvSyntax {
+        let (line, column) = position(self.text, at);
+        DotenvSyntax { line, column, kind }
+    }
+
+    fn skip_blanks(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t')) {
+            self.at += 1;
         }
     }
-    pos
-}
 
-/// Turns dotenvy's (item text, index) into a line and column of the file, and a kind.
-fn locate(text: &str, cursor: usize, item: &str, index: usize) -> DotenvSyntax {
-    let start = text[cursor.min(text.len())..]
-        .find(item)
-        .map(|o| cursor + o)
-        .or_else(|| text.find(item));
-    let first_line = item.lines().next().unwrap_or("");
-    let unclosed = index >= item.trim_end().len() && has_open_quote(item);
-    let kind = if unclosed {
-        "a quote is opened and never closed"
-    } else if index >= item.trim_end().len() {
-        "the line ends too early"
-    } else if !first_line.contains('=') {
-        "no `=` between a name and a value"
-    } else {
-        "a character that is not allowed here"
-    };
-    let Some(start) = start else {
-        return DotenvSyntax {
-            line: 1,
-            column: 1,
-            kind,
+    fn skip_line(&mut self) {
+        match self.text[self.at..].find('\n') {
+            Some(n) => self.at += n + 1,
+            None => self.at = self.text.len(),
+        }
+    }
+
+    /// The next `NAME=value`, skipping blank lines and comments; `None` at the end.
+    fn item(&mut self) -> Result<Option<(String, String)>, DotenvSyntax> {
+        loop {
+            while self.peek().is_some_and(char::is_whitespace) {
+                self.bump();
+            }
+            match self.peek() {
+                None => return Ok(None),
+                Some('#') => self.skip_line(),
+                Some(_) => break,
+            }
+        }
+        let rest = &self.text[self.at..];
+        if let Some(after) = rest.strip_prefix("export")
+            && after.starts_with([' ', '\t'])
+        {
+            self.at += "export".len();
+            self.skip_blanks();
+        }
+        let name_start = self.at;
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            self.at += 1;
+        }
+        let name = self.text[name_start..self.at].to_owned();
+        self.skip_blanks();
+        if self.peek() != Some('=') {
+            let line_end = self.text[self.at..]
+                .find('\n')
+                .map_or(self.text.len(), |n| self.at + n);
+            let kind = if self.text[self.at..line_end].contains('=') {
+                "a character that is not allowed in a name (letters, digits, `_` and `.`)"
+            } else {
+                "no `=` between a name and a value"
+            };
+            return Err(self.fault(self.at, kind));
+        }
+        if name.is_empty() {
+            return Err(self.fault(name_start, "a name is missing before `=`"));
+        }
+        self.at += 1;
+        self.skip_blanks();
+        let value = match self.peek() {
+            Some('\'') => self.single_quoted()?,
+            Some('"') => self.double_quoted()?,
+            _ => return Ok(Some((name, self.unquoted()))),
         };
-    };
-    let fault = if unclosed {
-        // Point at the opening quote, on the line where the item starts.
-        first_line.find(['"', '\'']).map_or(start, |q| start + q)
-    } else {
-        (start + index).min(text.len())
-    };
-    let (line, column) = position(text, fault);
-    DotenvSyntax { line, column, kind }
-}
+        // After a closing quote: blanks, then a comment or the end of the line.
+        self.skip_blanks();
+        match self.peek() {
+            None | Some('\n') => {}
+            Some('\r') if self.text[self.at..].starts_with("\r\n") => {}
+            Some('#') => self.skip_line(),
+            Some(_) => {
+                return Err(self.fault(
+                    self.at,
+                    "text after the closing quote (quote the whole value)",
+                ));
+            }
+        }
+        Ok(Some((name, value)))
+    }
 
-fn has_open_quote(item: &str) -> bool {
-    item.contains('"') || item.contains('\'')
+    /// `'...'`: everything up to the next single quote, as it is.
+    fn single_quoted(&mut self) -> Result<String, DotenvSyntax> {
+        let open = self.at;
+        self.at += 1;
+        match self.text[self.at..].find('\'') {
+            Some(n) => {
+                let value = self.text[self.at..self.at + n].to_owned();
+                self.at += n + 1;
+                Ok(value)
+            }
+            None => Err(self.fault(open, "a quote is opened and never closed")),
+        }
+    }
+
+    /// `"..."`: up to the next unescaped double quote, with the escapes above read.
+    fn double_quoted(&mut self) -> Result<String, DotenvSyntax> {
+        let open = self.at;
+        self.at += 1;
+        let mut value = String::new();
+        loop {
+            match self.bump() {
+                None => return Err(self.fault(open, "a quote is opened and never closed")),
+                Some('"') => return Ok(value),
+                Some('\\') => match self.bump() {
+                    None => return Err(self.fault(open, "a quote is opened and never closed")),
+                    Some('n') => value.push('\n'),
+                    Some('t') => value.push('\t'),
+                    Some('r') => value.push('\r'),
+                    Some(c @ ('\\' | '"' | '\'' | '$')) => value.push(c),
+                    Some(c) => {
+                        value.push('\\');
+                        value.push(c);
+                    }
+                },
+                Some(c) => value.push(c),
+            }
+        }
+    }
+
+    /// An unquoted value: the rest of the line, trimmed, up to a ` #` comment.
+    fn unquoted(&mut self) -> String {
+        let line_end = self.text[self.at..]
+            .find('\n')
+            .map_or(self.text.len(), |n| self.at + n);
+        let line = &self.text[self.at..line_end];
+        let mut end = line.len();
+        let mut prev_blank = true;
+        for (i, c) in line.char_indices() {
+            if c == '#' && prev_blank {
+                end = i;
+                break;
+            }
+            prev_blank = c == ' ' || c == '\t';
+        }
+        self.at = line_end;
+        line[..end].trim().to_owned()
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -187,8 +283,58 @@ mod tests {
         assert_eq!(e.line, 4, "{e:?}");
     }
 
+    /// Nothing is expanded: a `.env` cannot copy a variable of the environment (the client
+    /// secret) into a value of its own.
+    #[test]
+    fn values_are_taken_literally_never_expanded() {
+        let text =
+            "GENESYS_SCOPES=${GENESYS_CLIENT_SECRET}\nA=\"$HOME and ${B:-x}\"\nB='$C'\nC=\\$D\n";
+        let vars = parse(text).unwrap();
+        assert_eq!(vars["GENESYS_SCOPES"], "${GENESYS_CLIENT_SECRET}");
+        assert_eq!(vars["A"], "$HOME and ${B:-x}");
+        assert_eq!(vars["B"], "$C");
+        assert_eq!(vars["C"], "\\$D");
+    }
+
+    #[test]
+    fn the_common_syntax_is_read() {
+        let text = "# comment\nexport A = 1 # note\nB=\"x\\ny\\\"z\" # note\r\nC='multi\nline'\nD=a#b\nE=\nF=' spaced '\n";
+        let vars = parse(text).unwrap();
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "x\ny\"z");
+        assert_eq!(vars["C"], "multi\nline");
+        assert_eq!(vars["D"], "a#b");
+        assert_eq!(vars["E"], "");
+        assert_eq!(vars["F"], " spaced ");
+        let e = parse("A=\"x\"y\n").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 6), "{e:?}");
+        let e = parse("A=1\n=2\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1), "{e:?}");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any value written in single quotes, in double quotes with `\\` and `\"` escaped, or
+        /// bare, reads back as written: `$` included.
+        #[test]
+        fn values_read_back_as_written(
+            name in "[A-Za-z_][A-Za-z0-9_.]{0,12}",
+            value in "[ -~]{0,30}",
+        ) {
+            let double = value.replace('\\', "\\\\").replace('"', "\\\"");
+            let vars = parse(&format!("{name}=\"{double}\"\n")).unwrap();
+            prop_assert_eq!(&vars[&name], &value);
+            if !value.contains('\'') {
+                let vars = parse(&format!("export {name}='{value}'\n")).unwrap();
+                prop_assert_eq!(&vars[&name], &value);
+            }
+            let bare = value.trim();
+            if !bare.starts_with(['\'', '"']) && !bare.contains('#') {
+                let vars = parse(&format!("{name}={value}\n")).unwrap();
+                prop_assert_eq!(vars[&name].as_str(), bare);
+            }
+        }
 
         /// No input panics, and an error shows nothing of the file: a secret written anywhere
         /// after the first line never appears in it.
