@@ -98,7 +98,7 @@ pub fn settings_quiet(global: &Global) -> Result<Settings, CliError> {
     }
     if let Some(p) = &global.proxy {
         // Argv is readable by every user of the machine (ps, /proc): no password in it.
-        if url::Url::parse(p).is_ok_and(|u| u.password().is_some()) {
+        if genesys_auth::proxy_holds_password(p) {
             return Err(CliError::new(
                 Exit::Usage,
                 "--proxy holds a password, which every user of this machine can read in the process list; give --proxy http://USER@HOST:PORT and the password in GENESYS_PROXY_PASSWORD (or in HTTPS_PROXY, or the profile's proxy key)",

@@ -2035,3 +2035,48 @@ fn a_dotenv_cannot_copy_the_secret_into_a_printed_setting() {
         }
     }
 }
+
+/// A proxy or region holding a password in a form without a scheme (`user:pass@host:3128`, which
+/// curl takes as a proxy) never shows the password, and `--proxy` refuses it in every form.
+#[test]
+fn scheme_less_credentials_never_show_and_never_pass_the_argv_check() {
+    let e = env();
+    let pw = "proxy-pw-Vt8";
+    let value = format!("user:{pw}@proxy.corp:3128");
+    let runs = [
+        e.run(e.cmd().env("HTTPS_PROXY", &value).arg("config")),
+        e.run(
+            e.cmd()
+                .env("HTTPS_PROXY", &value)
+                .args(["config", "--json"]),
+        ),
+        e.run(
+            e.cmd()
+                .env("HTTPS_PROXY", &value)
+                .args(["doctor", "--json"]),
+        ),
+        e.run(
+            e.cmd()
+                .env("HTTPS_PROXY", &value)
+                .args(["--no-cache", "token"]),
+        ),
+        e.run_args(&["--proxy", &value, "config"]),
+        e.run(e.cmd().env("GENESYS_REGION", &value).arg("config")),
+        e.run(
+            e.cmd()
+                .env("GENESYS_REGION", &value)
+                .args(["doctor", "--json"]),
+        ),
+    ];
+    for (i, out) in runs.iter().enumerate() {
+        let all = format!("{}{}", stdout(out), stderr(out));
+        assert!(!all.contains(pw), "run {i}: {all}");
+    }
+    assert_eq!(code(&runs[0]), 0, "{}", stderr(&runs[0]));
+    assert!(stdout(&runs[0]).contains("http://***@proxy.corp:3128"));
+    assert_eq!(code(&runs[3]), 0, "{}", stderr(&runs[3]));
+    e.remember(stdout(&runs[3]).trim());
+    assert_eq!(code(&runs[4]), 2, "{}", stderr(&runs[4]));
+    assert!(stderr(&runs[4]).contains("GENESYS_PROXY_PASSWORD"));
+    assert_eq!(code(&runs[5]), 3, "{}", stderr(&runs[5]));
+}

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `sync` | locking that survives a panic elsewhere; the barrier pair of the token copies |
 //! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
+//! | `redact` | the one way a URL-like value that may hold credentials is shown |
 //! | `region` | the regions and their hosts ([`Region`]) |
 //! | `config` | [`Settings`] and where each value came from; [`RetryPolicy`]'s numbers |
 //! | `error` | what can go wrong ([`Error`]) |
@@ -27,6 +28,7 @@
 mod sync;
 
 mod clock;
+mod redact;
 mod region;
 
 mod config;
@@ -48,7 +50,8 @@ pub use api::{ApiClient, ApiRequest, ApiResponse, Page, RateLimit};
 pub use clock::ManualClock;
 pub use clock::{Clock, Sleep, SystemClock};
 pub use config::{
-    ConfigError, Credentials, RetryPolicy, Settings, SettingsLoader, Source, Sourced, SourcedSecret,
+    ConfigError, Credentials, RetryPolicy, Settings, SettingsLoader, Source, Sourced,
+    SourcedSecret, proxy_holds_password,
 };
 pub use error::Error;
 pub use grant::AccessToken;

@@ -217,12 +217,12 @@ impl Region {
         }
         if let Some((_, reason)) = NO_REGION.iter().find(|(code, _)| *code == lower) {
             return Err(RegionError::NoSuchRegion {
-                input: trimmed.to_owned(),
+                input: crate::redact::url_like(trimmed),
                 reason,
             });
         }
         Err(RegionError::Unknown {
-            input: trimmed.to_owned(),
+            input: crate::redact::url_like(trimmed),
             suggestion: suggest(&lower),
         })
     }
@@ -233,7 +233,7 @@ impl Region {
         let one = |s: &str| -> Result<Url, RegionError> {
             if !s.contains("://") {
                 return Err(RegionError::BadUrl {
-                    input: redact_userinfo(s),
+                    input: crate::redact::url_like(s),
                     reason: "a gateway URL needs its scheme, e.g. https://gw.example.com/login"
                         .into(),
                 });
@@ -365,7 +365,7 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
 
 fn parse_url(input: &str) -> Result<Region, RegionError> {
     let bad = |reason: &str| RegionError::BadUrl {
-        input: redact_userinfo(input),
+        input: crate::redact::url_like(input),
         reason: reason.to_owned(),
     };
     let url = Url::parse(input).map_err(|e| bad(&e.to_string()))?;
@@ -397,20 +397,6 @@ fn parse_url(input: &str) -> Result<Region, RegionError> {
         other => return Err(bad(&format!("scheme `{other}` is not http or https"))),
     }
     Ok(Region::Custom(url))
-}
-
-/// The text with anything between `://` and an `@` of the authority replaced by `***`, so that a
-/// URL holding a password can be named in a message.
-pub(crate) fn redact_userinfo(input: &str) -> String {
-    let Some(scheme_end) = input.find("://") else {
-        return input.to_owned();
-    };
-    let rest = &input[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &input[..scheme_end + 3], &rest[at + 1..]),
-        None => input.to_owned(),
-    }
 }
 
 /// For a custom host that is not Genesys' but looks like it: a host that carries a Genesys

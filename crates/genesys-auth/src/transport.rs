@@ -139,7 +139,10 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
             })
         })?;
         // GENESYS_PROXY_PASSWORD keeps the password out of URLs and process listings.
-        if let Some(pw) = &settings.proxy_password {
+        // Only beside a user: a password alone would go to the proxy for no account.
+        if let Some(pw) = &settings.proxy_password
+            && crate::config::takes_password(&proxy_url)
+        {
             use secrecy::ExposeSecret as _;
             let _ = proxy_url.set_password(Some(pw.expose_secret()));
         }

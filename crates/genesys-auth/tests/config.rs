@@ -733,3 +733,56 @@ fn a_misspelt_top_level_table_is_warned_about() {
         s.warnings
     );
 }
+
+/// `HTTPS_PROXY=user:pass@host:3128` (no scheme) is an http proxy, as curl reads it; its
+/// password shows nowhere, and neither does one typed into a region.
+#[test]
+fn credentials_in_scheme_less_values_never_show() {
+    let sb = Sandbox::new();
+    let r = sb
+        .loader(&[("HTTPS_PROXY", "user:PROXY-PW-5@proxy.corp:3128")])
+        .load();
+    assert!(!all_text(&r).contains("PROXY-PW-5"), "{}", all_text(&r));
+    let s = r.unwrap();
+    assert_eq!(
+        s.proxy.as_ref().unwrap().value,
+        "http://user:PROXY-PW-5@proxy.corp:3128"
+    );
+    assert_eq!(s.proxy_shown().unwrap(), "http://***@proxy.corp:3128");
+    assert!(genesys_auth::proxy_holds_password(
+        "user:PROXY-PW-5@proxy.corp:3128"
+    ));
+    for region in ["user:REGION-PW-5@host", "REGION-PW-5@eu-west-1"] {
+        let r = sb.loader(&[("GENESYS_REGION", region)]).load();
+        assert!(r.is_err(), "{region}");
+        assert!(!all_text(&r).contains("REGION-PW-5"), "{}", all_text(&r));
+    }
+}
+
+/// `GENESYS_PROXY_PASSWORD` joins the proxy's user; with no user (or no proxy) it is not sent.
+#[test]
+fn the_proxy_password_goes_only_with_a_proxy_user() {
+    let sb = Sandbox::new();
+    let s = sb
+        .loader(&[
+            ("HTTPS_PROXY", "http://proxy.corp:3128"),
+            ("GENESYS_PROXY_PASSWORD", "PW-NO-USER"),
+        ])
+        .load()
+        .unwrap();
+    assert!(s.proxy_password.is_none());
+    assert!(
+        s.warnings.iter().any(|w| w.contains("names no user")),
+        "{:?}",
+        s.warnings
+    );
+    let s = sb
+        .loader(&[
+            ("HTTPS_PROXY", "http://me@proxy.corp:3128"),
+            ("GENESYS_PROXY_PASSWORD", "PW-WITH-USER"),
+        ])
+        .load()
+        .unwrap();
+    assert!(s.proxy_password.is_some() && s.warnings.is_empty());
+    assert!(!format!("{s:?}").contains("PW-WITH-USER"));
+}

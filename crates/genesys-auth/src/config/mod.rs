@@ -21,11 +21,14 @@ use crate::region::{Region, RegionError};
 
 mod dotenv;
 mod profile;
+mod proxy;
 mod retry_policy;
 mod secret_command;
 mod sources;
 
 use profile::ProfileKind;
+pub use proxy::proxy_holds_password;
+pub(crate) use proxy::takes_password;
 pub use retry_policy::RetryPolicy;
 use sources::{ID_VARS, Layers, Partial, SECRET_VARS, Vars};
 
@@ -184,7 +187,7 @@ impl fmt::Debug for ConfigError {
 /// # Ok(()) }
 /// # f().unwrap();
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Settings {
     /// The OAuth client id.
@@ -223,6 +226,29 @@ pub struct Settings {
     pub warnings: Vec<String>,
     /// Every file looked at (`.env`, profile files), for messages.
     pub looked_at: Vec<String>,
+}
+
+// By hand: the proxy URL may hold a password, shown here only redacted.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("region", &self.region)
+            .field("scopes", &self.scopes)
+            .field("access_token", &self.access_token)
+            .field("profile", &self.profile)
+            .field("proxy", &self.proxy_shown())
+            .field("no_proxy", &self.no_proxy)
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field(
+                "proxy_password",
+                &self.proxy_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field("warnings", &self.warnings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Client credentials, checked to be present.
@@ -301,7 +327,7 @@ impl Settings {
     pub fn proxy_shown(&self) -> Option<String> {
         self.proxy
             .as_ref()
-            .map(|p| crate::region::redact_userinfo(&p.value))
+            .map(|p| crate::redact::url_like(&p.value))
     }
 
     /// The scopes as the request sends them: space-separated, or none.
@@ -610,10 +636,21 @@ impl SettingsLoader {
                 false,
             )?;
         }
-        let proxy = layers.take(|p| &mut p.proxy);
+        let var = |name: &str| {
+            found
+                .env
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let proxy = layers.take(|p| &mut p.proxy).map(|p| Sourced {
+            value: proxy::normalized(&p.value),
+            source: p.source,
+        });
         if let Some(p) = &proxy {
-            check_proxy_url(&p.value, &p.source)?;
+            proxy::check(&p.value, &p.source)?;
         }
+        let proxy_password = proxy_password(var("GENESYS_PROXY_PASSWORD"), &proxy, &mut warnings);
         let client_cert = match (
             layers.take(|p| &mut p.client_cert),
             layers.take(|p| &mut p.client_key),
@@ -634,13 +671,6 @@ impl SettingsLoader {
             found.dotenv_absent_in_cwd,
             &region,
         ));
-        let var = |name: &str| {
-            found
-                .env
-                .get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
         Ok(Settings {
             client_id,
             client_secret,
@@ -651,7 +681,7 @@ impl SettingsLoader {
             proxy,
             // Both from the process environment only, like the proxy itself.
             no_proxy: var("NO_PROXY").or_else(|| var("no_proxy")),
-            proxy_password: var("GENESYS_PROXY_PASSWORD").map(SecretString::from),
+            proxy_password,
             ca_file,
             client_cert,
             connect_timeout: self.connect_timeout.unwrap_or(Duration::from_secs(5)),
@@ -939,6 +969,30 @@ fn region(
     }
 }
 
+/// `GENESYS_PROXY_PASSWORD`, when it can be used: with a proxy URL that names a user.
+fn proxy_password(
+    password: Option<String>,
+    proxy: &Option<Sourced<String>>,
+    warnings: &mut Vec<String>,
+) -> Option<SecretString> {
+    let password = password?;
+    let Some(p) = proxy else {
+        warnings.push(
+            "GENESYS_PROXY_PASSWORD is set, but no proxy is configured; it is not used".into(),
+        );
+        return None;
+    };
+    if url::Url::parse(&p.value).is_ok_and(|u| proxy::takes_password(&u)) {
+        return Some(SecretString::from(password));
+    }
+    warnings.push(format!(
+        "GENESYS_PROXY_PASSWORD is set, but the proxy {} (from {}) names no user, so the password is not sent; give the proxy as http://USER@HOST:PORT",
+        crate::redact::url_like(&p.value),
+        p.source
+    ));
+    None
+}
+
 /// The client id and secret, trimmed, refused if whitespace or control characters are inside.
 fn checked_credentials(
     client_id: Option<Sourced<String>>,
@@ -1072,31 +1126,6 @@ fn check_token_chars(
             ),
         }),
     }
-}
-
-/// A proxy must be an http(s) URL with a host; the message never shows its password.
-fn check_proxy_url(value: &str, from: &Source) -> Result<(), ConfigError> {
-    let bad = |reason: &str| ConfigError::InvalidValue {
-        what: "proxy",
-        from: from.clone(),
-        reason: format!(
-            "`{}` {reason}; give http://host:port (credentials may go in the URL)",
-            crate::region::redact_userinfo(value)
-        ),
-    };
-    // A value that is not a URL is not shown at all: where a password sits in it is unknown.
-    let url = url::Url::parse(value).map_err(|_| ConfigError::InvalidValue {
-        what: "proxy",
-        from: from.clone(),
-        reason: "it is not a URL; give http://host:port (credentials may go in the URL)".into(),
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("is not an http or https proxy"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    Ok(())
 }
 
 /// A secret from a file named in a profile: its first line. Errors name the file, never its
