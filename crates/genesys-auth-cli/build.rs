@@ -2,6 +2,8 @@
 //! shows as *ignored*, never as passed. Under `CI=true` every part counts as present: a missing
 //! one then fails its tests instead of hiding them.
 
+const BASH_COMPLETION: &str = "/usr/share/bash-completion/bash_completion";
+
 fn main() {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     println!("cargo::rerun-if-env-changed=CI");
@@ -10,6 +12,8 @@ fn main() {
         ("redis_server", "redis-server"),
         ("openssl_cli", "openssl"),
         ("tinyproxy", "tinyproxy"),
+        ("shell_zsh", "zsh"),
+        ("shell_fish", "fish"),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         let found = std::env::var_os("PATH").is_some_and(|path| {
@@ -20,6 +24,12 @@ fn main() {
         if ci || found {
             println!("cargo::rustc-cfg={cfg}");
         }
+    }
+    // bash's completion framework, for the test that installs the bash script as a user would.
+    println!("cargo::rustc-check-cfg=cfg(bash_completion)");
+    println!("cargo::rerun-if-changed={BASH_COMPLETION}");
+    if ci || std::path::Path::new(BASH_COMPLETION).is_file() {
+        println!("cargo::rustc-cfg=bash_completion");
     }
     // Genesys' SDKs, installed by scripts/sdk-setup.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
+
+use crate::commands::completions;
 
 use crate::exit::EXIT_CODES;
 
@@ -70,10 +73,10 @@ pub fn command() -> clap::Command {
 #[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Profile to read from the config files [env: GENESYS_PROFILE] [default: default]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = ArgValueCandidates::new(completions::profiles))]
     pub profile: Option<String>,
     /// Region name (eu-west-1), domain, host, short code (eu) or base URL [env: GENESYS_REGION]
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(long, global = true, value_name = "REGION", add = ArgValueCandidates::new(completions::regions))]
     pub region: Option<String>,
     /// OAuth client id [env: GENESYS_CLIENT_ID]
     #[arg(long, global = true, value_name = "ID")]
@@ -276,11 +279,19 @@ Exit codes: as the step that failed: 3 configuration; 4 rejected; 5 forbidden; 6
 7 network.";
 
 const COMPLETIONS_HELP: &str = "\
-Install:
-  bash:  genesys-auth completions bash > ~/.local/share/bash-completion/completions/genesys-auth
-  zsh:   genesys-auth completions zsh > \"${fpath[1]}/_genesys-auth\"   # then: autoload -U compinit && compinit
-  fish:  genesys-auth completions fish > ~/.config/fish/completions/genesys-auth.fish
-Open a new shell afterwards.
+Install (these lines work in a new home directory too; open a new shell afterwards):
+  bash:
+    mkdir -p ~/.local/share/bash-completion/completions
+    genesys-auth completions bash > ~/.local/share/bash-completion/completions/genesys-auth
+  zsh:
+    mkdir -p ~/.zfunc
+    genesys-auth completions zsh > ~/.zfunc/_genesys-auth
+    # and in ~/.zshrc: fpath=(~/.zfunc $fpath); autoload -U compinit && compinit
+  fish:
+    mkdir -p ~/.config/fish/completions
+    genesys-auth completions fish > ~/.config/fish/completions/genesys-auth.fish
+At each Tab the script asks genesys-auth (found on PATH) for the candidates: commands, options,
+the regions for --region and the profiles in the profile files for --profile.
 
 Examples:
   genesys-auth completions bash

@@ -16,6 +16,8 @@ use cli::{Cli, Command};
 use exit::CliError;
 
 fn main() -> ExitCode {
+    // At a Tab, the shell's script runs the tool with a variable set: answer and exit.
+    commands::completions::answer_if_asked();
     let cli = match cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m))
@@ -36,11 +38,7 @@ fn main() -> ExitCode {
         }
         Command::Config(args) => Some(commands::config::run(&cli.global, *args)),
         Command::Cache(_) => None,
-        Command::Completions { shell } => {
-            let mut cmd = cli::command();
-            clap_complete::generate(*shell, &mut cmd, "genesys-auth", &mut std::io::stdout());
-            Some(Ok(()))
-        }
+        Command::Completions { shell } => Some(commands::completions::run(*shell)),
         _ => None,
     };
     if let Some(result) = quick {

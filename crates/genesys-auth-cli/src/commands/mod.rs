@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod completions;
 pub mod config;
 pub mod demo;
 pub mod doctor;

@@ -740,28 +740,7 @@ impl SettingsLoader {
             value: "default".into(),
             source: Source::Default,
         });
-        let home = match &self.home {
-            Some(h) => h.clone(),
-            None => var("HOME").map(PathBuf::from),
-        };
-        let config_home = match &self.config_home {
-            Some(c) => c.clone(),
-            None => var("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .or_else(|| home.as_ref().map(|h| h.join(".config"))),
-        };
-        let own = config_home.as_ref().map(|d| {
-            let path = d.join("genesys-auth").join("config.toml");
-            (path, ProfileKind::Own, RANK_OWN_PROFILE)
-        });
-        let gc = home.as_ref().map(|h| {
-            (
-                h.join(".gc").join("config.toml"),
-                ProfileKind::Gc,
-                RANK_GC_PROFILE,
-            )
-        });
-        let files: Vec<_> = [own, gc].into_iter().flatten().collect();
+        let (config_home, files) = self.profile_files(&var);
         let mut found_any = false;
         for (path, kind, rank) in &files {
             match profile::read_profile(path, &profile.value, *kind, &mut warnings) {
@@ -804,6 +783,57 @@ impl SettingsLoader {
             looked_at,
             env,
         })
+    }
+
+    /// The profile names the profile files hold (this project's file, then gc's), without
+    /// reading anything else: what a shell completes `--profile` with.
+    pub fn profile_names(&self) -> Vec<String> {
+        let env: HashMap<String, String> = self.env.clone().unwrap_or_else(|| {
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect()
+        });
+        let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let (_, files) = self.profile_files(&var);
+        let mut names: Vec<String> = Vec::new();
+        for name in files
+            .iter()
+            .flat_map(|(p, kind, _)| profile::profile_names(p, *kind))
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// The config directory and the profile files, strongest first, with their ranks.
+    fn profile_files<'a>(
+        &self,
+        var: &impl Fn(&str) -> Option<&'a str>,
+    ) -> (Option<PathBuf>, Vec<(PathBuf, ProfileKind, u8)>) {
+        let home = match &self.home {
+            Some(h) => h.clone(),
+            None => var("HOME").map(PathBuf::from),
+        };
+        let config_home = match &self.config_home {
+            Some(c) => c.clone(),
+            None => var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".config"))),
+        };
+        let own = config_home.as_ref().map(|d| {
+            let path = d.join("genesys-auth").join("config.toml");
+            (path, ProfileKind::Own, RANK_OWN_PROFILE)
+        });
+        let gc = home.as_ref().map(|h| {
+            (
+                h.join(".gc").join("config.toml"),
+                ProfileKind::Gc,
+                RANK_GC_PROFILE,
+            )
+        });
+        (config_home, [own, gc].into_iter().flatten().collect())
     }
 
     /// The reader for explicit values: what the builder (the CLI's flags) was given.
