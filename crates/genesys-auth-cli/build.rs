@@ -14,6 +14,8 @@ fn main() {
         ("tinyproxy", "tinyproxy"),
         ("shell_zsh", "zsh"),
         ("shell_fish", "fish"),
+        ("prometheus", "prometheus"),
+        ("wrk", "wrk"),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         let found = std::env::var_os("PATH").is_some_and(|path| {
@@ -30,6 +32,22 @@ fn main() {
     println!("cargo::rerun-if-changed={BASH_COMPLETION}");
     if ci || std::path::Path::new(BASH_COMPLETION).is_file() {
         println!("cargo::rustc-cfg=bash_completion");
+    }
+    // Python's `requests`, in scripts/python-setup's virtualenv or the system's python3.
+    println!("cargo::rustc-check-cfg=cfg(python_requests)");
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-venv/bin/python");
+    println!("cargo::rerun-if-changed={}", venv.display());
+    let has_requests = [venv.as_os_str(), std::ffi::OsStr::new("python3")]
+        .iter()
+        .any(|py| {
+            std::process::Command::new(py)
+                .args(["-c", "import requests"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if ci || has_requests {
+        println!("cargo::rustc-cfg=python_requests");
     }
     // Genesys' SDKs, installed by scripts/sdk-setup.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -69,7 +69,7 @@ pub fn command() -> clap::Command {
 }
 
 /// Options every command takes; help lists them after the command's own.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Profile to read from the config files [env: GENESYS_PROFILE] [default: default]
@@ -190,6 +190,10 @@ pub enum Command {
     /// Walk through the whole flow: offline on the embedded emulator unless --real
     #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
+    /// Serve one shared, refreshed token to the programs of this machine: GET /token, and
+    /// /api/v2/... proxied with the token attached
+    #[command(after_help = SERVE_HELP)]
+    Serve(crate::commands::serve::ServeArgs),
     /// Print a shell completion script
     #[command(after_help = COMPLETIONS_HELP)]
     Completions {
@@ -277,6 +281,19 @@ Examples:
 
 Exit codes: as the step that failed: 3 configuration; 4 rejected; 5 forbidden; 6 rate limited;
 7 network.";
+
+const SERVE_HELP: &str = "\
+Examples:
+  genesys-auth serve > serve.env &            # prints GENESYS_SERVE_URL and GENESYS_SERVE_TOKEN
+  . ./serve.env
+  curl -H \"Authorization: Bearer $GENESYS_SERVE_TOKEN\" $GENESYS_SERVE_URL/api/v2/organizations/me
+  curl -H \"Authorization: Bearer $GENESYS_SERVE_TOKEN\" $GENESYS_SERVE_URL/token
+  genesys-auth serve --unix $XDG_RUNTIME_DIR/genesys-auth/serve.sock   # no bearer: file modes
+  kill -HUP %1                                # reload settings (a rotated secret)
+
+Exit codes: 0 stopped by SIGTERM or Ctrl-C (requests in flight finished); 2 usage (a
+non-loopback --listen without --allow-non-loopback); 3 configuration (settings, the port or
+the socket folder).";
 
 const COMPLETIONS_HELP: &str = "\
 Install (these lines work in a new home directory too; open a new shell afterwards):

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
         Command::Config(args) => Some(commands::config::run(&cli.global, *args)),
         Command::Cache(_) => None,
         Command::Completions { shell } => Some(commands::completions::run(*shell)),
+        // On a multi-threaded runtime of its own.
+        Command::Serve(args) => Some(commands::serve::main(&cli.global, args.clone())),
         _ => None,
     };
     if let Some(result) = quick {
@@ -157,11 +159,18 @@ fn init_logging(verbose: u8, color: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let print = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color)
         .event_format(OneStyle)
+        .with_filter(filter);
+    // `serve` counts the library's token fetches from its events.
+    tracing_subscriber::registry()
+        .with(print)
+        .with(commands::serve::metrics::layer())
         .init();
 }
 
@@ -204,6 +213,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => commands::demo::run(g, args).await,
         Command::Doctor(args) => commands::doctor::run(g, args).await,
         // Answered before the runtime starts.
-        Command::Regions(_) | Command::Config(_) | Command::Completions { .. } => Ok(()),
+        Command::Regions(_)
+        | Command::Config(_)
+        | Command::Completions { .. }
+        | Command::Serve(_) => Ok(()),
     }
 }

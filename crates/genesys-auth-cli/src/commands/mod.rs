@@ -9,5 +9,6 @@ pub mod doctor;
 pub mod emulator;
 pub mod regions;
 pub mod revoke;
+pub mod serve;
 pub mod token;
 pub mod verify;

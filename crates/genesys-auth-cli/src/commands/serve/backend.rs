@@ -1,0 +1,189 @@
+//! What serve forwards with: the provider, the HTTP client and the API origin, built from the
+//! settings as every other command builds them, and rebuilt whole on SIGHUP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use genesys_auth::{
+    AccessToken, FallbackStore, StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken,
+    TokenProvider, TokenStore,
+};
+
+use super::Shared;
+use super::metrics::Metrics;
+use crate::cli::Global;
+use crate::context;
+use crate::exit::CliError;
+
+/// One generation of settings: requests load it once and keep it to their end.
+pub(crate) struct Backend {
+    pub provider: TokenProvider,
+    pub http: reqwest::Client,
+    /// The region's API origin (with a gateway's path prefix, if any), without a final `/`.
+    pub api_base: String,
+}
+
+impl Backend {
+    /// Settings, store and provider from the options and the environment, as `token` reads
+    /// them; the shared store's failures counted as fallbacks to the file cache.
+    pub fn build(global: &Global, metrics: &Arc<Metrics>) -> Result<Self, CliError> {
+        let settings = context::settings(global)?;
+        let http = genesys_auth::http_client(&settings)?;
+        let api_base = settings
+            .region
+            .value
+            .api_base_url()
+            .trim_end_matches('/')
+            .to_owned();
+        let store = context::store(global, &settings)?;
+        let builder = TokenProvider::builder(settings).http(http.clone());
+        let builder = match store {
+            context::Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),
+            context::Store::Redis(r) => {
+                let primary = Arc::new(Counted {
+                    inner: Arc::new(*r),
+                    metrics: metrics.clone(),
+                }) as Arc<dyn TokenStore>;
+                match context::file_store() {
+                    Some(f) => builder
+                        .store(Arc::new(FallbackStore::new(primary, Arc::new(f)))
+                            as Arc<dyn TokenStore>),
+                    None => builder.store(primary),
+                }
+            }
+            context::Store::Memory => builder,
+        };
+        Ok(Self {
+            provider: builder.build()?,
+            http,
+            api_base,
+        })
+    }
+}
+
+/// A token for one request, counted as a cache hit when it is the one already held.
+pub(crate) async fn token(
+    shared: &Shared,
+    provider: &TokenProvider,
+) -> Result<Arc<AccessToken>, genesys_auth::Error> {
+    let held = provider.cached();
+    let started = Instant::now();
+    match provider.token().await {
+        Ok(t) => {
+            if held.is_some_and(|h| h.same_token(&t)) {
+                shared.metrics.cache_hit();
+            } else {
+                shared.metrics.cache_miss(started.elapsed());
+            }
+            Ok(t)
+        }
+        Err(e) => {
+            shared.metrics.refresh_failed();
+            Err(e)
+        }
+    }
+}
+
+/// Keeps a valid token held with no traffic at all: wakes when the token held is due for
+/// refresh, asks for it (which starts the one refresh), waits for that refresh, and sleeps
+/// again. `/readyz` and the first request after a quiet night find a fresh token.
+pub(crate) async fn keep_fresh(shared: Arc<Shared>) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let backend = shared.backend.load_full();
+        let provider = &backend.provider;
+        // Not through `token()`: the keeper's own reads are not requests served.
+        let result = provider.token().await;
+        if result.is_err() {
+            shared.metrics.refresh_failed();
+        }
+        let wait = match result {
+            Ok(t) => match t.refresh_due() {
+                Some(due) if due > Instant::now() => {
+                    pause = Duration::from_secs(1);
+                    // Woken at least once a minute, so that a reload is picked up.
+                    (due - Instant::now()).min(Duration::from_secs(60))
+                }
+                Some(_) => {
+                    provider.wait_idle().await;
+                    // Still the same token after a refresh: it failed, and the provider backs
+                    // off; come back later rather than spin.
+                    let same = provider.cached().is_some_and(|c| c.same_token(&t));
+                    if same {
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                        pause
+                    } else {
+                        Duration::ZERO
+                    }
+                }
+                None => Duration::from_secs(60),
+            },
+            Err(e) => {
+                tracing::warn!(
+                    "cannot get a token; trying again in {} s: {e}",
+                    pause.as_secs()
+                );
+                let p = pause;
+                pause = (pause * 2).min(Duration::from_secs(30));
+                p
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// A store whose failures are counted: each one is a fallback to the file cache.
+struct Counted {
+    inner: Arc<dyn TokenStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Counted {
+    fn count<T>(
+        &self,
+        r: Result<T, genesys_auth::StoreError>,
+    ) -> Result<T, genesys_auth::StoreError> {
+        if r.is_err() {
+            self.metrics.store_fallback();
+        }
+        r
+    }
+}
+
+impl TokenStore for Counted {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredToken>> {
+        Box::pin(async move { self.count(self.inner.load(key).await) })
+    }
+    fn save<'a>(&'a self, key: &'a StoreKey, token: &'a StoredToken) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.count(self.inner.save(key, token).await) })
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.count(self.inner.remove(key).await) })
+    }
+    fn lock<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        wait: Duration,
+    ) -> StoreFuture<'a, Option<StoreGuard>> {
+        Box::pin(async move { self.count(self.inner.lock(key, wait).await) })
+    }
+    fn save_failure<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        failure: &'a StoredFailure,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.count(self.inner.save_failure(key, failure).await) })
+    }
+    fn load_failure<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredFailure>> {
+        Box::pin(async move { self.count(self.inner.load_failure(key).await) })
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}

@@ -1,0 +1,354 @@
+//! The authenticating reverse proxy: `/api/v2/...` forwarded to the region's API origin with the
+//! token attached, bodies streamed both ways.
+//!
+//! - A 401 from the API invalidates exactly the token sent (one refresh, shared by every request
+//!   that met the same 401) and the request is sent once more with the new token.
+//! - A 429 with `Retry-After` is waited out, within `--max-rate-limit-wait` in total, and sent
+//!   again; or passed through (`--on-429 pass`).
+//! - Only a request whose body can be sent again is retried: one with no body, or one that
+//!   declares a `Content-Length` of at most [`REPLAY_MAX`], which is buffered for that. A larger
+//!   or chunked body streams through unbuffered, and a 401 or 429 on it goes back to the client
+//!   (the token is still refreshed for the next request).
+//! - Hop-by-hop headers (RFC 9110 §7.6.1: `Connection` and the headers it names, `Keep-Alive`,
+//!   `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `Proxy-*`) are dropped both ways; `Host`,
+//!   `Authorization` and serve's bearer header never reach the API.
+//! - No redirect is followed (the client is built without); the API origin is the only host a
+//!   request can reach, as the path is appended to it and only origin-form targets pass the guard.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+
+use super::body::Capped;
+use super::endpoints::error;
+use super::guard::is_bearer_header;
+use super::{OnRateLimit, Shared, backend};
+
+/// Request bodies up to this size (declared in `Content-Length`) are buffered so that a 401 or a
+/// 429 can be answered by sending the request again.
+pub(crate) const REPLAY_MAX: u64 = 1 << 20;
+
+/// The proxy's limits and its answer to 429.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    pub on_429: OnRateLimit,
+    pub max_rate_limit_wait: Duration,
+    pub max_request_body: u64,
+    pub max_response_body: u64,
+}
+
+/// A request body, as far as sending it again goes.
+enum Outgoing {
+    None,
+    Buffered(Bytes),
+    /// Sent once: `None` after.
+    Stream(Option<Body>),
+}
+
+impl Outgoing {
+    fn replayable(&self) -> bool {
+        !matches!(self, Outgoing::Stream(_))
+    }
+}
+
+pub(crate) async fn forward(shared: &Shared, req: Request) -> Response {
+    let started = Instant::now();
+    let response = forward_inner(shared, req).await;
+    shared
+        .metrics
+        .proxied(response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn forward_inner(shared: &Shared, req: Request) -> Response {
+    let opts = shared.options;
+    let backend = shared.backend.load_full();
+    let (parts, body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |pq| pq.as_str());
+    let url = format!("{}{}", backend.api_base, target);
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > opts.max_request_body) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!(
+                "the request body is larger than --max-request-body ({} bytes)",
+                opts.max_request_body
+            ),
+        );
+    }
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let mut outgoing = match declared {
+        Some(0) => Outgoing::None,
+        None if !chunked => Outgoing::None,
+        Some(n) if n <= REPLAY_MAX => match http_body_util::Limited::new(body, n as usize)
+            .collect()
+            .await
+        {
+            Ok(c) => Outgoing::Buffered(c.to_bytes()),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "body_unreadable",
+                    "the request body could not be read in full, or was longer than its Content-Length",
+                );
+            }
+        },
+        _ => Outgoing::Stream(Some(body)),
+    };
+    let headers = request_headers(&parts.headers);
+    let mut waited = Duration::ZERO;
+    let mut refreshed = false;
+    loop {
+        let token = match backend::token(shared, &backend.provider).await {
+            Ok(t) => t,
+            Err(e) => {
+                let e = crate::exit::CliError::from(e);
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_token",
+                    &format!("serve has no token to attach: {}", e.message),
+                );
+            }
+        };
+        let mut rb = backend
+            .http
+            .request(parts.method.clone(), &url)
+            .headers(headers.clone());
+        match &mut outgoing {
+            Outgoing::None => {}
+            Outgoing::Buffered(b) => rb = rb.body(b.clone()),
+            Outgoing::Stream(s) => {
+                if let Some(body) = s.take() {
+                    rb = rb.body(reqwest::Body::wrap(Capped::new(
+                        body,
+                        opts.max_request_body,
+                    )));
+                }
+            }
+        }
+        let Ok(mut authorization) = HeaderValue::from_str(&token.authorization()) else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_token",
+                "the token held cannot be sent in a header",
+            );
+        };
+        authorization.set_sensitive(true);
+        let sent = rb.header(header::AUTHORIZATION, authorization).send().await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => return upstream_error(&e),
+        };
+        shared.metrics.rate_limit_headers(resp.headers());
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // Only the token sent: a request that met the same 401 later finds the new one.
+            backend.provider.invalidate(&token);
+            if !refreshed && outgoing.replayable() {
+                refreshed = true;
+                tracing::debug!("401 from the API: retrying once with a new token");
+                continue;
+            }
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS
+            && opts.on_429 == OnRateLimit::Wait
+            && outgoing.replayable()
+            && let Some(wait) = retry_after(resp.headers())
+            && waited + wait <= opts.max_rate_limit_wait
+        {
+            shared.metrics.rate_limit_wait(wait);
+            // The answer is dropped: its connection is not reused until it is read, so read it
+            // (it is small) rather than lose the connection.
+            let _ = resp.bytes().await;
+            tokio::time::sleep(wait).await;
+            waited += wait;
+            continue;
+        }
+        return respond(resp, opts.max_response_body);
+    }
+}
+
+/// `Retry-After` in seconds (what Genesys sends); an HTTP date is not waited for.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    h.get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn upstream_error(e: &reqwest::Error) -> Response {
+    if e.is_timeout() {
+        error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            "the API did not answer in time (--timeout)",
+        )
+    } else if too_large(e) {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body was larger than --max-request-body",
+        )
+    } else {
+        // reqwest names the URL (the API origin and path): no secret in it.
+        error(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unreachable",
+            &format!("cannot reach the API: {}", without_query(e)),
+        )
+    }
+}
+
+/// Whether the request failed because its body went past the cap.
+fn too_large(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<super::body::TooLarge>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// reqwest's message with the URL's query left out (a client's query is its own business).
+fn without_query(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url()
+        && let Some(q) = url.query()
+    {
+        text = text.replace(&format!("?{q}"), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The API's answer, status and end-to-end headers, its body streamed and capped.
+fn respond(resp: reqwest::Response, cap: u64) -> Response {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "response_too_large",
+            &format!("the API's answer is larger than --max-response-body ({cap} bytes)"),
+        );
+    }
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let mut out = Response::new(Body::new(Capped::new(reqwest::Body::from(resp), cap)));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// The client's headers as the API should see them: end-to-end ones only, without `Host`
+/// (the API's own is set), any `Authorization` or serve's bearer, and `Expect` (answered here).
+fn request_headers(incoming: &HeaderMap) -> HeaderMap {
+    let mut h = incoming.clone();
+    strip_hop_by_hop(&mut h);
+    h.remove(header::HOST);
+    h.remove(header::AUTHORIZATION);
+    h.remove(header::EXPECT);
+    let bearer: Vec<HeaderName> = h.keys().filter(|k| is_bearer_header(k)).cloned().collect();
+    for name in bearer {
+        h.remove(name);
+    }
+    h
+}
+
+/// Removes the hop-by-hop headers of RFC 9110 §7.6.1, and those `Connection` names.
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        h.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        h.remove(name);
+    }
+    let proxy: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        h.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic abc"),
+            ("proxy-connection", "keep-alive"),
+            ("accept", "application/json"),
+            ("content-type", "application/json"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "content-type"]);
+    }
+
+    #[test]
+    fn the_forwarded_request_carries_no_credential_of_the_client() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:1"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        h.insert(
+            HeaderName::from_static(super::super::guard::BEARER_HEADER),
+            HeaderValue::from_static("y"),
+        );
+        h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let out = request_headers(&h);
+        assert_eq!(out.len(), 1);
+        assert!(out.contains_key(header::ACCEPT));
+    }
+}

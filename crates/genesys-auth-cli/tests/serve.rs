@@ -1,0 +1,889 @@
+//! `genesys-auth serve` as a process, in front of the emulator over loopback: the credential
+//! endpoint, the proxy through curl, Node's `fetch`, Python's `requests` and Genesys' JavaScript
+//! SDK, the checks that keep other programs and web pages out, metrics scraped by a real
+//! Prometheus, signals, the unix socket and a wrk load run. Every serve process is searched,
+//! stdout and stderr, for the client secret when it ends, and so is every answer read.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use genesys_emulator::{ClientSpec, Emulator, Fault, Target};
+use serde_json::Value;
+
+const ID: &str = "serve-client-0001";
+const SECRET: &str = "serve-secret-Zk3-never-printed";
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn emulator() -> Emulator {
+    emulator_with(|b| b)
+}
+
+fn emulator_with(
+    f: impl FnOnce(genesys_emulator::EmulatorBuilder) -> genesys_emulator::EmulatorBuilder,
+) -> Emulator {
+    rt().block_on(
+        f(Emulator::builder()
+            .client(ClientSpec::new(ID, SECRET))
+            .token_rate_limit(None))
+        .start(),
+    )
+    .expect("emulator")
+}
+
+/// A running `genesys-auth serve`, its export lines read.
+struct Serve {
+    child: Child,
+    exports: Vec<(String, String)>,
+    output: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Serve {
+    fn start(emu: &Emulator, args: &[&str]) -> Self {
+        Self::start_env(emu, &[], args)
+    }
+
+    fn start_env(emu: &Emulator, env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::start_secret(emu, SECRET, env, args)
+    }
+
+    /// With this client secret in the secret file (`secret_file()`).
+    fn start_secret(emu: &Emulator, secret: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_owned();
+        std::fs::write(path.join("secret.txt"), format!("{secret}\n")).unwrap();
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", path.join("home"))
+            .env("XDG_CACHE_HOME", path.join("cache"))
+            .env("XDG_CONFIG_HOME", path.join("config"))
+            .env("XDG_RUNTIME_DIR", path.join("run"))
+            .env("GENESYS_REGION", emu.base_url())
+            .env("GENESYS_CLIENT_ID", ID)
+            .envs(env.iter().copied())
+            .arg("--client-secret-file")
+            .arg(path.join("secret.txt"))
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("genesys-auth runs");
+        let output = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut exports = Vec::new();
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                panic!(
+                    "serve ended before its export lines:\n{}",
+                    output.lock().unwrap()
+                );
+            };
+            output.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+                exports.push((k.to_owned(), v.to_owned()));
+                if k == "GENESYS_SERVE_TOKEN_FILE" || k == "GENESYS_SERVE_SOCKET" {
+                    break;
+                }
+            }
+        }
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                out.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        Self {
+            child,
+            exports,
+            output,
+            _dir: dir,
+            dir: path,
+        }
+    }
+
+    fn export(&self, name: &str) -> &str {
+        self.exports
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no export of {name}: {:?}", self.exports))
+    }
+
+    fn url(&self) -> &str {
+        self.export("GENESYS_SERVE_URL")
+    }
+
+    fn bearer(&self) -> &str {
+        self.export("GENESYS_SERVE_TOKEN")
+    }
+
+    fn addr(&self) -> String {
+        self.url().trim_start_matches("http://").to_owned()
+    }
+
+    /// A request with the bearer; `(status, headers, body)`.
+    fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        self.send(reqwest::Method::GET, path, &[], None)
+    }
+
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let url = format!("{}{path}", self.url());
+        let bearer = format!("Bearer {}", self.bearer());
+        rt().block_on(async {
+            let mut rb = reqwest::Client::new()
+                .request(method, &url)
+                .header("authorization", bearer);
+            for (k, v) in headers {
+                rb = rb.header(*k, *v);
+            }
+            if let Some(b) = body {
+                rb = rb.body(b);
+            }
+            let r = rb.send().await.expect("serve answers");
+            let status = r.status().as_u16();
+            let h = r.headers().clone();
+            let text = r.text().await.unwrap_or_default();
+            assert!(!text.contains(SECRET), "the secret in an answer: {text}");
+            (status, h, text)
+        })
+    }
+
+    /// Exactly these bytes over TCP; the status and the whole answer.
+    fn raw(&self, request: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(self.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
+    fn metrics(&self) -> String {
+        let (status, _, text) = self.get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    /// Waits for the process to end (bounded) and returns its exit code.
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn secret_file(&self) -> PathBuf {
+        self.dir.join("secret.txt")
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let out = self.output();
+            assert!(
+                !out.contains(SECRET),
+                "the secret in serve's output:\n{out}"
+            );
+        }
+    }
+}
+
+/// The value of one series in a Prometheus exposition.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn the_credential_endpoint_hands_out_one_shared_token() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let (status, headers, body) = serve.get("/token");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    for key in [
+        "access_token",
+        "token_type",
+        "expires_in",
+        "expires_at",
+        "scope",
+        "api_base_url",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["api_base_url"], emu.base_url().trim_end_matches('/'));
+    let (_, _, again) = serve.get("/token");
+    let w: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["access_token"], w["access_token"]);
+    assert_eq!(emu.counters().tokens_issued, 1);
+    // A method other than GET is refused.
+    let (status, _, _) = serve.send(reqwest::Method::POST, "/token", &[], None);
+    assert_eq!(status, 405);
+}
+
+#[test]
+fn health_and_readiness() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    assert_eq!(serve.get("/healthz").0, 200);
+    // The keeper fetches a token at start: ready without any request for one (bounded wait).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, body) = serve.get("/readyz");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(serve.get("/nope").0, 404);
+}
+
+#[test]
+fn readyz_says_not_ready_while_no_token_can_be_had() {
+    let emu = emulator();
+    emu.inject(Target::Token, Fault::status(503), 1000);
+    let serve = Serve::start(&emu, &["--max-rate-limit-wait", "0"]);
+    let (status, _, body) = serve.get("/readyz");
+    assert_eq!(status, 503, "{body}");
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no_token"), "{body}");
+}
+
+#[test]
+fn curl_reaches_the_api_through_the_proxy() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-H"])
+        .arg(format!("Authorization: Bearer {}", serve.bearer()))
+        .arg(format!("{}/api/v2/organizations/me", serve.url()))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("Emulated Organization"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("inin-correlation-id"),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET));
+    // Paged lists and queries pass through as they are.
+    let out = Command::new("curl")
+        .args(["-sS", "-H"])
+        .arg(format!("Authorization: Bearer {}", serve.bearer()))
+        .arg(format!(
+            "{}/api/v2/users?pageSize=25&pageNumber=2",
+            serve.url()
+        ))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pageNumber"], 2);
+    assert_eq!(v["entities"].as_array().map(Vec::len), Some(25));
+    assert_eq!(emu.counters().tokens_issued, 1);
+}
+
+#[test]
+fn node_fetch_reaches_the_api_with_no_auth_code() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let script = r#"
+const base = process.env.GENESYS_SERVE_URL;
+const headers = { authorization: `Bearer ${process.env.GENESYS_SERVE_TOKEN}` };
+(async () => {
+  const results = await Promise.all([...Array(20)].map(() =>
+    fetch(`${base}/api/v2/organizations/me`, { headers }).then(async r => [r.status, (await r.json()).name])));
+  for (const [status, name] of results) {
+    if (status !== 200 || name !== 'Emulated Organization') throw new Error(`${status} ${name}`);
+  }
+  const t = await (await fetch(`${base}/token`, { headers })).json();
+  if (!t.access_token) throw new Error('no token');
+  console.log('ok node fetch');
+})().catch(e => { console.error(e); process.exit(1); });
+"#;
+    let out = Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .env("GENESYS_SERVE_URL", serve.url())
+        .env("GENESYS_SERVE_TOKEN", serve.bearer())
+        .output()
+        .expect("node runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("ok node fetch"),
+        "{text}"
+    );
+    // Twenty concurrent requests, one token.
+    assert_eq!(emu.counters().tokens_issued, 1);
+}
+
+#[test]
+#[cfg_attr(
+    not(python_requests),
+    ignore = "Python's requests is not installed: run scripts/python-setup"
+)]
+fn python_requests_reaches_the_api_with_no_auth_code() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let venv = root().join("target/py-venv/bin/python");
+    let python = if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    };
+    let script = r#"
+import os, requests
+s = requests.Session()
+s.headers["Authorization"] = "Bearer " + os.environ["GENESYS_SERVE_TOKEN"]
+base = os.environ["GENESYS_SERVE_URL"]
+r = s.get(base + "/api/v2/organizations/me")
+assert r.status_code == 200, r.text
+assert r.json()["name"] == "Emulated Organization"
+users = s.get(base + "/api/v2/users", params={"pageSize": 10}).json()
+assert len(users["entities"]) == 10
+print("ok python requests")
+"#;
+    let out = Command::new(python)
+        .args(["-c", script])
+        .env("GENESYS_SERVE_URL", serve.url())
+        .env("GENESYS_SERVE_TOKEN", serve.bearer())
+        .output()
+        .expect("python runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("ok python requests"),
+        "{text}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(sdk_js),
+    ignore = "the JavaScript SDK is not installed: run scripts/sdk-setup"
+)]
+fn the_official_javascript_sdk_works_through_the_proxy_without_logging_in() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    // The SDK's gateway points at serve; its "access token" is serve's bearer, which serve
+    // takes off and replaces with the real token.
+    let script = r#"
+const platformClient = require('purecloud-platform-client-v2');
+const url = new URL(process.env.GENESYS_SERVE_URL);
+(async () => {
+  const client = platformClient.ApiClient.instance;
+  client.setGateway({ protocol: 'http', host: url.hostname, port: Number(url.port) });
+  client.setAccessToken(process.env.GENESYS_SERVE_TOKEN);
+  const org = await new platformClient.OrganizationApi().getOrganizationsMe();
+  if (org.name !== 'Emulated Organization') throw new Error(JSON.stringify(org));
+  const me = await new platformClient.TokensApi().getTokensMe();
+  if (me.OAuthClient.id !== process.env.CLIENT_ID) throw new Error(JSON.stringify(me));
+  const page = await new platformClient.UsersApi().getUsers({ pageSize: 25, pageNumber: 2 });
+  if (page.entities.length !== 25) throw new Error('page');
+  console.log('ok sdk through serve');
+})().catch(e => { console.error(e); process.exit(1); });
+"#;
+    let out = Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .current_dir(root().join("tests/sdk/js"))
+        .env("GENESYS_SERVE_URL", serve.url())
+        .env("GENESYS_SERVE_TOKEN", serve.bearer())
+        .env("CLIENT_ID", ID)
+        .output()
+        .expect("node runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("ok sdk through serve"),
+        "{text}"
+    );
+    assert_eq!(emu.counters().tokens_issued, 1);
+}
+
+#[test]
+fn over_tcp_every_request_needs_the_bearer() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let bearer = serve.bearer().to_owned();
+    assert_eq!(bearer.len(), 64);
+    let file = PathBuf::from(serve.export("GENESYS_SERVE_TOKEN_FILE"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), bearer);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    let host = serve.addr();
+    for (what, auth) in [
+        ("none", String::new()),
+        (
+            "wrong",
+            format!("Authorization: Bearer {}\r\n", "0".repeat(64)),
+        ),
+        ("short", "Authorization: Bearer abc\r\n".to_owned()),
+        ("basic", format!("Authorization: Basic {bearer}\r\n")),
+    ] {
+        for path in ["/token", "/api/v2/organizations/me", "/metrics", "/healthz"] {
+            let (status, text) = serve.raw(&format!(
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+            ));
+            assert_eq!(status, 401, "{what} {path}: {text}");
+            assert!(text.contains("bearer_required"), "{text}");
+        }
+    }
+    // In its own header, for clients whose Authorization is their own.
+    let (status, _) = serve.raw(&format!(
+        "GET /healthz HTTP/1.1\r\nHost: {host}\r\nGenesys-Serve-Token: {bearer}\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(emu.counters().api_requests.values().sum::<u64>(), 0);
+}
+
+#[test]
+fn a_foreign_host_or_a_web_page_is_refused() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &["--allow-host", "genesys-auth.internal"]);
+    let bearer = serve.bearer().to_owned();
+    let port = serve.addr().rsplit(':').next().unwrap().to_owned();
+    let ask = |host: &str, extra: &str| {
+        serve.raw(&format!(
+            "GET /api/v2/organizations/me HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n{extra}Connection: close\r\n\r\n"
+        ))
+    };
+    // DNS rebinding: a page at attacker.example whose name now points to 127.0.0.1.
+    for host in [
+        format!("attacker.example:{port}"),
+        "127.0.0.1".to_owned(),
+        format!("127.0.0.1:{}", port.parse::<u16>().unwrap() + 1),
+    ] {
+        let (status, text) = ask(&host, "");
+        assert_eq!(status, 421, "{host}: {text}");
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("genesys-auth.internal:{port}"),
+    ] {
+        let (status, text) = ask(&host, "");
+        assert_eq!(status, 200, "{host}: {text}");
+    }
+    let host = format!("127.0.0.1:{port}");
+    for extra in [
+        "Origin: http://127.0.0.1\r\n",
+        "Origin: null\r\n",
+        "Sec-Fetch-Site: same-origin\r\n",
+    ] {
+        let (status, text) = ask(&host, extra);
+        assert_eq!(status, 403, "{extra}: {text}");
+    }
+    // No Host at all (HTTP/1.0).
+    let (status, _) = serve.raw(&format!(
+        "GET /token HTTP/1.0\r\nAuthorization: Bearer {bearer}\r\n\r\n"
+    ));
+    assert_eq!(status, 421);
+    assert_eq!(
+        emu.counters()
+            .api_requests
+            .get("/api/v2/organizations/me")
+            .copied(),
+        Some(4)
+    );
+}
+
+#[test]
+fn only_api_paths_reach_the_api_and_only_its_origin() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let bearer = serve.bearer().to_owned();
+    let host = serve.addr();
+    for target in [
+        "/api/v2/../__emulator/counters",
+        "/api/v2/%2e%2e/__emulator/counters",
+        "/api/v2/users%2f..%2f..%2f__emulator",
+        "/api/v2/users%5c..",
+        "/api/v2//users",
+        "/api/v2/./users",
+        "http://127.0.0.1:1/api/v2/users",
+        "http://evil.example/api/v2/users",
+    ] {
+        let (status, text) = serve.raw(&format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+        ));
+        assert_eq!(status, 400, "{target}: {text}");
+    }
+    for path in [
+        "/__emulator/counters",
+        "/oauth/token",
+        "/api/v1/x",
+        "/api/v2",
+    ] {
+        let (status, _, body) = serve.get(path);
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    assert_eq!(emu.counters().api_requests.values().sum::<u64>(), 0);
+    // A redirect from the API is handed back, not followed.
+    emu.inject(
+        Target::Api,
+        Fault::Redirect {
+            location: "http://127.0.0.1:9/elsewhere".into(),
+        },
+        1,
+    );
+    let (status, text) = serve.raw(&format!(
+        "GET /api/v2/organizations/me HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(status, 302, "{text}");
+    assert!(text.contains("127.0.0.1:9/elsewhere"), "{text}");
+}
+
+#[test]
+fn an_authorization_header_of_the_client_is_refused_or_replaced_never_forwarded() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    let (status, text) = serve.raw(&format!(
+        "GET /api/v2/tokens/me HTTP/1.1\r\nHost: {host}\r\nGenesys-Serve-Token: {bearer}\r\nAuthorization: Bearer some-other-token\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("authorization_refused"), "{text}");
+    drop(serve);
+    let serve = Serve::start(&emu, &["--replace-authorization"]);
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    let (status, text) = serve.raw(&format!(
+        "GET /api/v2/tokens/me HTTP/1.1\r\nHost: {host}\r\nGenesys-Serve-Token: {bearer}\r\nAuthorization: Bearer some-other-token\r\nConnection: close\r\n\r\n"
+    ));
+    // The emulator would answer 401 to the client's token: it got serve's.
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(emu.counters().unauthorized, 0);
+}
+
+#[test]
+fn a_revoked_or_expired_token_is_refreshed_once_and_the_request_retried() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 200);
+    let first = emu.counters().tokens_issued;
+    emu.revoke_tokens_of(ID);
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(emu.counters().tokens_issued, first + 1);
+    // Expired on the server's clock, still fresh on serve's: the same healing.
+    emu.advance_clock(Duration::from_secs(2 * 86_400));
+    let (status, _, body) = serve.send(
+        reqwest::Method::POST,
+        "/api/v2/organizations/me",
+        &[("content-type", "application/json")],
+        Some(b"{\"a\":1}".to_vec()),
+    );
+    // A small body is buffered, so it is sent again too (the emulator answers POST with 404 or
+    // 405; what matters is that it was not a 401).
+    assert_ne!(status, 401, "{body}");
+    assert_eq!(emu.counters().tokens_issued, first + 2);
+}
+
+#[test]
+fn a_429_is_waited_out_or_passed_through() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        2,
+    );
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 200, "{body}");
+    let m = serve.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_rate_limit_waits_total"),
+        Some(2.0),
+        "{m}"
+    );
+    drop(serve);
+    let serve = Serve::start(&emu, &["--on-429", "pass"]);
+    emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        1,
+    );
+    let (status, headers, _) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "0");
+    // A wait longer than the bound is not waited.
+    drop(serve);
+    let serve = Serve::start(&emu, &["--max-rate-limit-wait", "1"]);
+    emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(60),
+        },
+        1,
+    );
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 429);
+}
+
+#[test]
+fn bodies_stream_within_their_caps() {
+    let emu = emulator();
+    let serve = Serve::start(
+        &emu,
+        &[
+            "--max-request-body",
+            "1000",
+            "--max-response-body",
+            "100000",
+        ],
+    );
+    let (status, _, body) = serve.send(
+        reqwest::Method::POST,
+        "/api/v2/organizations/me",
+        &[],
+        Some(vec![b'x'; 5000]),
+    );
+    assert_eq!(status, 413, "{body}");
+    emu.inject(Target::Api, Fault::LargeBody { bytes: 50_000 }, 1);
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 200);
+    assert!(body.len() >= 49_000, "{}", body.len());
+    emu.inject(Target::Api, Fault::LargeBody { bytes: 500_000 }, 1);
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 502, "{body}");
+}
+
+#[test]
+fn a_non_loopback_address_needs_its_flag() {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .env_clear()
+        .env("GENESYS_REGION", "eu-west-1")
+        .env("GENESYS_CLIENT_ID", ID)
+        .env("GENESYS_CLIENT_SECRET", SECRET)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--allow-non-loopback"), "{err}");
+    assert!(!err.contains(SECRET));
+}
+
+#[test]
+fn the_client_secret_never_leaves_the_process() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let serve_vv = Serve::start_env(&emu, &[("RUST_LOG", "trace")], &[]);
+    for s in [&serve, &serve_vv] {
+        for path in [
+            "/token",
+            "/api/v2/organizations/me",
+            "/api/v2/tokens/me",
+            "/metrics",
+            "/readyz",
+        ] {
+            let (_, headers, body) = s.get(path);
+            assert!(!body.contains(SECRET), "{path}: {body}");
+            for v in headers.values() {
+                assert!(!String::from_utf8_lossy(v.as_bytes()).contains(SECRET));
+            }
+        }
+        // Failures too: a refused client and a broken login host.
+        emu.inject(Target::Token, Fault::status(401), 3);
+        emu.revoke_tokens_of(ID);
+        let _ = s.get("/api/v2/organizations/me");
+        emu.clear_faults();
+    }
+    // Drop searches each process's whole output.
+}
+
+/// One HTTP/1.1 request on an open connection, its answer read by `Content-Length`.
+fn exchange(stream: &mut std::net::TcpStream, request: &str) -> (u16, String) {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn sighup_reloads_a_rotated_secret_without_dropping_a_connection() {
+    let emu = emulator();
+    let mut serve = Serve::start_secret(&emu, "the-old-rotated-secret", &[], &[]);
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    let request = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n\r\n")
+    };
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (status, body) = exchange(&mut conn, &request("/api/v2/organizations/me"));
+    assert_eq!(status, 503, "{body}");
+    std::fs::write(serve.secret_file(), format!("{SECRET}\n")).unwrap();
+    serve.signal("HUP");
+    // Bounded wait for the reload to be said, then the same connection works with the new one.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !serve.output().contains("settings reloaded") {
+        assert!(Instant::now() < until, "no reload:\n{}", serve.output());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = exchange(&mut conn, &request("/api/v2/organizations/me"));
+    assert_eq!(status, 200, "{body}");
+    let m = exchange(&mut conn, &request("/metrics")).1;
+    assert_eq!(
+        series(&m, "genesys_auth_serve_reloads_total{outcome=\"ok\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    // A reload that cannot read its settings keeps the running ones.
+    std::fs::write(serve.secret_file(), "").unwrap();
+    serve.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !serve.output().contains("settings not reloaded") {
+        assert!(
+            Instant::now() < until,
+            "no failed reload:\n{}",
+            serve.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        exchange(&mut conn, &request("/api/v2/organizations/me")).0,
+        200
+    );
+    assert!(serve.wait_exit(Duration::ZERO).is_none());
+}
+
+#[test]
+fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
+    let emu = emulator();
+    let mut serve = Serve::start(&emu, &["--drain-timeout", "20"]);
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 200);
+    emu.inject(Target::Api, Fault::delay(Duration::from_millis(1500)), 1);
+    let url = format!("{}/api/v2/users", serve.url());
+    let bearer = serve.bearer().to_owned();
+    let in_flight = std::thread::spawn(move || {
+        rt().block_on(async {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .expect("answered");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+    });
+    // Bounded wait until the emulator holds the request, then SIGTERM.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !emu.counters().api_requests.contains_key("/api/v2/users") {
+        assert!(Instant::now() < until, "the request never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    serve.signal("TERM");
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serve.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        serve.output()
+    );
+    // The bearer file is gone with the process.
+    assert!(!Path::new(serve.export("GENESYS_SERVE_TOKEN_FILE")).exists());
+}
