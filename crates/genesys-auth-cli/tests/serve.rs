@@ -887,3 +887,62 @@ fn sigterm_finishes_the_requests_in_flight_then_exits_0() {
     // The bearer file is gone with the process.
     assert!(!Path::new(serve.export("GENESYS_SERVE_TOKEN_FILE")).exists());
 }
+
+#[test]
+fn on_a_unix_socket_the_file_mode_decides_who_may_connect() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let emu = emulator();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/serve.sock");
+    let serve = Serve::start(&emu, &["--unix", socket.to_str().unwrap()]);
+    assert_eq!(
+        serve.export("GENESYS_SERVE_SOCKET"),
+        socket.to_str().unwrap()
+    );
+    assert!(
+        !serve
+            .exports
+            .iter()
+            .any(|(k, _)| k == "GENESYS_SERVE_TOKEN")
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+    let curl = |extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(&socket)
+            .args(extra)
+            .arg("http://localhost/api/v2/organizations/me")
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ok = curl(&[]);
+    assert!(
+        ok.ends_with("\n200") && ok.contains("Emulated Organization"),
+        "{ok}"
+    );
+    let refused = curl(&["-H", "Authorization: Bearer someone-elses"]);
+    assert!(refused.ends_with("\n400"), "{refused}");
+    let refused = curl(&["-H", "Origin: http://localhost"]);
+    assert!(refused.ends_with("\n403"), "{refused}");
+    // A folder others can enter is refused, with what to do.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .env_clear()
+        .env("GENESYS_REGION", emu.base_url())
+        .env("GENESYS_CLIENT_ID", ID)
+        .env("GENESYS_CLIENT_SECRET", SECRET)
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .args(["serve", "--unix"])
+        .arg(open.join("serve.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("chmod 700"), "{err}");
+    assert!(!err.contains(SECRET));
+}
