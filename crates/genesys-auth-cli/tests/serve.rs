@@ -946,3 +946,117 @@ fn on_a_unix_socket_the_file_mode_decides_who_may_connect() {
     assert!(err.contains("chmod 700"), "{err}");
     assert!(!err.contains(SECRET));
 }
+
+/// A port free a moment ago, for a program that takes one on its command line.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[cfg_attr(not(prometheus), ignore = "prometheus is not installed")]
+fn a_real_prometheus_scrapes_the_metrics() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: genesys-auth\n    static_configs:\n      - targets: ['{}']\n    authorization:\n      credentials_file: {}\n",
+            serve.addr(),
+            serve.export("GENESYS_SERVE_TOKEN_FILE")
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _prometheus = Killed(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts"),
+    );
+    // Poll Prometheus' query API until the series is there (bounded).
+    let query = |q: &str| -> Option<Value> {
+        rt().block_on(async {
+            let r = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            r.json::<Value>().await.ok()
+        })
+    };
+    let until = Instant::now() + Duration::from_secs(60);
+    let value = loop {
+        let v = query("genesys_auth_token_fetches_total{outcome=\"ok\"}");
+        if let Some(value) = v
+            .as_ref()
+            .and_then(|v| v["data"]["result"][0]["value"][1].as_str())
+        {
+            break value.to_owned();
+        }
+        assert!(Instant::now() < until, "no series in Prometheus: {v:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(value, "1");
+    let up = query("up{job=\"genesys-auth\"}").unwrap();
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    let proxied = query("genesys_auth_proxy_requests_total{status=\"200\"}").unwrap();
+    assert_eq!(proxied["data"]["result"][0]["value"][1], "1", "{proxied}");
+    // Prometheus parsed every line: nothing it could not read, and no secret to read.
+    let m = serve.metrics();
+    assert!(!m.contains(SECRET));
+    assert!(series(&m, "genesys_auth_token_cache_hits_total").is_some(), "{m}");
+}
+
+#[test]
+fn metrics_count_fetches_refusals_rate_limits_and_store_fallbacks() {
+    let emu = emulator_with(|b| b.api_rate_limit(Some(1000)));
+    // A Redis that does not answer: every store operation falls back to the file cache.
+    let port = free_port();
+    let store = format!("redis://127.0.0.1:{port}/0");
+    let serve = Serve::start_env(&emu, &[("GENESYS_TOKEN_STORE", store.as_str())], &[]);
+    for _ in 0..3 {
+        assert_eq!(serve.get("/api/v2/organizations/me").0, 200);
+    }
+    let _ = serve.raw("GET /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let m = serve.metrics();
+    let get = |name: &str| series(&m, name).unwrap_or_else(|| panic!("{name} missing:\n{m}"));
+    assert_eq!(get("genesys_auth_token_fetches_total{outcome=\"ok\"}"), 1.0);
+    assert_eq!(get("genesys_auth_proxy_requests_total{status=\"200\"}"), 3.0);
+    assert!(get("genesys_auth_token_cache_hits_total") >= 2.0);
+    assert!(get("genesys_auth_store_fallbacks_total") >= 1.0);
+    assert_eq!(get("genesys_auth_serve_refused_total"), 1.0);
+    assert_eq!(get("genesys_auth_api_ratelimit_allowed"), 1000.0);
+    assert!(get("genesys_auth_api_ratelimit_count") >= 1.0);
+    assert!(get("genesys_auth_token_expires_in_seconds") > 80_000.0);
+    assert_eq!(get("genesys_auth_proxy_request_duration_seconds_count"), 3.0);
+    // A login host that fails: the failures are counted as such.
+    emu.inject(Target::Token, Fault::status(503), 100);
+    emu.revoke_tokens_of(ID);
+    // The 401 invalidated the token and no new one can be had: serve says so itself.
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 503);
+    let m = serve.metrics();
+    assert!(series(&m, "genesys_auth_token_fetches_total{outcome=\"server_error\"}").unwrap() >= 1.0, "{m}");
+    assert!(series(&m, "genesys_auth_token_refresh_failures_total").unwrap() >= 1.0, "{m}");
+}
