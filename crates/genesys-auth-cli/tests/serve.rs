@@ -987,7 +987,10 @@ fn a_real_prometheus_scrapes_the_metrics() {
     let _prometheus = Killed(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1026,7 +1029,10 @@ fn a_real_prometheus_scrapes_the_metrics() {
     // Prometheus parsed every line: nothing it could not read, and no secret to read.
     let m = serve.metrics();
     assert!(!m.contains(SECRET));
-    assert!(series(&m, "genesys_auth_token_cache_hits_total").is_some(), "{m}");
+    assert!(
+        series(&m, "genesys_auth_token_cache_hits_total").is_some(),
+        "{m}"
+    );
 }
 
 #[test]
@@ -1043,20 +1049,145 @@ fn metrics_count_fetches_refusals_rate_limits_and_store_fallbacks() {
     let m = serve.metrics();
     let get = |name: &str| series(&m, name).unwrap_or_else(|| panic!("{name} missing:\n{m}"));
     assert_eq!(get("genesys_auth_token_fetches_total{outcome=\"ok\"}"), 1.0);
-    assert_eq!(get("genesys_auth_proxy_requests_total{status=\"200\"}"), 3.0);
+    assert_eq!(
+        get("genesys_auth_proxy_requests_total{status=\"200\"}"),
+        3.0
+    );
     assert!(get("genesys_auth_token_cache_hits_total") >= 2.0);
     assert!(get("genesys_auth_store_fallbacks_total") >= 1.0);
     assert_eq!(get("genesys_auth_serve_refused_total"), 1.0);
     assert_eq!(get("genesys_auth_api_ratelimit_allowed"), 1000.0);
     assert!(get("genesys_auth_api_ratelimit_count") >= 1.0);
     assert!(get("genesys_auth_token_expires_in_seconds") > 80_000.0);
-    assert_eq!(get("genesys_auth_proxy_request_duration_seconds_count"), 3.0);
+    assert_eq!(
+        get("genesys_auth_proxy_request_duration_seconds_count"),
+        3.0
+    );
     // A login host that fails: the failures are counted as such.
     emu.inject(Target::Token, Fault::status(503), 100);
     emu.revoke_tokens_of(ID);
     // The 401 invalidated the token and no new one can be had: serve says so itself.
     assert_eq!(serve.get("/api/v2/organizations/me").0, 503);
     let m = serve.metrics();
-    assert!(series(&m, "genesys_auth_token_fetches_total{outcome=\"server_error\"}").unwrap() >= 1.0, "{m}");
-    assert!(series(&m, "genesys_auth_token_refresh_failures_total").unwrap() >= 1.0, "{m}");
+    assert!(
+        series(
+            &m,
+            "genesys_auth_token_fetches_total{outcome=\"server_error\"}"
+        )
+        .unwrap()
+            >= 1.0,
+        "{m}"
+    );
+    assert!(
+        series(&m, "genesys_auth_token_refresh_failures_total").unwrap() >= 1.0,
+        "{m}"
+    );
+}
+
+/// A figure from wrk's report, e.g. `Non-2xx or 3xx responses: 12`.
+fn wrk_figure(report: &str, label: &str) -> Option<f64> {
+    report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+        .and_then(|v| v.trim_end_matches(',').parse().ok())
+}
+
+#[test]
+#[cfg_attr(not(wrk), ignore = "wrk is not installed")]
+fn under_load_with_expiry_revocation_and_429s_no_request_fails_and_each_refresh_is_one_token_request()
+ {
+    // Tokens that live 2 s: serve refreshes them ahead of expiry about every second.
+    let emu = emulator_with(|b| {
+        b.client(ClientSpec::new("load-client", SECRET).token_ttl(Duration::from_secs(2)))
+    });
+    let serve = Serve::start_env(&emu, &[("GENESYS_CLIENT_ID", "load-client")], &[]);
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 200);
+    emu.reset_counters();
+    let started = Instant::now();
+    let wrk = Killed(
+        Command::new("wrk")
+            .args(["-t2", "-c100", "-d5s", "--timeout", "10s", "-H"])
+            .arg(format!("Authorization: Bearer {}", serve.bearer()))
+            .arg(format!("{}/api/v2/organizations/me", serve.url()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrk runs"),
+    );
+    // Mid-run, a second apart, once requests are flowing: the tokens expire on the server's
+    // clock, then are revoked, then the API answers a burst of 429s. (A schedule, not a
+    // measurement: nothing below depends on how fast the run went.)
+    let api = || emu.counters().api_requests.values().sum::<u64>();
+    let mut events = vec![
+        (
+            1,
+            Box::new(|| emu.advance_clock(Duration::from_secs(3))) as Box<dyn Fn()>,
+        ),
+        (
+            2,
+            Box::new(|| {
+                emu.revoke_tokens_of("load-client");
+            }),
+        ),
+        (
+            3,
+            Box::new(|| {
+                emu.inject(
+                    Target::Api,
+                    Fault::Status {
+                        status: 429,
+                        retry_after: Some(0),
+                    },
+                    50,
+                )
+            }),
+        ),
+    ]
+    .into_iter();
+    let mut next = events.next();
+    while let Some((at, event)) = &next {
+        if started.elapsed() >= Duration::from_secs(*at) && api() >= 100 * at {
+            event();
+            next = events.next();
+        } else {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the run ended before event {at}: {} requests",
+                api()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let mut wrk = wrk;
+    let out = std::mem::replace(&mut wrk.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{report}");
+    let c = emu.counters();
+    let m = serve.metrics();
+    let requests = wrk_figure(&report, "Requests/sec").unwrap_or(0.0);
+    assert!(requests > 0.0, "{report}");
+    // No failed request: every request wrk sent was answered 2xx (the emulator's 401s and
+    // 429s were healed by serve), and no connection error.
+    assert_eq!(
+        wrk_figure(&report, "Non-2xx or 3xx responses"),
+        None,
+        "{report}\n{m}"
+    );
+    assert_eq!(wrk_figure(&report, "Socket errors"), None, "{report}");
+    assert!(c.unauthorized >= 1, "the revocation was never met: {c:?}");
+    assert!(
+        series(&m, "genesys_auth_rate_limit_waits_total").unwrap() >= 50.0,
+        "{m}"
+    );
+    // One token request per refresh: about one a second for expiry (the 2 s lifetime), one
+    // for the server-side expiry, one for the revocation; never one per waiting connection.
+    let fetched = series(&m, "genesys_auth_token_fetches_total{outcome=\"ok\"}").unwrap();
+    eprintln!(
+        "token requests in the run: {}; fetches serve counted: {fetched}",
+        c.token_requests
+    );
+    assert!(c.token_requests <= 12, "{c:?}\n{m}");
 }
