@@ -133,15 +133,16 @@ pub struct Global {
     /// The key of --client-cert (PEM) [env: GENESYS_CLIENT_KEY]
     #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
-    /// Seconds the whole command may take, retries and their waits included [default: 15 s a
-    /// request, 90 s with retries]
+    /// How long the whole command may take, retries, waits, --jq and a secret command included:
+    /// seconds or 500ms, 30s, 2m [default: 15 s a request, 90 s with retries]
     #[arg(
         long,
         global = true,
-        value_name = "SECS",
-        allow_negative_numbers = true
+        value_name = "DURATION",
+        allow_negative_numbers = true,
+        value_parser = crate::deadline::parse_timeout
     )]
-    pub timeout: Option<f64>,
+    pub timeout: Option<std::time::Duration>,
     /// Log what happens on stderr (-vv for more); never a secret
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -1,7 +1,7 @@
 //! Turns the global options into the library's settings and provider: flags first, then the
 //! environment, `.env` and profiles, as the library resolves them.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,17 +23,27 @@ pub fn use_color(choice: ColorChoice) -> bool {
     }
 }
 
+/// A secret file or standard input is read up to this size: a secret is one line.
+const MAX_SECRET: u64 = 64 * 1024;
+
 /// Reads the secret from the file or standard input the flags name.
 fn read_secret(global: &Global) -> Result<Option<(String, String)>, CliError> {
-    let first_line = |text: &str| text.lines().next().unwrap_or("").trim().to_owned();
+    let first_line = |bytes: &[u8]| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
     if let Some(path) = &global.client_secret_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = genesys_auth::input::read_file(path, MAX_SECRET).map_err(|e| {
             CliError::new(
                 Exit::Config,
                 format!("cannot read the client secret from {}: {e}", path.display()),
             )
         })?;
-        let secret = first_line(&text);
+        let secret = first_line(&bytes);
         if secret.is_empty() {
             return Err(CliError::new(
                 Exit::Config,
@@ -49,13 +59,13 @@ fn read_secret(global: &Global) -> Result<Option<(String, String)>, CliError> {
         )));
     }
     if global.client_secret_stdin {
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
-            CliError::new(
-                Exit::Config,
-                format!("cannot read the client secret from standard input: {e}"),
-            )
-        })?;
+        let line = genesys_auth::input::read_line_capped(std::io::stdin().lock(), MAX_SECRET)
+            .map_err(|e| {
+                CliError::new(
+                    Exit::Config,
+                    format!("cannot read the client secret from standard input: {e}"),
+                )
+            })?;
         let secret = first_line(&line);
         if secret.is_empty() {
             return Err(CliError::new(
@@ -115,28 +125,14 @@ pub fn settings_quiet(global: &Global) -> Result<Settings, CliError> {
     if !global.scopes.is_empty() {
         loader = loader.scopes_from(global.scopes.iter().cloned(), "--scope");
     }
-    if let Some(t) = global.timeout {
-        let why = if !t.is_finite() {
-            Some("is not a number of seconds")
-        } else if t < 0.0 {
-            Some("is negative; give the seconds to wait, e.g. --timeout 30")
-        } else if t == 0.0 {
-            Some(
-                "would give up before sending anything; give at least a fraction of a second, e.g. --timeout 0.5",
-            )
-        } else if t > 3600.0 {
-            Some("is more than an hour; give at most 3600 seconds")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(CliError::new(Exit::Usage, format!("--timeout {t} {why}")));
-        }
-        // The whole command, retries and their waits included, stays within --timeout.
+    if let Some(d) = crate::deadline::command() {
+        // The whole command, retries and their waits included, stays within --timeout: each
+        // step gets what is left of it.
+        let left = d.remaining().max(Duration::from_millis(1));
         loader = loader
-            .timeout(Duration::from_secs_f64(t))
-            .connect_timeout(Duration::from_secs_f64(t.min(5.0)))
-            .retry(genesys_auth::RetryPolicy::default().with_deadline(Duration::from_secs_f64(t)));
+            .timeout(left)
+            .connect_timeout(left.min(Duration::from_secs(5)))
+            .retry(genesys_auth::RetryPolicy::default().with_deadline(left));
     }
     Ok(loader.load()?)
 }
@@ -185,11 +181,8 @@ pub fn store(global: &Global, settings: &Settings) -> Result<Store, CliError> {
         {
             // The same private CA and client certificate as the HTTPS requests.
             let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| {
-                    CliError::new(
-                        Exit::Config,
-                        format!("cannot read {}: {}", p.display(), e.kind()),
-                    )
+                genesys_auth::input::read_file(p, 16 << 20).map_err(|e| {
+                    CliError::new(Exit::Config, format!("cannot read {}: {e}", p.display()))
                 })
             };
             let ca = settings

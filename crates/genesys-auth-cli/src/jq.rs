@@ -1,5 +1,16 @@
-//! `--jq EXPR`: a jq filter over the response, through the jaq crates (no shell-out, no jq
-//! needed). Strings are printed raw, as `gh api --jq` prints them; other values as JSON.
+//! `--jq EXPR`: a jq filter over the response, through the jaq crates (no jq needed). Strings
+//! are printed raw, as `gh api --jq` prints them; other values as JSON.
+//!
+//! A filter is a program, and a program can recurse without end (`def f: 1+f; f` overflows the
+//! stack, which no thread can survive), run forever (`[range(1e18)]`) or print without end. So
+//! the filter runs in a child process, this same binary started as a jq worker: its memory is
+//! capped, it is killed at the command's deadline (ten seconds at most), its output is read up
+//! to a cap, and whatever becomes of it, the command reports it in one line.
+
+use std::io::{Read as _, Write as _};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
@@ -7,9 +18,163 @@ use jaq_json::Val;
 
 use crate::exit::{CliError, Exit};
 
-/// Runs `expr` over the JSON `input` and returns one line per output value.
-pub fn run(expr: &str, input: &[u8]) -> Result<Vec<String>, CliError> {
-    let usage = |m: String| CliError::new(Exit::Usage, m);
+/// The first argument that makes this binary a jq worker. Not an option a user would type.
+const WORKER: &str = "\u{1}jq-worker";
+
+/// How long a filter may run when --timeout does not say less.
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// The worker reads an answer up to this size (a merged `--paginate` list included).
+const MAX_INPUT: u64 = 256 << 20;
+
+/// A filter's output is read up to this size.
+const MAX_OUTPUT: u64 = 256 << 20;
+
+/// The worker's address space: several times the largest answer it can be given.
+const MAX_MEMORY: u64 = 4 << 30;
+
+/// The worker's exit code for a filter that failed with a message of its own.
+const FAILED: i32 = 3;
+
+fn usage(m: String) -> CliError {
+    CliError::new(Exit::Usage, m)
+}
+
+/// Runs `expr` over the JSON `input` in a worker process and returns its output: one line per
+/// value.
+pub fn run(expr: &str, input: &[u8]) -> Result<String, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| usage(format!("--jq cannot start its worker: {}", e.kind())))?;
+    let limit = crate::deadline::within(LIMIT);
+    let deadline = Instant::now() + limit;
+    let mut child = Command::new(exe)
+        .arg(WORKER)
+        .arg(expr)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| usage(format!("--jq cannot start its worker: {}", e.kind())))?;
+    let mut stdin = child.stdin.take();
+    let body = input.to_vec();
+    std::thread::spawn(move || {
+        if let Some(s) = stdin.as_mut() {
+            let _ = s.write_all(&body);
+        }
+    });
+    let (send, output) = mpsc::channel();
+    let stdout = child.stdout.take();
+    std::thread::spawn(move || {
+        let out = stdout.map(|s| genesys_auth::input::read_capped(s, MAX_OUTPUT));
+        let _ = send.send(out);
+    });
+    let mut stderr = child.stderr.take();
+    let too_large = |cap: u64| {
+        usage(format!(
+            "--jq `{expr}` printed more than {} MiB; narrow the filter",
+            cap >> 20
+        ))
+    };
+    let mut out = None;
+    let status = loop {
+        if out.is_none()
+            && let Ok(o) = output.try_recv()
+        {
+            if let Some(Err(genesys_auth::input::InputError::TooLarge { cap })) = o {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(too_large(cap));
+            }
+            out = Some(o);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(2)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let why = match crate::deadline::command() {
+                    Some(d) if d.remaining() < LIMIT => format!("within {}", d.shown()),
+                    _ => format!("within {} s", LIMIT.as_secs()),
+                };
+                return Err(usage(format!(
+                    "--jq `{expr}` did not finish {why}; a filter over one answer should take milliseconds (one that never ends, like range(1e18)?)"
+                )));
+            }
+        }
+    };
+    let out = match out {
+        Some(o) => o,
+        None => output
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+            .flatten(),
+    };
+    match status.code() {
+        Some(0) => match out {
+            Some(Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+            Some(Err(genesys_auth::input::InputError::TooLarge { cap })) => Err(too_large(cap)),
+            _ => Err(usage(format!(
+                "--jq `{expr}`: its output could not be read"
+            ))),
+        },
+        Some(FAILED) => {
+            let mut message = Vec::new();
+            if let Some(e) = stderr.as_mut() {
+                let _ = e.take(4096).read_to_end(&mut message);
+            }
+            Err(usage(
+                String::from_utf8_lossy(&message).trim_end().to_owned(),
+            ))
+        }
+        // Killed by a signal: a stack overflow aborts, and so does running out of memory.
+        _ => Err(usage(format!(
+            "--jq `{expr}` ran out of stack or memory (a filter that recurses without end, like def f: 1+f; f?)"
+        ))),
+    }
+}
+
+/// The worker's side: when this process was started as a jq worker, runs the filter given in
+/// its arguments over standard input and returns the exit code; otherwise `None`.
+pub fn worker() -> Option<std::process::ExitCode> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != WORKER {
+        return None;
+    }
+    let expr = args.next()?.into_string().ok()?;
+    cap_memory();
+    let mut out = std::io::stdout().lock();
+    let mut emit = |line: &str| writeln!(out, "{line}").is_ok();
+    let code = match genesys_auth::input::read_stdin(MAX_INPUT)
+        .map_err(|e| usage(format!("--jq: the answer could not be read: {e}")))
+        .and_then(|input| eval(&expr, &input, &mut emit))
+    {
+        Ok(()) => 0,
+        Err(e) => {
+            eprint!("{}", e.message);
+            FAILED
+        }
+    };
+    let _ = out.flush();
+    Some(std::process::ExitCode::from(code as u8))
+}
+
+/// Caps the worker's address space, so that a filter that builds without end (`[range(1e18)]`)
+/// fails its allocation and ends, rather than pressing the machine.
+fn cap_memory() {
+    let limit = libc::rlimit {
+        rlim_cur: MAX_MEMORY as libc::rlim_t,
+        rlim_max: MAX_MEMORY as libc::rlim_t,
+    };
+    // SAFETY: setrlimit(2) reads the struct passed by reference and affects only this process.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_AS, &limit);
+    }
+}
+
+/// Runs `expr` over the JSON `input` in this process and gives `emit` one line per output
+/// value; `emit` returns false to stop.
+fn eval(expr: &str, input: &[u8], emit: &mut dyn FnMut(&str) -> bool) -> Result<(), CliError> {
     let input = jaq_json::read::parse_single(input)
         .map_err(|_| usage("--jq needs a JSON answer, and this one is not JSON".into()))?;
     let defs = jaq_core::defs()
@@ -32,32 +197,44 @@ pub fn run(expr: &str, input: &[u8]) -> Result<Vec<String>, CliError> {
         .compile(modules)
         .map_err(|_| usage(format!("--jq `{expr}` names a filter that does not exist")))?;
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
-    let mut lines = Vec::new();
     for v in filter.id.run((ctx, input)).map(unwrap_valr) {
         let v = v.map_err(|e| usage(format!("--jq `{expr}` failed: {e}")))?;
         let text = v.to_string();
-        lines.push(match serde_json::from_str::<serde_json::Value>(&text) {
+        let line = match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(serde_json::Value::String(s)) => s,
             _ => text,
-        });
+        };
+        // A reader that went away (the output cap reached, or `| head`) ends the filter.
+        if !emit(&line) {
+            break;
+        }
     }
-    Ok(lines)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn lines(expr: &str, input: &[u8]) -> Result<Vec<String>, CliError> {
+        let mut out = Vec::new();
+        eval(expr, input, &mut |l| {
+            out.push(l.to_owned());
+            true
+        })?;
+        Ok(out)
+    }
+
     #[test]
     fn filters_print_strings_raw_and_other_values_as_json() {
         let input = br#"{"entities":[{"name":"a","n":1},{"name":"b","n":2}]}"#;
-        assert_eq!(run(".entities[].name", input).unwrap(), ["a", "b"]);
-        assert_eq!(run("[.entities[].n] | add", input).unwrap(), ["3"]);
-        assert_eq!(run(".entities | length", input).unwrap(), ["2"]);
-        assert_eq!(run("map(.n)", br#"[{"n":1}]"#).unwrap(), ["[1]"]);
+        assert_eq!(lines(".entities[].name", input).unwrap(), ["a", "b"]);
+        assert_eq!(lines("[.entities[].n] | add", input).unwrap(), ["3"]);
+        assert_eq!(lines(".entities | length", input).unwrap(), ["2"]);
+        assert_eq!(lines("map(.n)", br#"[{"n":1}]"#).unwrap(), ["[1]"]);
         for bad in [".[", "nosuchfilter", ".entities | error(\"x\")"] {
-            assert_eq!(run(bad, input).unwrap_err().exit, Exit::Usage, "{bad}");
+            assert_eq!(lines(bad, input).unwrap_err().exit, Exit::Usage, "{bad}");
         }
-        assert!(run(".", b"not json").is_err());
+        assert!(lines(".", b"not json").is_err());
     }
 }

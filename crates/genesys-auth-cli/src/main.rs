@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod context;
+mod deadline;
 mod exit;
 mod jq;
 mod output;
@@ -18,6 +19,10 @@ use exit::CliError;
 fn main() -> ExitCode {
     // At a Tab, the shell's script runs the tool with a variable set: answer and exit.
     commands::completions::answer_if_asked();
+    // This binary also runs `--jq` filters, in a child process of its own.
+    if let Some(code) = jq::worker() {
+        return code;
+    }
     let cli = match cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m))
@@ -25,6 +30,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    deadline::start(cli.global.timeout);
     let color = context::use_color(cli.global.color);
     init_logging(cli.global.verbose, color);
     if let Err(e) = refuse_inapplicable(&cli) {
@@ -57,7 +63,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::Exit::Network as u8);
         }
     };
-    finish(runtime.block_on(run(cli)), color)
+    finish(runtime.block_on(deadline::bound(run(cli))), color)
 }
 
 /// Options that configure a token request mean nothing to the commands that make none: given

@@ -28,6 +28,13 @@ pub fn print_line(text: &str) {
     let _ = out.flush();
 }
 
+/// Writes text to stdout as it is (it ends with its own line break), ignoring a closed pipe.
+pub fn print_raw(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
 /// `23 h 59 m`, `4 m 10 s`, `12 s`.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();

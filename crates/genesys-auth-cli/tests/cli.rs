@@ -897,8 +897,8 @@ fn paginate_keeps_the_pages_it_has_when_the_next_one_is_elsewhere() {
     for (next, want_exit) in [
         ("https://evil.example.com/api/v2/things?pageNumber=3", 8),
         ("//evil.example.com/api/v2/things?pageNumber=3", 8),
-        // A loop back to the first page ends the list, with every page kept.
-        ("/api/v2/things", 0),
+        // A loop back to the first page is an error, with every page kept.
+        ("/api/v2/things", 7),
     ] {
         let next = next.to_owned();
         let (base, seen) = tiny_server(move |target| match target {
@@ -1542,7 +1542,10 @@ fn usage_mistakes_get_one_clear_message_and_exit_2() {
             &["api", "organizations/me", "--paginate"],
             "drop --paginate",
         ),
-        (&["--timeout", "0", "token"], "--timeout 0"),
+        (
+            &["--timeout", "0", "token"],
+            "--timeout <DURATION>: it would give up",
+        ),
         (&["--timeout", "-1", "token"], "negative"),
         (
             &["regions", "--region", "bogus"],
@@ -2079,4 +2082,290 @@ fn scheme_less_credentials_never_show_and_never_pass_the_argv_check() {
     assert_eq!(code(&runs[4]), 2, "{}", stderr(&runs[4]));
     assert!(stderr(&runs[4]).contains("GENESYS_PROXY_PASSWORD"));
     assert_eq!(code(&runs[5]), 3, "{}", stderr(&runs[5]));
+}
+
+/// `--timeout` is one deadline for the whole command: against a server that takes 1.5 s per
+/// answer, `--timeout 2` ends `api` (a token and an API call), `verify` (three calls), `doctor`
+/// and `api --paginate` with an error naming --timeout, where each call alone fits in it.
+/// `--timeout` takes durations with a unit as well as seconds.
+#[test]
+fn timeout_is_one_deadline_for_the_whole_command() {
+    let e = env();
+    let slow = || {
+        e.emu.inject(Target::Token, Fault::Delay { ms: 1500 }, 1);
+        e.emu.inject(Target::Api, Fault::Delay { ms: 1500 }, 10);
+    };
+    for args in [
+        &["api", "organizations/me"][..],
+        &["verify"],
+        &["api", "users", "-q", "pageSize=25", "--paginate"],
+        &["doctor"],
+    ] {
+        slow();
+        let out = e.run(e.cmd().args(["--no-cache", "--timeout", "2s"]).args(args));
+        assert_eq!(code(&out), 7, "{args:?}: {}{}", stdout(&out), stderr(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(said.contains("--timeout 2s"), "{args:?}: {said}");
+        if args[0] == "doctor" {
+            // The checks done are shown, the one cut short says so.
+            assert!(stdout(&out).contains("✓ settings"), "{said}");
+            assert!(stdout(&out).contains("✗ timeout"), "{said}");
+        } else {
+            assert!(stdout(&out).is_empty(), "{args:?}: {said}");
+        }
+        e.emu.clear_faults();
+    }
+    for ok in ["30", "2.5", "500ms", "30s", "2m"] {
+        let out = e.run_args(&["--timeout", ok, "config"]);
+        assert_eq!(code(&out), 0, "{ok}: {}", stderr(&out));
+    }
+    for bad in ["2x", "0", "-1", "2h"] {
+        let out = e.run_args(&["--timeout", bad, "config"]);
+        assert_eq!(code(&out), 2, "{bad}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("float"), "{bad}: {}", stderr(&out));
+    }
+}
+
+impl Env {
+    /// The binary with `/dev/zero` as its standard input (an endless stream), without the
+    /// secret in the environment, cut at 20 s.
+    fn run_with_zero_stdin(&self, args: &[&str]) -> Output {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"));
+        c.env_clear()
+            .current_dir(self.path("work"))
+            .env("HOME", self.path("home"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("GENESYS_REGION", self.emu.base_url())
+            .env("GENESYS_CLIENT_ID", ID)
+            .args(args)
+            .stdin(std::fs::File::open("/dev/zero").unwrap())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        self.check_clean(&out);
+        out
+    }
+}
+
+/// Makes a FIFO at `path` (mkfifo(1), a real named pipe).
+fn mkfifo(path: &std::path::Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs")
+        .success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// The secret command's limit holds for all it starts: a child left in the background with the
+/// output open is killed with it (the command would otherwise wait the child's 60 s, and this
+/// run is cut at 20), `--timeout` shortens the limit, and shell syntax without a shell is
+/// refused with a hint.
+#[test]
+fn the_secret_command_ends_with_everything_it_started() {
+    let e = env();
+    let pidfile = e.path("bg.pid");
+    let command = format!(
+        "sh -c 'echo {SECRET}; sleep 60 & echo $! > {}'",
+        pidfile.display()
+    );
+    let out = e.run(
+        e.cmd()
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .args(["--client-secret-command", &command, "--no-cache", "token"])
+            .timeout(Duration::from_secs(20)),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.split_whitespace().nth(2) == Some("Z"),
+        "the background child still runs: {state}"
+    );
+    let out = e.run(
+        e.cmd()
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .args([
+                "--timeout",
+                "1s",
+                "--client-secret-command",
+                "sleep 30",
+                "token",
+            ])
+            .timeout(Duration::from_secs(20)),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("within 1 s"), "{}", stderr(&out));
+    for piped in [
+        "vault kv get -field=secret kv/genesys | head -1",
+        "cat secret.txt > /dev/null",
+        "echo $(cat secret.txt)",
+    ] {
+        let out = e.run(e.cmd().env_remove("GENESYS_CLIENT_SECRET").args([
+            "--client-secret-command",
+            piped,
+            "token",
+        ]));
+        assert_eq!(code(&out), 3, "{piped}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("runs without a shell") && stderr(&out).contains("sh -c"),
+            "{piped}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Every input is read under a cap, and a FIFO or a device is refused without blocking:
+/// secrets (file, stdin, profile), bodies (`-d @file`, `-d @-`, `-F x=@file`), the CA file and a
+/// cache entry. Every run here is cut at 20 s: a blocking open would hang it.
+#[test]
+fn inputs_are_read_bounded_and_fifos_and_devices_refused() {
+    let e = env();
+    let fifo = e.path("fifo");
+    mkfifo(&fifo);
+    let fifo_s = fifo.to_str().unwrap();
+    let run = |c: &mut Command| e.run(c.timeout(Duration::from_secs(20)));
+    let out = e.run_with_zero_stdin(&["--client-secret-stdin", "token"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    for (args, exit, needle) in [
+        (vec!["--client-secret-file", fifo_s, "token"], 3, "a FIFO"),
+        (
+            vec!["--client-secret-file", "/dev/zero", "token"],
+            3,
+            "a device",
+        ),
+        (vec!["--ca-file", fifo_s, "token"], 3, "a FIFO"),
+        (
+            vec!["api", "groups", "-d", &format!("@{fifo_s}")],
+            2,
+            "a FIFO",
+        ),
+        (vec!["api", "groups", "-F", "x=@/dev/zero"], 2, "a device"),
+        (
+            vec!["--client-secret-stdin", "api", "groups", "-d", "@-"],
+            2,
+            "both read standard input",
+        ),
+    ] {
+        let mut c = e.cmd();
+        if args.contains(&"--client-secret-file") || args.contains(&"--client-secret-stdin") {
+            c.env_remove("GENESYS_CLIENT_SECRET");
+        }
+        let out = run(c.args(&args).write_stdin(""));
+        assert_eq!(code(&out), exit, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+    let out = e.run_with_zero_stdin(&["api", "groups", "-d", "@-"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 64 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    // A FIFO where a cache entry should be: token and cache list go on without it.
+    let out = run(e.cmd().arg("token"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let dir = e.path("cache/genesys-auth");
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a cache entry");
+    std::fs::remove_file(&entry).unwrap();
+    mkfifo(&entry);
+    let out = run(e.cmd().arg("token"));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    let out = run(e.cmd().args(["cache", "list"]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// `--jq` runs a program, and a program can recurse or loop without end: each ends with one
+/// clear line and exit 2, never an abort or a wait without end.
+#[test]
+fn jq_filters_that_never_end_are_stopped_with_a_clear_error() {
+    let e = env();
+    for (filter, needle) in [
+        ("def f: 1+f; f", "ran out of stack or memory"),
+        ("[range(1e18)]", "did not finish within --timeout 3s"),
+        ("range(1e18)", "did not finish within --timeout 3s"),
+    ] {
+        let out = e.run(
+            e.cmd()
+                .args(["--timeout", "3s", "api", "organizations/me", "--jq", filter])
+                .timeout(Duration::from_secs(30)),
+        );
+        assert_eq!(code(&out), 2, "{filter}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{filter}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("overflow"),
+            "{filter}: {}",
+            stderr(&out)
+        );
+    }
+    let out = e.run_args(&["api", "organizations/me", "--jq", ".name"]);
+    assert_eq!(stdout(&out), "Emulated Organization\n", "{}", stderr(&out));
+}
+
+/// A `nextUri` that leads back to a page already fetched ends `--paginate` with an error and
+/// exit 7, the pages fetched printed and a warning: never exit 0 with part of the list.
+#[test]
+fn paginate_stops_with_an_error_on_a_repeating_next_uri() {
+    let e = env();
+    for shown in ["/api/v2/things", "/api/v2/things?pageNumber=2"] {
+        let next = shown.to_owned();
+        let (base, _) = tiny_server(move |target| match target {
+            "/api/v2/things" | "/api/v2/things?pageNumber=1" => {
+                r#"{"entities":[1,2],"nextUri":"/api/v2/things?pageNumber=2"}"#.into()
+            }
+            _ => format!(r#"{{"entities":[3],"nextUri":"{next}"}}"#),
+        });
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_REGION", &base)
+                .env("GENESYSCLOUD_ACCESS_TOKEN", "tiny-server-token")
+                .args(["api", "/api/v2/things", "--paginate"])
+                .timeout(Duration::from_secs(20)),
+        );
+        assert_eq!(code(&out), 7, "{shown}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("points back to a page already fetched"),
+            "{}",
+            stderr(&out)
+        );
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    }
+}
+
+#[test]
+fn api_refuses_proxy_authorization_and_expect_headers() {
+    let e = env();
+    for h in [
+        "Proxy-Authorization: Basic dXNlcjpwYXNz",
+        "Expect: 100-continue",
+    ] {
+        let out = e.run_args(&["api", "organizations/me", "-H", h]);
+        assert_eq!(code(&out), 2, "{h}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("dXNlcjpwYXNz"), "{}", stderr(&out));
+    }
+    assert_eq!(e.emu.counters().token_requests, 0);
 }

@@ -448,7 +448,7 @@ impl ApiClient {
             next: Option<ApiRequest>,
             pages: usize,
             /// Every page address asked so far: a server that sends one back again is looping.
-            seen: std::collections::HashSet<(String, Vec<(String, String)>)>,
+            seen: std::collections::HashSet<String>,
         }
         let state = State {
             next: Some(req),
@@ -458,19 +458,27 @@ impl ApiClient {
         futures_util::stream::unfold(state, move |mut st| async move {
             let req = st.next.take()?;
             st.pages += 1;
-            if st.pages > 1 {
-                if let Err(e) = self.check_next_page(&req.path) {
-                    return Some((Err(e), st));
-                }
-                if !st.seen.insert((req.path.clone(), req.query.clone())) {
-                    tracing::warn!(
-                        page = st.pages,
-                        "the server sent a page address it had sent before; stopping"
-                    );
-                    return None;
-                }
-            } else {
-                st.seen.insert((req.path.clone(), req.query.clone()));
+            if st.pages > 1
+                && let Err(e) = self.check_next_page(&req.path)
+            {
+                return Some((Err(e), st));
+            }
+            let address = self.page_address(&req);
+            if !st.seen.insert(address.clone()) {
+                // Following it again would fetch the same pages for ever; stopping quietly would
+                // pass a part of the list off as all of it.
+                return Some((
+                    Err(Error::BadResponse {
+                        endpoint: format!("{} {}", req.method, strip_query(&address)),
+                        reason: format!(
+                            "page {} points back to a page already fetched (its nextUri repeats), so the list cannot be followed to its end",
+                            st.pages - 1
+                        ),
+                        excerpt: "(the entities before it were fetched)".into(),
+                        correlation_id: None,
+                    }),
+                    st,
+                ));
             }
             let result = self.send(req.clone()).await.and_then(|r| {
                 let v: Value = r.json()?;
@@ -497,6 +505,26 @@ impl ApiClient {
 }
 
 impl ApiClient {
+    /// A request's full address, its query included, the same however the path was written
+    /// (`users?x=1`, `/api/v2/users` with the query apart, an absolute `nextUri`).
+    fn page_address(&self, req: &ApiRequest) -> String {
+        let Ok(mut url) = self.url_for(&req.path).map(|u| url::Url::parse(&u)) else {
+            return req.path.clone();
+        };
+        if let Ok(u) = url.as_mut() {
+            if !req.query.is_empty() {
+                u.query_pairs_mut().extend_pairs(&req.query);
+            }
+            let mut pairs: Vec<(String, String)> = u.query_pairs().into_owned().collect();
+            pairs.sort();
+            u.set_query(None);
+            if !pairs.is_empty() {
+                u.query_pairs_mut().extend_pairs(&pairs);
+            }
+        }
+        url.map_or_else(|_| req.path.clone(), String::from)
+    }
+
     /// A `nextUri` is followed only on the API origin, and never when scheme-relative.
     fn check_next_page(&self, path: &str) -> Result<(), Error> {
         let p = path.trim();
@@ -523,13 +551,13 @@ fn next_request(current: &ApiRequest, body: &Value, page: &Page) -> Option<ApiRe
         return None;
     }
     if let Some(next) = body.get("nextUri").and_then(Value::as_str) {
-        // nextUri carries its own query; extra parameters would be repeated.
-        let req = ApiRequest {
+        // nextUri carries its own query; extra parameters would be repeated. One that points
+        // back to a page already fetched is caught by `pages`, as an error.
+        return Some(ApiRequest {
             path: next.to_owned(),
             query: Vec::new(),
             ..current.clone()
-        };
-        return (req.path != current.path || !current.query.is_empty()).then_some(req);
+        });
     }
     let (n, count) = (page.page_number?, page.page_count?);
     if n >= count {
@@ -576,17 +604,12 @@ mod tests {
     }
 
     #[test]
-    fn next_uri_wins_and_a_loop_or_an_empty_page_ends_it() {
+    fn next_uri_wins_and_an_empty_page_ends_it() {
         let req = ApiRequest::get("/api/v2/things").query("pageSize", "2");
         let body = json!({"entities": [1], "nextUri": "/api/v2/things?cursor=abc"});
         let next = next_request(&req, &body, &page(&body)).expect("a next page");
         assert_eq!(next.path, "/api/v2/things?cursor=abc");
         assert!(next.query.is_empty());
-        let same = json!({"entities": [1], "nextUri": "/api/v2/things?cursor=abc"});
-        assert!(
-            next_request(&next, &same, &page(&same)).is_none(),
-            "a nextUri pointing at itself"
-        );
         let empty = json!({"entities": [], "nextUri": "/api/v2/things?cursor=def"});
         assert!(next_request(&next, &empty, &page(&empty)).is_none());
     }

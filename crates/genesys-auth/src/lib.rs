@@ -8,6 +8,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `sync` | locking that survives a panic elsewhere; the barrier pair of the token copies |
+//! | [`input`] | bounded reads of local files and standard input, FIFOs and devices refused |
 //! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
 //! | `redact` | the one way a URL-like value that may hold credentials is shown |
 //! | `region` | the regions and their hosts ([`Region`]) |
@@ -26,6 +27,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod sync;
+
+pub mod input;
 
 mod clock;
 mod redact;

@@ -157,31 +157,42 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
     if let Some((cert, key)) = &settings.client_cert {
         builder = builder.identity(read_identity(&cert.value, &key.value, &cert.source)?);
     }
-    builder
-        .build()
-        .map_err(|e| transport_error("the HTTP client", e))
+    builder.build().map_err(|e| build_error(settings, e))
+}
+
+/// A CA bundle is read up to this size (the system's whole bundle is a few hundred KiB).
+const MAX_CA_FILE: u64 = 16 << 20;
+
+/// A client certificate or key is read up to this size.
+const MAX_IDENTITY_FILE: u64 = 1 << 20;
+
+/// A configuration error about a file the settings name: the path, never the content.
+fn file_error(path: &Path, message: String, cause: Option<crate::input::InputError>) -> Error {
+    Error::Config(ConfigError::File {
+        path: path.to_owned(),
+        message,
+        cause: cause.and_then(|c| match c {
+            crate::input::InputError::Io(io) => Some(io),
+            _ => None,
+        }),
+    })
 }
 
 /// Certificates from a PEM file, or a configuration error naming the file (never its content).
 fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Error> {
-    let bad = |reason: String| {
-        Error::Config(ConfigError::File {
-            cause: None,
-            path: path.to_owned(),
-            message: format!("{reason} (CA file from {from}); give a PEM file of certificates"),
-        })
+    let bad = |reason: String, cause| {
+        file_error(
+            path,
+            format!("{reason} (CA file from {from}); give a PEM file of certificates"),
+            cause,
+        )
     };
-    let pem = std::fs::read(path).map_err(|e| {
-        let mut err = bad(format!("cannot read it: {}", e.kind()));
-        if let Error::Config(ConfigError::File { cause, .. }) = &mut err {
-            *cause = Some(Arc::new(e));
-        }
-        err
-    })?;
+    let pem =
+        crate::input::read_file(path, MAX_CA_FILE).map_err(|e| bad(e.to_string(), Some(e)))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|_| bad("it holds no readable certificate".into()))?;
+        .map_err(|_| bad("it holds no readable certificate".into(), None))?;
     if certs.is_empty() {
-        return Err(bad("it holds no certificate".into()));
+        return Err(bad("it holds no certificate".into(), None));
     }
     Ok(certs)
 }
@@ -189,27 +200,68 @@ fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Err
 /// A client certificate and its key, or a configuration error naming the file at fault.
 fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Identity, Error> {
     let read = |path: &Path, what: &str| {
-        std::fs::read(path).map_err(|e| {
-            Error::Config(ConfigError::File {
-                path: path.to_owned(),
-                message: format!("cannot read the client {what} (from {from}): {}", e.kind()),
-                cause: Some(Arc::new(e)),
-            })
+        crate::input::read_file(path, MAX_IDENTITY_FILE).map_err(|e| {
+            file_error(
+                path,
+                format!("cannot use it as the client {what} (from {from}): {e}"),
+                Some(e),
+            )
         })
     };
+    warn_if_others_can_read(key);
     let mut pem = read(cert, "certificate")?;
     pem.push(b'\n');
     pem.extend(read(key, "key")?);
     reqwest::Identity::from_pem(&pem).map_err(|_| {
-        Error::Config(ConfigError::File {
-            cause: None,
-            path: cert.to_owned(),
-            message: format!(
+        file_error(
+            cert,
+            format!(
                 "with {} it is not a usable client certificate and key (PEM; from {from})",
                 key.display()
             ),
-        })
+            None,
+        )
     })
+}
+
+/// A private key that other users can read is no longer private: said once, as a warning
+/// (refusing it would break setups that work, such as a key shared with a service's group).
+fn warn_if_others_can_read(key: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(key)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "the client key {} can be read by other users (mode {:o}); make it private with `chmod 600 {}`",
+            key.display(),
+            meta.permissions().mode() & 0o777,
+            key.display()
+        );
+    }
+}
+
+/// Why building the HTTP client failed: a client certificate and key that are each readable
+/// but do not belong together are only found out here (by rustls), and the message names both
+/// files; anything else is reported as it is.
+fn build_error(settings: &Settings, e: reqwest::Error) -> Error {
+    if let Some((cert, key)) = &settings.client_cert
+        && let Ok(identity) = read_identity(&cert.value, &key.value, &cert.source)
+        && reqwest::Client::builder()
+            .identity(identity)
+            .build()
+            .is_err()
+    {
+        return file_error(
+            &cert.value,
+            format!(
+                "the client certificate and the key {} do not match: the key is not the certificate's (from {}); give the key that was made with this certificate",
+                key.value.display(),
+                cert.source
+            ),
+            None,
+        );
+    }
+    transport_error("the HTTP client", e)
 }
 
 /// A parsed `NO_PROXY` list.

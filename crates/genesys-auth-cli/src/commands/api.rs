@@ -1,6 +1,6 @@
 //! `genesys-auth api PATH`, in the manner of `gh api`.
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 
 use futures_util::StreamExt as _;
 use genesys_auth::{ApiClient, ApiRequest, ApiResponse};
@@ -17,18 +17,23 @@ fn usage(msg: String) -> CliError {
     CliError::new(Exit::Usage, msg)
 }
 
+/// A request body (`-d`, `-F x=@file`, standard input) is read up to this size.
+pub const MAX_BODY: u64 = 64 << 20;
+
+/// The merged entities of `--paginate` are kept up to this size.
+const MAX_MERGED: usize = 256 << 20;
+
 /// The body of `-d`: JSON text, `@file` or `@-`, checked to be JSON.
 fn read_body(data: &str) -> Result<Vec<u8>, CliError> {
+    use genesys_auth::input;
     let bytes = match data.strip_prefix('@') {
-        Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| usage(format!("cannot read the body from standard input: {e}")))?;
-            buf
-        }
-        Some(path) => std::fs::read(path)
-            .map_err(|e| usage(format!("cannot read the body from {path}: {e}")))?,
+        Some("-") => input::read_stdin(MAX_BODY).map_err(|e| {
+            usage(format!(
+                "-d @-: cannot read the body from standard input: {e}"
+            ))
+        })?,
+        Some(path) => input::read_file(std::path::Path::new(path), MAX_BODY)
+            .map_err(|e| usage(format!("-d: cannot read the body from {path}: {e}")))?,
         None => data.as_bytes().to_vec(),
     };
     serde_json::from_slice::<Value>(&bytes)
@@ -38,7 +43,7 @@ fn read_body(data: &str) -> Result<Vec<u8>, CliError> {
 
 /// Headers that decide how the request is framed or routed: the HTTP client sets them, and a
 /// second copy can hang the request or split it in two.
-const FRAMING_HEADERS: [&str; 9] = [
+const FRAMING_HEADERS: [&str; 11] = [
     "content-length",
     "transfer-encoding",
     "host",
@@ -48,6 +53,10 @@ const FRAMING_HEADERS: [&str; 9] = [
     "te",
     "trailer",
     "proxy-connection",
+    // Meant for a proxy, which never sees them inside the tunnel: a credential sent to the API.
+    "proxy-authorization",
+    // The client would have to wait for a `100 Continue` that it does not handle.
+    "expect",
 ];
 
 /// Parses `-H 'Name: value'`. Never echoes the value: it may be a credential.
@@ -81,8 +90,10 @@ pub fn parse_header(h: &str, no_auth: bool) -> Result<(HeaderName, HeaderValue),
 /// file's text, anything else a string.
 fn typed_value(v: &str) -> Result<Value, CliError> {
     if let Some(path) = v.strip_prefix('@') {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("-F: cannot read {path}: {}", e.kind())))?;
+        let bytes = genesys_auth::input::read_file(std::path::Path::new(path), MAX_BODY)
+            .map_err(|e| usage(format!("-F: cannot read {path}: {e}")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| usage(format!("-F: {path} is not UTF-8 text")))?;
         return Ok(Value::String(
             text.trim_end_matches(['\r', '\n']).to_owned(),
         ));
@@ -164,9 +175,7 @@ fn print_body(body: &[u8], args: &ApiArgs) -> Result<(), CliError> {
         return Ok(());
     }
     if let Some(expr) = &args.jq {
-        for line in crate::jq::run(expr, body)? {
-            print_line(&line);
-        }
+        crate::output::print_raw(&crate::jq::run(expr, body)?);
         return Ok(());
     }
     match serde_json::from_slice::<Value>(body) {
@@ -177,6 +186,11 @@ fn print_body(body: &[u8], args: &ApiArgs) -> Result<(), CliError> {
 }
 
 pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
+    if global.client_secret_stdin && args.data.as_deref() == Some("@-") {
+        return Err(usage(
+            "--client-secret-stdin and -d @- both read standard input; give the body in a file (-d @body.json) or the secret another way (--client-secret-file)".into(),
+        ));
+    }
     let req = request(&args)?;
     let settings = context::settings(global)?;
     let api = ApiClient::new(context::provider(global, settings)?);
@@ -206,6 +220,7 @@ async fn paginate(api: &ApiClient, req: ApiRequest, args: &ApiArgs) -> Result<()
         bar
     });
     let mut all = Vec::new();
+    let mut size = 0usize;
     let mut pages = 0usize;
     let mut stream = std::pin::pin!(api.pages(req));
     while let Some(page) = stream.next().await {
@@ -230,6 +245,28 @@ async fn paginate(api: &ApiClient, req: ApiRequest, args: &ApiArgs) -> Result<()
             }
             Err(e) => return Err(e.into()),
         };
+        size += page
+            .entities
+            .iter()
+            .map(|e| e.to_string().len() + 1)
+            .sum::<usize>();
+        if size > MAX_MERGED {
+            if let Some(bar) = &progress {
+                bar.finish_and_clear();
+            }
+            crate::output::warn(&format!(
+                "stopped after {pages} page(s); printing the {} entities fetched so far",
+                all.len()
+            ));
+            print_all(all, args)?;
+            return Err(CliError::new(
+                Exit::Network,
+                format!(
+                    "the pages hold more than {} MiB of entities, more than --paginate keeps in memory; ask for fewer with query parameters (-q) and page through them in parts",
+                    MAX_MERGED >> 20
+                ),
+            ));
+        }
         pages += 1;
         all.extend(page.entities);
         if let Some(bar) = &progress {

@@ -92,15 +92,37 @@ impl Check {
 }
 
 pub async fn run(global: &Global, args: DoctorArgs) -> Result<(), CliError> {
-    let mut checks = checks(global).await;
-    if args.probe_regions
-        && let Ok(settings) = context::settings_quiet(global)
-    {
-        let regions = genesys_auth::REGIONS
-            .iter()
-            .map(|r| (r.name.to_owned(), Region::Known(r)))
-            .collect();
-        checks.push(probe(&settings, regions).await);
+    let mut checks = Vec::new();
+    let work = async {
+        collect(global, &mut checks).await;
+        if args.probe_regions
+            && let Ok(settings) = context::settings_quiet(global)
+        {
+            let regions = genesys_auth::REGIONS
+                .iter()
+                .map(|r| (r.name.to_owned(), Region::Known(r)))
+                .collect();
+            checks.push(probe(&settings, regions).await);
+        }
+    };
+    // The checks that finished are shown, and the one that ran out of time says so.
+    let expired = match crate::deadline::command() {
+        Some(d) => tokio::time::timeout_at(d.at().into(), work)
+            .await
+            .err()
+            .map(|_| d),
+        None => {
+            work.await;
+            None
+        }
+    };
+    if let Some(d) = expired {
+        checks.push(Check::fail(
+            "timeout",
+            Exit::Network,
+            format!("{} reached before the next check finished", d.shown()),
+            "the checks above finished in time; give a longer --timeout to see the rest, or see where it waits with -v",
+        ));
     }
     if args.json {
         print_json(&Value::Array(checks.iter().map(Check::to_json).collect()));
@@ -119,8 +141,8 @@ pub async fn run(global: &Global, args: DoctorArgs) -> Result<(), CliError> {
 }
 
 /// Every check, in order, up to the first failure that stops the rest.
-pub async fn checks(global: &Global) -> Vec<Check> {
-    let mut out = Vec::new();
+/// They are added to `out` one by one, so that those done stay when time runs out.
+pub async fn collect(global: &Global, out: &mut Vec<Check>) {
     let settings = match context::settings_quiet(global) {
         Ok(s) => s,
         Err(e) => {
@@ -130,7 +152,7 @@ pub async fn checks(global: &Global) -> Vec<Check> {
                 "cannot be resolved",
                 e.message,
             ));
-            return out;
+            return;
         }
     };
     out.push(settings_check(&settings));
@@ -156,28 +178,27 @@ pub async fn checks(global: &Global) -> Vec<Check> {
         let failed = matches!(c.outcome, Outcome::Fail(_));
         out.push(c);
         if failed {
-            return out;
+            return;
         }
     }
     let c = tcp_check(&settings, &hosts[0]).await;
     let failed = matches!(c.outcome, Outcome::Fail(_));
     out.push(c);
     if failed {
-        return out;
+        return;
     }
     let (tls, clock) = tls_and_clock_checks(&settings).await;
     let failed = matches!(tls.outcome, Outcome::Fail(_));
     out.push(tls);
     out.extend(clock);
     if failed {
-        return out;
+        return;
     }
     let (c, provider) = token_check(settings).await;
     out.push(c);
     if let Some(p) = provider {
         out.push(verify_check(p).await);
     }
-    out
 }
 
 fn settings_check(s: &Settings) -> Check {

@@ -591,7 +591,9 @@ impl SettingsLoader {
         let mut warnings = std::mem::take(&mut found.warnings);
 
         let client_id = layers.take(|p| &mut p.client_id);
-        let client_secret = secret(found.explicit_command.take(), layers)?;
+        // The secret command gets what the caller allows a request, ten seconds at most.
+        let command_limit = self.timeout.unwrap_or(secret_command::LIMIT);
+        let client_secret = secret(found.explicit_command.take(), layers, command_limit)?;
         let region_raw = layers.take(|p| &mut p.region);
         let scopes = layers.take(|p| &mut p.scopes);
         let access_token = ready_made_token(
@@ -892,9 +894,10 @@ struct Found {
 fn secret(
     explicit_command: Option<Sourced<String>>,
     layers: &mut Layers,
+    command_limit: Duration,
 ) -> Result<Option<SourcedSecret>, ConfigError> {
     if let Some(c) = explicit_command {
-        return secret_command::run(&c.value, &c.source).map(Some);
+        return secret_command::run(&c.value, &c.source, command_limit).map(Some);
     }
     if let Some(s) = layers.take(|p| &mut p.client_secret) {
         return Ok(Some(s));
@@ -904,7 +907,7 @@ fn secret(
         layers.take(|p| &mut p.secret_command),
     ) {
         (Some(f), _) => read_secret_file(&f).map(Some),
-        (None, Some(c)) => secret_command::run(&c.value, &c.source).map(Some),
+        (None, Some(c)) => secret_command::run(&c.value, &c.source, command_limit).map(Some),
         (None, None) => Ok(None),
     }
 }
@@ -1160,17 +1163,20 @@ fn check_token_chars(
 
 /// A secret from a file named in a profile: its first line. Errors name the file, never its
 /// content.
+/// A secret file is read up to this size: a secret is one line.
+pub(crate) const MAX_SECRET_FILE: u64 = 64 * 1024;
+
 fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
     let path = PathBuf::from(&f.value);
-    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+    let bytes = crate::input::read_file(&path, MAX_SECRET_FILE).map_err(|e| ConfigError::File {
         cause: None,
         path: path.clone(),
         message: format!(
-            "cannot read the client secret (client_secret_file from {}): {}",
+            "cannot read the client secret (client_secret_file from {}): {e}",
             f.source,
-            e.kind()
         ),
     })?;
+    let text = String::from_utf8_lossy(&bytes);
     let secret = text.lines().next().unwrap_or("").trim().to_owned();
     if secret.is_empty() {
         return Err(ConfigError::File {

@@ -300,12 +300,13 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Opening flags that refuse a symbolic link in the last component.
+/// Opening flags that refuse a symbolic link in the last component, and never block on a FIFO
+/// put where a file of ours should be (opening one for writing fails at once instead).
 fn no_follow(opts: &mut fs::OpenOptions) -> &mut fs::OpenOptions {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        opts.custom_flags(libc::O_NOFOLLOW);
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     opts
 }
@@ -313,19 +314,18 @@ fn no_follow(opts: &mut fs::OpenOptions) -> &mut fs::OpenOptions {
 /// Reads a file of ours: not a link, a regular file, owned by this user, private, at most `cap`
 /// bytes. The checks are made on the opened file, so it cannot be swapped between check and read.
 fn read_private(path: &Path, cap: u64) -> Result<Vec<u8>, Option<String>> {
-    use std::io::Read as _;
-    let file = match no_follow(fs::OpenOptions::new().read(true)).open(path) {
+    use crate::input::{InputError, Links, open_regular, read_capped};
+    let (file, meta) = match open_regular(path, Links::Refuse) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(None),
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Err(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(Some("a symbolic link, not a file".into()));
         }
+        Err(InputError::NotAFile { kind }) => {
+            return Err(Some(format!("{kind}, not a regular file")));
+        }
         Err(e) => return Err(Some(e.to_string())),
     };
-    let meta = file.metadata().map_err(|e| Some(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(Some("not a regular file".into()));
-    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt as _;
@@ -345,11 +345,7 @@ fn read_private(path: &Path, cap: u64) -> Result<Vec<u8>, Option<String>> {
     if meta.len() > cap {
         return Err(Some(format!("larger than {cap} bytes")));
     }
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Some(e.to_string()))?;
-    Ok(bytes)
+    read_capped(file, cap).map_err(|e| Some(e.to_string()))
 }
 
 fn io_err(what: &str, path: &Path, e: &std::io::Error) -> StoreError {

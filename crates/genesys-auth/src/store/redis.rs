@@ -28,6 +28,9 @@ use super::{
     from_unix, unix,
 };
 
+/// A shared token or failure is read up to this size: what genesys-auth writes is far smaller.
+const MAX_VALUE: usize = 64 * 1024;
+
 const PREFIX: &str = "genesys-auth:v1";
 /// Published tokens leave Redis this long before they expire.
 const TTL_MARGIN: Duration = Duration::from_secs(5);
@@ -169,8 +172,15 @@ impl RedisStore {
 
     async fn load_failure_now(&self, key: &StoreKey) -> Result<Option<StoredFailure>, StoreError> {
         let mut conn = self.conn().await?;
-        let raw: Option<Vec<u8>> = self.op("GET", conn.get(Self::failure_key(key))).await?;
-        Ok(raw.and_then(|r| StoredFailure::decode(&r)))
+        let raw: Vec<u8> = self
+            .op(
+                "GETRANGE",
+                conn.getrange(Self::failure_key(key), 0, MAX_VALUE as isize),
+            )
+            .await?;
+        Ok((!raw.is_empty() && raw.len() <= MAX_VALUE)
+            .then(|| StoredFailure::decode(&raw))
+            .flatten())
     }
 
     fn paused(&self) -> Option<Duration> {
@@ -288,7 +298,16 @@ impl RedisStore {
     async fn load_now(&self, key: &StoreKey) -> Result<Option<StoredToken>, StoreError> {
         let mut conn = self.conn().await?;
         let k = Self::token_key(key);
-        let raw: Option<String> = self.op("GET", conn.get(&k)).await?;
+        // GETRANGE reads at most MAX_VALUE + 1 bytes, so that a huge value someone else put
+        // under the key is never loaded whole; an absent key reads as empty.
+        let raw: String = self
+            .op("GETRANGE", conn.getrange(&k, 0, MAX_VALUE as isize))
+            .await?;
+        let raw = (!raw.is_empty()).then_some(raw);
+        if raw.as_ref().is_some_and(|r| r.len() > MAX_VALUE) {
+            tracing::warn!(url = %self.shown_url, "ignoring a shared token larger than {MAX_VALUE} bytes (not written by genesys-auth); it will be replaced");
+            return Ok(None);
+        }
         Ok(raw.and_then(|raw| {
             let t = Self::open(key, &raw);
             if t.is_none() {
