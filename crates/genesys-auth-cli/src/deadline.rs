@@ -101,7 +101,7 @@ impl Deadline {
         CliError::new(
             Exit::Network,
             format!(
-                "gave up: the command did not finish within {}; give it longer (e.g. --timeout 2m), or see where it waits with -v",
+                "timed out: the command did not finish within {}; give it longer (e.g. --timeout 2m), or see where it waits with -v",
                 self.shown()
             ),
         )
