@@ -350,6 +350,10 @@ pub struct TokenArgs {
     /// Print the token with its type, expiry, scope and region as JSON
     #[arg(long)]
     pub json: bool,
+    /// Take the token from a running `genesys-auth serve` instead: its URL (the bearer from
+    /// GENESYS_SERVE_TOKEN or GENESYS_SERVE_TOKEN_FILE) or its unix socket's path
+    #[arg(long, value_name = "URL|SOCKET")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]

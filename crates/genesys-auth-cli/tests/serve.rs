@@ -927,6 +927,22 @@ fn on_a_unix_socket_the_file_mode_decides_who_may_connect() {
     assert!(refused.ends_with("\n400"), "{refused}");
     let refused = curl(&["-H", "Origin: http://localhost"]);
     assert!(refused.ends_with("\n403"), "{refused}");
+    // `token --from` reads it there, with no bearer.
+    let out = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .env_clear()
+        .args(["token", "--from"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()));
+    assert_eq!(emu.counters().tokens_issued, 1);
     // A folder others can enter is refused, with what to do.
     let open = dir.path().join("open");
     std::fs::create_dir(&open).unwrap();
@@ -1190,4 +1206,46 @@ fn under_load_with_expiry_revocation_and_429s_no_request_fails_and_each_refresh_
         c.token_requests
     );
     assert!(c.token_requests <= 12, "{c:?}\n{m}");
+}
+
+#[test]
+fn token_from_reads_the_token_serve_holds() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &[]);
+    let (_, _, body) = serve.get("/token");
+    let held: Value = serde_json::from_str(&body).unwrap();
+    let token = held["access_token"].as_str().unwrap();
+    let run = |env: &[(&str, &str)], args: &[&str]| {
+        let out = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+            .env_clear()
+            .envs(env.iter().copied())
+            .args(["token", "--from", serve.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let bearer = serve.bearer().to_owned();
+    let (code, out, err) = run(&[("GENESYS_SERVE_TOKEN", &bearer)], &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, format!("{token}\n"));
+    let file = serve.export("GENESYS_SERVE_TOKEN_FILE").to_owned();
+    let (code, out, _) = run(&[("GENESYS_SERVE_TOKEN_FILE", &file)], &["--header"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, format!("Authorization: Bearer {token}\n"));
+    let (code, out, _) = run(&[("GENESYS_SERVE_TOKEN", &bearer)], &["--json"]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["access_token"], token);
+    assert!(v["expires_in"].as_u64().is_some());
+    // Without the bearer: serve refuses, and the tool says why, with exit 4.
+    let (code, out, err) = run(&[], &[]);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("GENESYS_SERVE_TOKEN"), "{err}");
+    assert_eq!(emu.counters().tokens_issued, 1);
 }

@@ -97,7 +97,11 @@ pub fn main(global: &Global, args: ServeArgs) -> Result<(), CliError> {
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
-    runtime.block_on(run(global.clone(), args))
+    let result = runtime.block_on(run(global.clone(), args));
+    // Past the drain, nothing is waited for: not a connection cut off, not a reload still
+    // running its secret command.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 fn seconds(flag: &str, v: f64) -> Result<Duration, CliError> {
@@ -201,7 +205,24 @@ async fn reload_on_hangup(global: Global, shared: Arc<Shared>) {
         return;
     };
     while hup.recv().await.is_some() {
-        match Backend::build(&global, &shared.metrics) {
+        if global.client_secret_stdin {
+            shared.metrics.reloaded(false);
+            eprintln!(
+                "genesys-auth: warning: SIGHUP: the client secret came from standard input, which cannot be read again; the running settings stay (use --client-secret-file or --client-secret-command to rotate it)"
+            );
+            continue;
+        }
+        // Reading settings may run --client-secret-command: off the request threads.
+        let (g, m) = (global.clone(), shared.metrics.clone());
+        let built = tokio::task::spawn_blocking(move || Backend::build(&g, &m))
+            .await
+            .unwrap_or_else(|e| {
+                Err(CliError::new(
+                    Exit::Config,
+                    format!("the reload failed: {e}"),
+                ))
+            });
+        match built {
             Ok(b) => {
                 shared.backend.store(Arc::new(b));
                 shared.metrics.reloaded(true);
