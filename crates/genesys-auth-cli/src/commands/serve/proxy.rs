@@ -2,7 +2,9 @@
 //! token attached, bodies streamed both ways.
 //!
 //! - A 401 from the API invalidates exactly the token sent (one refresh, shared by every request
-//!   that met the same 401) and the request is sent once more with the new token.
+//!   that met the same 401) and the request is sent once more with the new token. A 401 on a
+//!   token that another request had already replaced is not counted as this request's refresh:
+//!   it is sent again with the current token (at most three sends in all).
 //! - A 429 with `Retry-After` is waited out, within `--max-rate-limit-wait` in total, and sent
 //!   again; or passed through (`--on-429 pass`).
 //! - Only a request whose body can be sent again is retried: one with no body, or one that
@@ -111,6 +113,7 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
     let headers = request_headers(&parts.headers);
     let mut waited = Duration::ZERO;
     let mut refreshed = false;
+    let mut unauthorized = 0;
     loop {
         let token = match backend::token(shared, &backend.provider).await {
             Ok(t) => t,
@@ -155,10 +158,18 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
         shared.metrics.rate_limit_headers(resp.headers());
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
+            // A token already replaced while this request was on its way: sending it again
+            // with the current one is not this request's refresh (a revocation can refuse both,
+            // and the current one then still deserves its own refresh). Bounded all the same.
+            let stale = !backend
+                .provider
+                .cached()
+                .is_some_and(|c| c.same_token(&token));
             // Only the token sent: a request that met the same 401 later finds the new one.
             backend.provider.invalidate(&token);
-            if !refreshed && outgoing.replayable() {
-                refreshed = true;
+            unauthorized += 1;
+            if outgoing.replayable() && unauthorized <= 3 && (stale || !refreshed) {
+                refreshed |= !stale;
                 tracing::debug!("401 from the API: retrying once with a new token");
                 continue;
             }
