@@ -2369,3 +2369,147 @@ fn api_refuses_proxy_authorization_and_expect_headers() {
     }
     assert_eq!(e.emu.counters().token_requests, 0);
 }
+
+/// `token`, `api` and `doctor` explain a refused token request in the same words, from the
+/// library's one classifier: the IP allowlist, the grant not enabled, a scope not allowed (with
+/// the scopes asked for), never as raw JSON.
+#[test]
+fn token_api_and_doctor_explain_refusals_in_the_same_words() {
+    let e = env_with(|b| {
+        b.client(ClientSpec::new("no-grant", SECRET).without_client_credentials())
+            .client(ClientSpec::new("walled", SECRET).allowed_ips(["10.0.0.0/8".parse().unwrap()]))
+            .client(ClientSpec::new("narrow", SECRET).scopes(["users:readonly"]))
+            .enforce_scopes(true)
+    });
+    /// Client, extra flags, exit code, the hint, words the message must hold.
+    type Case<'a> = (&'a str, &'a [&'a str], i32, &'a str, &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (
+            "walled",
+            &[],
+            5,
+            "IP allowlist refused this machine's address",
+            &["access_denied"],
+        ),
+        (
+            "no-grant",
+            &[],
+            4,
+            "client-credentials grant is not enabled",
+            &["unauthorized_client"],
+        ),
+        (
+            "narrow",
+            &["--scope", "routing:readonly"],
+            4,
+            "ask only for scopes the OAuth client has",
+            &["invalid_scope", "scopes asked for: routing:readonly"],
+        ),
+    ];
+    for (id, flags, exit, hint, words) in cases {
+        for command in [&["token"][..], &["api", "organizations/me"]] {
+            let out = e.run(
+                e.cmd()
+                    .env("GENESYS_CLIENT_ID", id)
+                    .arg("--no-cache")
+                    .args(flags)
+                    .args(command),
+            );
+            let err = stderr(&out);
+            assert_eq!(code(&out), exit, "{id} {command:?}: {err}");
+            assert!(err.contains(hint), "{id} {command:?}: {err}");
+            for w in words {
+                assert!(err.contains(w), "{id} {command:?}: no {w} in {err}");
+            }
+            assert!(!err.contains("{\""), "{id} {command:?}: raw JSON in {err}");
+            assert!(!err.contains("scopes and role"), "{id}: {err}");
+        }
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_CLIENT_ID", id)
+                .args(flags)
+                .args(["doctor", "--json"]),
+        );
+        assert_eq!(code(&out), exit, "{id}: {}", stdout(&out));
+        let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let token = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "token")
+            .unwrap();
+        assert!(
+            token["hint"].as_str().unwrap_or_default().contains(hint),
+            "{id}: {token}"
+        );
+    }
+}
+
+/// A certificate from an unknown CA is not retried and not blamed on the network: the message
+/// says so and names --ca-file; doctor names the issuer, and blames no proxy when none is set.
+#[test]
+fn an_untrusted_certificate_is_not_retried_and_names_ca_file() {
+    let emu = rt()
+        .block_on(
+            genesys_emulator::Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .tls(genesys_emulator::TlsOptions::default())
+                .start(),
+        )
+        .unwrap();
+    let e = env();
+    for command in [&["token"][..], &["api", "organizations/me"]] {
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_REGION", emu.base_url())
+                .arg("--no-cache")
+                .args(command),
+        );
+        let err = stderr(&out);
+        assert_eq!(code(&out), 7, "{err}");
+        assert!(
+            err.contains("UnknownIssuer") && err.contains("--ca-file"),
+            "{err}"
+        );
+        assert!(!err.contains("attempts"), "retried: {err}");
+        assert!(!err.contains("check the network"), "{err}");
+    }
+    let out = e.run(e.cmd().env("GENESYS_REGION", emu.base_url()).arg("doctor"));
+    let tls = stdout(&out)
+        .lines()
+        .skip_while(|l| !l.starts_with("✗ TLS"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        tls.contains("issued by CN=genesys-auth emulator CA") && tls.contains("--ca-file"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!tls.contains("proxy"), "no proxy is set: {tls}");
+}
+
+/// A stale ready-made token: doctor says to replace it, not that the API cannot be reached.
+#[test]
+fn doctor_says_a_stale_access_token_is_to_be_replaced() {
+    let e = env();
+    let out = e.run(
+        e.cmd()
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "stale-token-Zq4")
+            .args(["doctor", "--json"]),
+    );
+    assert_eq!(code(&out), 4, "{}", stdout(&out));
+    let checks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verify = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "verify")
+        .unwrap();
+    let hint = verify["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("set a fresh one") && hint.contains("GENESYSCLOUD_ACCESS_TOKEN"),
+        "{verify}"
+    );
+    assert!(!hint.contains("cannot be reached"), "{verify}");
+}

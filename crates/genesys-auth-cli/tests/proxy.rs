@@ -507,7 +507,7 @@ fn through_an_authenticating_proxy_to_a_gateway_with_a_private_ca_and_mtls() {
     assert_eq!(out.status.code(), Some(7));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("through the proxy") && text.contains("the proxy refused the tunnel"),
+        text.contains("through the proxy") && text.contains("refused to open a tunnel"),
         "{text}"
     );
     let out = run_env("proxy-pw-Tq2", &args(&doctor_args));

@@ -1,6 +1,7 @@
 //! The one error type callers match on. Every message says what happened and what to do next,
 //! and none contains the client secret or a token.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::config::ConfigError;
@@ -21,7 +22,7 @@ pub enum Error {
     Store(#[from] StoreError),
 
     /// The login host refused the client id and secret (401, or 400 `invalid_client`).
-    #[error("{}{}", invalid_client_text(login_host, client_id, region, *status, description), cid(correlation_id))]
+    #[error("{}", invalid_client_parts(login_host, client_id, region, *status, description, correlation_id))]
     InvalidClient {
         /// The login host that was asked: a wrong region is the usual cause.
         login_host: String,
@@ -37,11 +38,9 @@ pub enum Error {
         correlation_id: Option<String>,
     },
 
-    /// The server understood but refused (403), usually a missing scope or permission.
-    #[error(
-        "{endpoint} answered 403 Forbidden: {excerpt}; check the OAuth client's scopes and role{}",
-        cid(correlation_id)
-    )]
+    /// The server understood but refused (403): a missing scope or permission, or, at the token
+    /// endpoint, an address outside the OAuth client's IP allowlist.
+    #[error("{}", forbidden_parts(endpoint, excerpt, correlation_id))]
     Forbidden {
         /// What was asked.
         endpoint: String,
@@ -52,7 +51,7 @@ pub enum Error {
     },
 
     /// Rate limited (429, or the token endpoint's 400 "rate limit exceeded"), after retries.
-    #[error("{endpoint} is rate limiting this client{}{}{}", retry_after.map(|d| format!("; it asks to wait {} s", d.as_secs())).unwrap_or_default(), attempts_text(*attempts), cid(correlation_id))]
+    #[error("{}", rate_limited_parts(endpoint, *retry_after, *attempts, correlation_id))]
     RateLimited {
         /// What was asked.
         endpoint: String,
@@ -80,7 +79,7 @@ pub enum Error {
     },
 
     /// Connection, DNS, TLS or timeout, after retries.
-    #[error("cannot reach {endpoint}: {message}{}; check the network, the region and any proxy", attempts_text(*attempts))]
+    #[error("{}", transport_parts(endpoint, message, *attempts))]
     Transport {
         /// What was asked.
         endpoint: String,
@@ -113,11 +112,9 @@ pub enum Error {
         correlation_id: Option<String>,
     },
 
-    /// Any other 4xx from the token endpoint; never retried.
-    #[error(
-        "{endpoint} refused the token request with HTTP {status}: {excerpt}{}",
-        cid(correlation_id)
-    )]
+    /// Any other 4xx from the token endpoint (`unauthorized_client`: the grant is not enabled on
+    /// the client; `invalid_scope`: a scope it may not have); never retried.
+    #[error("{}", rejected_parts(endpoint, *status, excerpt, scopes.as_deref(), correlation_id))]
     Rejected {
         /// What was asked.
         endpoint: String,
@@ -125,6 +122,8 @@ pub enum Error {
         status: u16,
         /// A short, secret-free excerpt of the body.
         excerpt: String,
+        /// The scopes the request asked for (`None`: none, so the client's own).
+        scopes: Option<String>,
         /// The response's `ININ-Correlation-Id`, to quote to Genesys support.
         correlation_id: Option<String>,
     },
@@ -164,9 +163,7 @@ pub enum Error {
 
     /// The proxy would not open a tunnel to the host (a wrong proxy user or password answers
     /// 407); never retried.
-    #[error(
-        "the proxy {proxy} refused to open a tunnel to {endpoint} (407 Proxy Authentication Required, or a CONNECT the proxy does not allow): check the proxy's user and password (GENESYS_PROXY_PASSWORD) and that it allows CONNECT to port 443"
-    )]
+    #[error("{}", proxy_refused_parts(proxy, endpoint))]
     ProxyRefused {
         /// The proxy, any password in it replaced by `***`.
         proxy: String,
@@ -179,35 +176,288 @@ pub enum Error {
     Usage(String),
 
     /// The ready-made access token (`GENESYSCLOUD_ACCESS_TOKEN`) was refused; it is never renewed.
-    #[error(
-        "the configured access token (from {source_name}) was rejected with HTTP 401; it is used as is and never renewed: set a fresh one, or unset it to use the client credentials"
-    )]
+    #[error("{}", access_token_parts(source_name))]
     AccessTokenRejected {
         /// Where the token was configured.
         source_name: String,
     },
+
+    /// The server's TLS certificate was refused: issued by a CA this machine does not trust,
+    /// expired, or for another name. Never retried: another attempt meets the same certificate.
+    #[error("{}", certificate_parts(endpoint, problem, issuer.as_deref(), proxy.as_deref()))]
+    UntrustedCertificate {
+        /// What was asked.
+        endpoint: String,
+        /// What the TLS library found wrong (`UnknownIssuer`, `Expired`, `NotValidForName`, …).
+        problem: String,
+        /// The certificate's issuer, when it is known (`doctor` reads it; a request does not).
+        issuer: Option<String>,
+        /// The proxy the connection went through, its password hidden.
+        proxy: Option<String>,
+    },
+}
+
+/// An error in two parts: what happened, and what to do about it. `Display` joins them; the
+/// CLI's `doctor` shows them apart. Every message and hint of this crate comes from the
+/// functions below, so that each command says the same thing about the same failure.
+struct Parts {
+    what: String,
+    hint: Option<String>,
+}
+
+impl fmt::Display for Parts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)?;
+        match &self.hint {
+            Some(h) => write!(f, "; {h}"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn parts(what: String, hint: impl Into<Option<String>>) -> Parts {
+    Parts {
+        what,
+        hint: hint.into(),
+    }
+}
+
+/// The OAuth `error` and description of a body excerpt, when it is JSON. The excerpt may be
+/// cut short, so the fields are read from the text rather than by a JSON parser.
+fn oauth_words(excerpt: &str) -> Option<(String, String)> {
+    let field = |k: &str| -> String {
+        let key = format!("\"{k}\"");
+        let Some(at) = excerpt.find(&key) else {
+            return String::new();
+        };
+        let rest = excerpt[at + key.len()..].trim_start();
+        let Some(rest) = rest.strip_prefix(':') else {
+            return String::new();
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('"') else {
+            return String::new();
+        };
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return out,
+                '\\' => out.extend(chars.next()),
+                c if !c.is_control() => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let error = field("error");
+    let description = ["error_description", "description", "message"]
+        .into_iter()
+        .map(field)
+        .find(|d| !d.trim().is_empty())
+        .unwrap_or_default();
+    if error.is_empty() && description.is_empty() {
+        return None;
+    }
+    Some((error, description.trim().chars().take(160).collect()))
+}
+
+/// `(error: description)`, `(description)` or the excerpt itself.
+fn said(excerpt: &str) -> String {
+    match oauth_words(excerpt) {
+        Some((e, d)) if !e.is_empty() && !d.is_empty() => format!("{e}: {d}"),
+        Some((e, d)) if !e.is_empty() || !d.is_empty() => format!("{e}{d}"),
+        _ => excerpt.to_owned(),
+    }
+}
+
+/// Whether a 403 is the IP allowlist's (`access_denied` naming the address).
+fn ip_refused(excerpt: &str) -> bool {
+    let lower = excerpt.to_ascii_lowercase();
+    lower.contains("ip address") || lower.contains("ip allowlist") || lower.contains("allowlist")
+}
+
+fn forbidden_parts(endpoint: &str, excerpt: &str, correlation_id: &Option<String>) -> Parts {
+    let what = format!(
+        "{endpoint} answered 403 Forbidden ({}){}",
+        said(excerpt),
+        cid(correlation_id)
+    );
+    if ip_refused(excerpt) {
+        parts(
+            what,
+            "the OAuth client's IP allowlist refused this machine's address: ask an administrator to add it to the client's allowed ranges (Admin > OAuth), or run from an allowed network".to_owned(),
+        )
+    } else {
+        parts(
+            what,
+            "check the OAuth client's scopes and the permissions of its role".to_owned(),
+        )
+    }
+}
+
+fn rejected_parts(
+    endpoint: &str,
+    status: u16,
+    excerpt: &str,
+    scopes: Option<&str>,
+    correlation_id: &Option<String>,
+) -> Parts {
+    let error = oauth_words(excerpt).map(|(e, _)| e).unwrap_or_default();
+    let asked = match scopes {
+        Some(s) => format!("; scopes asked for: {s}"),
+        None => "; no scope asked for".to_owned(),
+    };
+    match error.as_str() {
+        "unauthorized_client" => parts(
+            format!(
+                "{endpoint} refused the token request (HTTP {status}, {}){}",
+                said(excerpt),
+                cid(correlation_id)
+            ),
+            "the client-credentials grant is not enabled on this OAuth client: an administrator can set its grant type to Client Credentials (Admin > OAuth)".to_owned(),
+        ),
+        "invalid_scope" => parts(
+            format!(
+                "{endpoint} refused the token request (HTTP {status}, {}{asked}){}",
+                said(excerpt),
+                cid(correlation_id)
+            ),
+            "ask only for scopes the OAuth client has (--scope, GENESYS_SCOPES), or for none to get all of its own, or have an administrator add them to the client (Admin > OAuth)".to_owned(),
+        ),
+        _ => parts(
+            format!(
+                "{endpoint} refused the token request with HTTP {status} ({}){}",
+                said(excerpt),
+                cid(correlation_id)
+            ),
+            None,
+        ),
+    }
+}
+
+fn rate_limited_parts(
+    endpoint: &str,
+    retry_after: Option<Duration>,
+    attempts: u32,
+    correlation_id: &Option<String>,
+) -> Parts {
+    let wait = retry_after
+        .map(|d| format!("; it asks to wait {} s", d.as_secs()))
+        .unwrap_or_default();
+    let what = format!(
+        "{endpoint} is rate limiting this client{wait}{}{}",
+        attempts_text(attempts),
+        cid(correlation_id)
+    );
+    let hint = if endpoint.contains("/oauth/token") {
+        "the token endpoint's rate limit (about 300 requests a minute per client) is reached: wait a minute, and share one token (--store) instead of fetching one per process"
+    } else {
+        "the API's rate limit (about 300 requests a minute per token) is reached: wait, then send fewer requests at once"
+    };
+    parts(what, hint.to_owned())
+}
+
+fn transport_parts(endpoint: &str, message: &str, attempts: u32) -> Parts {
+    let hint = if message.contains("through the proxy") {
+        "check the proxy (--proxy, HTTPS_PROXY) and that it runs"
+    } else {
+        "check the network and the region; behind a corporate proxy, set --proxy or HTTPS_PROXY"
+    };
+    parts(
+        format!(
+            "cannot reach {endpoint}: {message}{}",
+            attempts_text(attempts)
+        ),
+        hint.to_owned(),
+    )
+}
+
+fn proxy_refused_parts(proxy: &str, endpoint: &str) -> Parts {
+    parts(
+        format!(
+            "the proxy {proxy} refused to open a tunnel to {endpoint} (407 Proxy Authentication Required, or a CONNECT the proxy does not allow)"
+        ),
+        "check the proxy's user (in its URL) and password (GENESYS_PROXY_PASSWORD), and that it allows CONNECT to port 443".to_owned(),
+    )
+}
+
+fn access_token_parts(source_name: &str) -> Parts {
+    parts(
+        format!(
+            "the configured access token (from {source_name}) was rejected with HTTP 401; it is used as is and never renewed"
+        ),
+        format!("set a fresh one in {source_name}, or unset it to use the client credentials"),
+    )
+}
+
+fn certificate_parts(
+    endpoint: &str,
+    problem: &str,
+    issuer: Option<&str>,
+    proxy: Option<&str>,
+) -> Parts {
+    let by = issuer
+        .map(|i| format!(", issued by {i},"))
+        .unwrap_or_default();
+    let what =
+        format!("cannot reach {endpoint}: the server's certificate{by} is not trusted ({problem})");
+    let hint = match problem {
+        "UnknownIssuer" | "UnknownRevocationStatus" => {
+            let who = match proxy {
+                Some(p) => format!("the proxy {p} may be inspecting TLS"),
+                None => "a TLS-inspecting gateway or a private CA may be in the way".to_owned(),
+            };
+            format!(
+                "this machine does not trust the CA that issued it: {who}; add that CA's certificate with --ca-file (or GENESYS_CA_FILE)"
+            )
+        }
+        "Expired" | "NotValidYet" | "ExpiredContext" | "NotValidYetContext" => {
+            "check this machine's clock; if it is right, the server's certificate is out of date"
+                .to_owned()
+        }
+        p if p.starts_with("NotValidForName") => {
+            "the certificate is for another host: check the region or base URL".to_owned()
+        }
+        _ => "check --ca-file, and the certificate the server presents".to_owned(),
+    };
+    parts(what, hint)
 }
 
 /// What a refused client should check, by what the login host said.
-fn invalid_client_text(
+fn invalid_client_parts(
     login_host: &str,
     client_id: &str,
     region: &str,
     status: u16,
     description: &str,
-) -> String {
+    correlation_id: &Option<String>,
+) -> Parts {
     let d = description.to_ascii_lowercase();
+    let cid = cid(correlation_id);
     if d.contains("not found") {
-        format!(
-            "{login_host} does not know client {client_id} (HTTP {status}, client not found): this client id may belong to another region than {region}; try --region"
+        parts(
+            format!(
+                "{login_host} does not know client {client_id} (HTTP {status}, client not found){cid}"
+            ),
+            format!(
+                "this client id may belong to another region than {region}: try --region with the region the client was made in (doctor --probe-regions finds it)"
+            ),
         )
     } else if d.contains("inactive") {
-        format!(
-            "{login_host} refused client {client_id} (HTTP {status}): the client is inactive; an administrator can activate it in Genesys Cloud (Admin > OAuth)"
+        parts(
+            format!(
+                "{login_host} refused client {client_id} (HTTP {status}): the client is inactive{cid}"
+            ),
+            "an administrator can activate it in Genesys Cloud (Admin > OAuth)".to_owned(),
         )
     } else {
-        format!(
-            "{login_host} rejected client {client_id} (HTTP {status}, invalid_client); check the secret, and that this client belongs to region {region}"
+        parts(
+            format!(
+                "{login_host} rejected client {client_id} (HTTP {status}, invalid_client){cid}"
+            ),
+            format!(
+                "the secret is wrong for this client, or the client belongs to another region than {region}: check the secret (copy it again, without spaces or line breaks)"
+            ),
         )
     }
 }
@@ -242,6 +492,80 @@ fn attempts_text(attempts: u32) -> String {
 }
 
 impl Error {
+    /// What to do about this error, when there is something to say: the same words its
+    /// message ends with (after `; `), for callers that show them apart.
+    pub fn hint(&self) -> Option<String> {
+        self.parts().and_then(|p| p.hint)
+    }
+
+    /// The message without its hint: what happened.
+    pub fn what(&self) -> String {
+        match self.parts() {
+            Some(p) => p.what,
+            None => self.to_string(),
+        }
+    }
+
+    /// The one classification of errors into what happened and what to do.
+    fn parts(&self) -> Option<Parts> {
+        Some(match self {
+            Error::InvalidClient {
+                login_host,
+                client_id,
+                region,
+                status,
+                description,
+                correlation_id,
+            } => invalid_client_parts(
+                login_host,
+                client_id,
+                region,
+                *status,
+                description,
+                correlation_id,
+            ),
+            Error::Forbidden {
+                endpoint,
+                excerpt,
+                correlation_id,
+            } => forbidden_parts(endpoint, excerpt, correlation_id),
+            Error::RateLimited {
+                endpoint,
+                retry_after,
+                attempts,
+                correlation_id,
+            } => rate_limited_parts(endpoint, *retry_after, *attempts, correlation_id),
+            Error::Transport {
+                endpoint,
+                message,
+                attempts,
+                ..
+            } => transport_parts(endpoint, message, *attempts),
+            Error::Rejected {
+                endpoint,
+                status,
+                excerpt,
+                scopes,
+                correlation_id,
+            } => rejected_parts(
+                endpoint,
+                *status,
+                excerpt,
+                scopes.as_deref(),
+                correlation_id,
+            ),
+            Error::ProxyRefused { proxy, endpoint } => proxy_refused_parts(proxy, endpoint),
+            Error::AccessTokenRejected { source_name } => access_token_parts(source_name),
+            Error::UntrustedCertificate {
+                endpoint,
+                problem,
+                issuer,
+                proxy,
+            } => certificate_parts(endpoint, problem, issuer.as_deref(), proxy.as_deref()),
+            _ => return None,
+        })
+    }
+
     /// Whether the retry policy may try again: rate limits, 502/503/504, transport failures and
     /// unreadable responses.
     pub fn is_retryable(&self) -> bool {

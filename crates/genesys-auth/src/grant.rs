@@ -375,6 +375,7 @@ impl TokenExchange {
                 endpoint,
                 status,
                 excerpt: excerpt(body),
+                scopes: self.settings.scope_param(),
                 correlation_id,
             },
         }

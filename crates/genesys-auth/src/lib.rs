@@ -68,7 +68,7 @@ pub use store::{
     FailureKind, FallbackStore, FileStore, MemoryStore, StoreError, StoreFuture, StoreGuard,
     StoreKey, StoredFailure, StoredToken, TokenStore,
 };
-pub use transport::http_client;
+pub use transport::{http_client, request_failure};
 
 /// The README's Rust examples, compiled as doc tests so that they cannot drift from the code.
 #[doc = include_str!("../../../README.md")]

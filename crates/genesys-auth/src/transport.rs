@@ -67,6 +67,13 @@ pub(crate) fn tunnel_failure(chain: &str) -> Option<TunnelFailure> {
     }
 }
 
+/// A failed request of your own, made with [`http_client`], as the library reports its own:
+/// the same classification, message and hint ([`Error::hint`]). `endpoint` names what was
+/// asked (`GET https://…`), never with credentials in it.
+pub fn request_failure(settings: &Settings, endpoint: &str, e: reqwest::Error) -> Error {
+    request_error(settings, endpoint, e)
+}
+
 /// A request error as the library reports it: a proxy that refused the tunnel is told apart
 /// from the network (it is the proxy's answer, and retrying cannot change it); a proxy that
 /// cannot be reached is a network failure that names the proxy.
@@ -81,6 +88,14 @@ pub(crate) fn request_error(settings: &Settings, endpoint: &str, e: reqwest::Err
     let Some(proxy) = settings.proxy_shown() else {
         return transport_error(endpoint, e);
     };
+    if let Some(problem) = certificate_problem(&e) {
+        return Error::UntrustedCertificate {
+            endpoint: endpoint.to_owned(),
+            problem,
+            issuer: None,
+            proxy: Some(proxy),
+        };
+    }
     match tunnel_failure(&chain) {
         Some(TunnelFailure::Refused) => Error::ProxyRefused {
             proxy,
@@ -461,6 +476,14 @@ pub(crate) fn transport_error(endpoint: &str, e: reqwest::Error) -> Error {
             e.without_url_ref()
         ));
     }
+    if let Some(problem) = certificate_problem(&e) {
+        return Error::UntrustedCertificate {
+            endpoint: endpoint.to_owned(),
+            problem,
+            issuer: None,
+            proxy: None,
+        };
+    }
     let mut message = e.without_url_ref();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -478,6 +501,39 @@ pub(crate) fn transport_error(endpoint: &str, e: reqwest::Error) -> Error {
         attempts: 1,
         cause: Some(Arc::new(e)),
     }
+}
+
+/// The certificate check that failed, by rustls' name for it (`UnknownIssuer`, `Expired`…),
+/// when the request failed on the server's certificate.
+fn certificate_problem(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        // An I/O error's `source()` skips the error it wraps: look inside it too.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(c)) =
+            s.downcast_ref::<rustls::Error>().or(inner)
+        {
+            let name = format!("{c:?}");
+            let end = name.find([' ', '(', '{']).unwrap_or(name.len());
+            return Some(name[..end].to_owned());
+        }
+        // The same, as the TLS library words it, should the error come wrapped in a type
+        // that is not an I/O error.
+        let text = s.to_string();
+        if let Some(rest) = text.split("invalid peer certificate: ").nth(1) {
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            if end > 0 {
+                return Some(rest[..end].to_owned());
+            }
+        }
+        source = s.source();
+    }
+    None
 }
 
 trait WithoutUrl {

@@ -403,53 +403,63 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
         }
     };
     let sent = SystemTime::now();
-    let resp = client.get(format!("{base}/api/v2/")).send().await;
-    let tls = match (&resp, https) {
-        (Ok(r), true) => {
-            let issuer = r
-                .extensions()
-                .get::<reqwest::tls::TlsInfo>()
-                .and_then(|info| info.peer_certificate())
-                .and_then(issuer_of);
-            tls_verdict(
-                issuer.as_deref(),
-                settings.ca_file.as_ref().map(|ca| &ca.value),
-            )
-        }
-        (Ok(_), false) => Check::ok("TLS", "none: plain http, allowed to loopback only"),
-        (Err(e), _) => {
-            let mut text = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(s) = src {
-                text.push_str(&format!(": {s}"));
-                src = s.source();
+    let resp = match client.get(format!("{base}/api/v2/")).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut err =
+                genesys_auth::request_failure(settings, &format!("GET {base}/api/v2/"), e);
+            // The issuer of a certificate that is not trusted, read from a second handshake
+            // that does not check it (no credentials are sent): only when no proxy is in the
+            // way, since that handshake goes direct.
+            if let Error::UntrustedCertificate {
+                issuer,
+                proxy: None,
+                ..
+            } = &mut err
+            {
+                *issuer = unverified_issuer(&base).await;
             }
-            let lower = text.to_ascii_lowercase();
-            let hint = if lower.contains("certificate")
-                || lower.contains("unknownissuer")
-                || lower.contains("issuer")
-            {
-                "the server's certificate is not trusted: a TLS-inspecting proxy is probably in the way; add its CA with --ca-file (or GENESYS_CA_FILE)".to_owned()
-            } else if lower.contains("proxy authorization required")
-                || lower.contains("tunnel error: unsuccessful")
-            {
-                // hyper-util tells 407 apart only from an HTTP/1.1 answer; tinyproxy's is 1.0.
-                "the proxy refused the tunnel (407 for a wrong user or password, or a CONNECT it does not allow): check its user and password (GENESYS_PROXY_PASSWORD) and that it allows CONNECT to port 443"
-                    .to_owned()
-            } else if lower.contains("tunnel error") {
-                "the proxy broke off the tunnel: check the proxy and its logs".to_owned()
-            } else {
-                "the TLS handshake failed: check --ca-file, --client-cert and any proxy".to_owned()
-            };
-            let short: String = text.chars().take(200).collect();
-            return (Check::fail("TLS", Exit::Network, short, hint), None);
+            let text: String = err.what().chars().take(300).collect();
+            let hint = err
+                .hint()
+                .unwrap_or_else(|| "`genesys-auth -vv token` shows every step".to_owned());
+            return (Check::fail("TLS", Exit::Network, text, hint), None);
         }
     };
-    let clock = resp.ok().and_then(|r| {
-        let date = r.headers().get(reqwest::header::DATE)?.to_str().ok()?;
-        clock_check(sent, SystemTime::now(), date)
-    });
+    let tls = if https {
+        let issuer = resp
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .and_then(issuer_of);
+        tls_verdict(
+            issuer.as_deref(),
+            settings.ca_file.as_ref().map(|ca| &ca.value),
+        )
+    } else {
+        Check::ok("TLS", "none: plain http, allowed to loopback only")
+    };
+    let clock = resp
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|d| d.to_str().ok())
+        .and_then(|date| clock_check(sent, SystemTime::now(), date));
     (tls, clock)
+}
+
+/// The issuer of the certificate `base_url` presents, without checking the chain.
+async fn unverified_issuer(base_url: &str) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let resp = client.head(base_url).send().await.ok()?;
+    let info = resp.extensions().get::<reqwest::tls::TlsInfo>()?;
+    issuer_of(info.peer_certificate()?)
 }
 
 /// This machine's clock against the server's `Date`, sent at `sent` and read by `now`: token
@@ -584,42 +594,13 @@ async fn token_check(settings: Settings) -> (Check, Option<TokenProvider>) {
     }
 }
 
-/// What a refused token request means, and what to do about it.
-fn token_failure(e: &Error, region: &Region) -> Check {
+/// What a refused token request means, and what to do about it: the library's own words.
+fn token_failure(e: &Error, _region: &Region) -> Check {
     let exit = CliError::from(e.clone()).exit;
-    let text = e.to_string();
-    let lower = text.to_ascii_lowercase();
-    let hint = match e {
-        Error::InvalidClient {
-            description,
-            client_id,
-            ..
-        } if description.to_ascii_lowercase().contains("not found") => format!(
-            "client {client_id} is not known at {}: it may belong to another region; try --region with the region the client was made in",
-            region.login_host()
-        ),
-        Error::InvalidClient { description, .. } if description.to_ascii_lowercase().contains("inactive") => {
-            "the OAuth client is inactive: an administrator can activate it in Genesys Cloud (Admin > OAuth)".into()
-        }
-        Error::InvalidClient { .. } => {
-            "the secret is wrong for this client (or the client is in another region): copy the secret again, without spaces or line breaks".into()
-        }
-        Error::Rejected { .. } if lower.contains("unauthorized_client") => {
-            "the client-credentials grant is not enabled on this OAuth client: set its grant type to Client Credentials (Admin > OAuth)".into()
-        }
-        Error::Forbidden { .. } if lower.contains("ip address") => {
-            "this machine's address is not in the OAuth client's IP allowlist: ask an administrator to add it, or run from an allowed network".into()
-        }
-        Error::RateLimited { .. } => {
-            "the token endpoint's rate limit (about 300 requests a minute per client) is reached: wait a minute, and share one token (--store) instead of fetching per process".into()
-        }
-        Error::ProxyRefused { .. } => {
-            "the proxy refused the tunnel: check its user and password (GENESYS_PROXY_PASSWORD), and that it allows CONNECT to port 443".into()
-        }
-        Error::Transport { .. } => "the login host cannot be reached: see the checks above, and any proxy".into(),
-        _ => "see the message; `genesys-auth -vv token` shows every step".into(),
-    };
-    Check::fail("token", exit, text, hint)
+    let hint = e
+        .hint()
+        .unwrap_or_else(|| "see the message; `genesys-auth -vv token` shows every step".into());
+    Check::fail("token", exit, e.what(), hint)
 }
 
 /// The token request in each of `regions` at once: where the client exists (its secret
@@ -684,7 +665,18 @@ pub async fn probe(settings: &Settings, regions: Vec<(String, Region)>) -> Check
             "; {unclear} gave no verdict (rate limit or server error)"
         ));
     }
-    if found.is_empty() {
+    if found.is_empty() && unreachable + unclear == results.len() {
+        // Nothing was learnt about the client: the id is not what to check.
+        Check::warn(
+            "regions",
+            format!("no region gave a verdict{reach}"),
+            if unreachable > 0 {
+                "the login hosts cannot be reached from here: check the network and any proxy (see the checks above), then probe again"
+            } else {
+                "wait a minute and probe again"
+            },
+        )
+    } else if found.is_empty() {
         Check::warn(
             "regions",
             format!("the client is known in none of the regions reached{reach}"),
@@ -721,12 +713,10 @@ async fn verify_check(provider: TokenProvider) -> Check {
             );
         }
         Err(e) => {
-            return Check::fail(
-                "verify",
-                CliError::from(e.clone()).exit,
-                e.to_string(),
-                "the API host cannot be reached",
-            );
+            let hint = e
+                .hint()
+                .unwrap_or_else(|| "`genesys-auth -vv verify` shows every step".to_owned());
+            return Check::fail("verify", CliError::from(e.clone()).exit, e.what(), hint);
         }
     }
     // The token the API just accepted: its scopes and expiry, as the API was asked with it.
@@ -882,5 +872,36 @@ mod tests {
             1,
             "only the first probe reached it"
         );
+    }
+
+    /// No login host reached says nothing about the client id: the hint is the network.
+    #[tokio::test]
+    async fn probing_regions_none_reached_points_at_the_network() {
+        let closed: Vec<_> = (0..2)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+            })
+            .collect();
+        let settings =
+            Settings::for_base_url(&format!("http://{}", closed[0]), "probe-id", "probe-secret")
+                .unwrap();
+        let regions = closed
+            .iter()
+            .map(|a| {
+                (
+                    a.to_string(),
+                    Region::parse(&format!("http://{a}")).unwrap(),
+                )
+            })
+            .collect();
+        let c = probe(&settings, regions).await;
+        assert_eq!(c.outcome, Outcome::Warn, "{c:?}");
+        assert!(c.figure.contains("2 of 2 could not be reached"), "{c:?}");
+        let hint = c.hint.unwrap_or_default();
+        assert!(hint.contains("network"), "{hint}");
+        assert!(!hint.contains("client id"), "{hint}");
     }
 }
