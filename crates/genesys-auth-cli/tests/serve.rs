@@ -1249,3 +1249,28 @@ fn token_from_reads_the_token_serve_holds() {
     assert!(err.contains("GENESYS_SERVE_TOKEN"), "{err}");
     assert_eq!(emu.counters().tokens_issued, 1);
 }
+
+#[test]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+fn two_serve_processes_on_other_machines_share_one_token_through_redis() {
+    let redis = genesys_emulator::RedisServer::start().expect("redis-server starts");
+    let emu = emulator();
+    let store = redis.url();
+    // Each has its own home and file cache (as on two machines); only Redis is shared.
+    let a = Serve::start_env(&emu, &[("GENESYS_TOKEN_STORE", store.as_str())], &[]);
+    let (_, _, body) = a.get("/token");
+    let from_a: Value = serde_json::from_str(&body).unwrap();
+    let b = Serve::start_env(&emu, &[("GENESYS_TOKEN_STORE", store.as_str())], &[]);
+    let (_, _, body) = b.get("/token");
+    let from_b: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(from_a["access_token"], from_b["access_token"]);
+    assert_eq!(b.get("/api/v2/organizations/me").0, 200);
+    assert_eq!(emu.counters().tokens_issued, 1);
+    let m = b.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_token_fetches_total{outcome=\"ok\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(series(&m, "genesys_auth_store_fallbacks_total"), Some(0.0));
+}
