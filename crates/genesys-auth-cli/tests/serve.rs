@@ -673,6 +673,23 @@ fn a_429_is_waited_out_or_passed_through() {
         Some(2.0),
         "{m}"
     );
+    // A storm of `Retry-After: 0` ends too: after 20 waits the 429 goes back.
+    emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        25,
+    );
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 429);
+    let m = serve.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_rate_limit_waits_total"),
+        Some(22.0),
+        "{m}"
+    );
+    emu.clear_faults();
     drop(serve);
     let serve = Serve::start(&emu, &["--on-429", "pass"]);
     emu.inject(

@@ -5,8 +5,9 @@
 //!   that met the same 401) and the request is sent once more with the new token. A 401 on a
 //!   token that another request had already replaced is not counted as this request's refresh:
 //!   it is sent again with the current token (at most three sends in all).
-//! - A 429 with `Retry-After` is waited out, within `--max-rate-limit-wait` in total, and sent
-//!   again; or passed through (`--on-429 pass`).
+//! - A 429 with `Retry-After` (in seconds) is waited out, within `--max-rate-limit-wait` in total
+//!   and at most [`MAX_RATE_LIMIT_RETRIES`] times, and sent again; or passed through
+//!   (`--on-429 pass`).
 //! - Only a request whose body can be sent again is retried: one with no body, or one that
 //!   declares a `Content-Length` of at most [`REPLAY_MAX`], which is buffered for that. A larger
 //!   or chunked body streams through unbuffered, and a 401 or 429 on it goes back to the client
@@ -34,6 +35,10 @@ use super::{OnRateLimit, Shared, backend};
 /// Request bodies up to this size (declared in `Content-Length`) are buffered so that a 401 or a
 /// 429 can be answered by sending the request again.
 pub(crate) const REPLAY_MAX: u64 = 1 << 20;
+
+/// 429s one request waits out at most: `Retry-After: 0` costs no time, so the time bound alone
+/// would not end a storm of them.
+const MAX_RATE_LIMIT_RETRIES: u32 = 20;
 
 /// The proxy's limits and its answer to 429.
 #[derive(Clone, Copy, Debug)]
@@ -114,6 +119,7 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
     let mut waited = Duration::ZERO;
     let mut refreshed = false;
     let mut unauthorized = 0;
+    let mut rate_limited = 0;
     loop {
         let token = match backend::token(shared, &backend.provider).await {
             Ok(t) => t,
@@ -177,9 +183,11 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
         if status == StatusCode::TOO_MANY_REQUESTS
             && opts.on_429 == OnRateLimit::Wait
             && outgoing.replayable()
+            && rate_limited < MAX_RATE_LIMIT_RETRIES
             && let Some(wait) = retry_after(resp.headers())
             && waited + wait <= opts.max_rate_limit_wait
         {
+            rate_limited += 1;
             shared.metrics.rate_limit_wait(wait);
             // The answer is dropped: its connection is not reused until it is read, so read it
             // (it is small) rather than lose the connection.
