@@ -94,6 +94,14 @@ fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
         ("--no-cache", g.no_cache),
     ];
     match given.iter().find(|(_, on)| *on) {
+        // The cache is keyed by client, not by profile: one client's token goes with `revoke`.
+        Some(("--profile", _)) if name == "cache" => Err(CliError::new(
+            exit::Exit::Usage,
+            format!(
+                "`cache` lists or clears the tokens of every client and takes no --profile; to remove one client's token, revoke it: genesys-auth --profile {} revoke",
+                g.profile.as_deref().unwrap_or("NAME")
+            ),
+        )),
         Some((flag, _)) => Err(CliError::new(
             exit::Exit::Usage,
             if name == "demo" {
@@ -120,7 +128,13 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ) {
         e.exit();
     }
-    let text = if e.kind() == ErrorKind::ValueValidation {
+    let unknown = match (e.kind(), e.get(ContextKind::InvalidArg)) {
+        (ErrorKind::UnknownArgument, Some(ContextValue::String(a))) => Some(a.as_str()),
+        _ => None,
+    };
+    let text = if let Some(answer) = unknown.and_then(habit_answer) {
+        format!("{answer}\n\nFor more information, try '--help'.")
+    } else if e.kind() == ErrorKind::ValueValidation {
         let arg = match e.get(ContextKind::InvalidArg) {
             Some(ContextValue::String(a)) => a.clone(),
             _ => "an option".to_owned(),
@@ -141,6 +155,23 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     ExitCode::from(exit::Exit::Usage as u8)
 }
 
+/// What other tools taught a user to type, answered in this tool's terms: clap's own tip
+/// would point elsewhere (`--client-secret` to `--client-cert`, `-r` to `-- -r`).
+fn habit_answer(arg: &str) -> Option<String> {
+    // `--client-secret=VALUE` arrives whole: only the name is ever repeated.
+    let name = arg.split('=').next().unwrap_or(arg);
+    match name {
+        "--client-secret" | "--secret" => Some(
+            "the client secret is never taken as an argument (it would show in `ps` and in shell history); give it with --client-secret-file PATH, --client-secret-stdin, --client-secret-command COMMAND, or the GENESYS_CLIENT_SECRET variable"
+                .to_owned(),
+        ),
+        "-r" | "--raw-output" if std::env::args().any(|a| a == "--jq" || a.starts_with("--jq=")) => Some(
+            format!("{name} is jq's: --jq already prints strings raw (other values as JSON); drop {name}"),
+        ),
+        _ => None,
+    }
+}
+
 fn finish(result: Result<(), CliError>, color: bool) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,10 +187,13 @@ fn finish(result: Result<(), CliError>, color: bool) -> ExitCode {
     }
 }
 
-/// Tracing on stderr: warnings by default, `-v` info, `-vv` debug. `RUST_LOG` overrides.
+/// Tracing on stderr: warnings and retry waits by default, `-v` info, `-vv` debug. `RUST_LOG`
+/// overrides.
 fn init_logging(verbose: u8, color: bool) {
     let default = match verbose {
-        0 => "warn",
+        // The retry driver's waits ("rate limited; retrying in 7 s, 2/4"), so that a wait is
+        // never silence.
+        0 => "genesys_auth::retry=info,warn",
         1 => "genesys_auth=info,genesys_auth_cli=info,warn",
         _ => "genesys_auth=debug,genesys_auth_cli=debug,genesys_emulator=debug,info",
     };

@@ -2513,3 +2513,74 @@ fn doctor_says_a_stale_access_token_is_to_be_replaced() {
     );
     assert!(!hint.contains("cannot be reached"), "{verify}");
 }
+
+/// What users bring from other tools, and the answer each gets: one snapshot.
+#[test]
+fn habits_from_other_tools_are_answered() {
+    let e = env();
+    let mut transcript = String::new();
+    let mut say = |what: &str, out: Output| {
+        let text = format!("{}{}", stdout(&out), stderr(&out))
+            .replace(&e.emu.base_url(), "[EMULATOR]")
+            .replace(e.dir.path().to_str().unwrap(), "[DIR]");
+        transcript.push_str(&format!("## {what} (exit {})\n{text}\n", code(&out)));
+    };
+    let typed = "typed-secret-Vw3";
+    for args in [
+        &["--client-secret", typed, "token"][..],
+        &["--client-secret=typed-secret-Vw3", "token"],
+    ] {
+        let out = e.run_args(args);
+        assert!(!stderr(&out).contains(typed), "{}", stderr(&out));
+        say(args[0].split('=').next().unwrap(), out);
+    }
+    say(
+        "--jq with -r",
+        e.run_args(&["api", "users", "--jq", ".entities[0].name", "-r"]),
+    );
+    say(
+        "-f on a path that takes only GET",
+        e.run_args(&["api", "users", "-f", "pageSize=2"]),
+    );
+    say(
+        "cache clear --profile",
+        e.run_args(&["--profile", "prod", "cache", "clear"]),
+    );
+    say(
+        "a short host name one letter off",
+        e.run_args(&["--region", "usw22", "config"]),
+    );
+    insta::assert_snapshot!("habit_messages", transcript);
+    // Genesys' own short host names are accepted.
+    for (code_name, region) in [("apne2", "ap-northeast-2"), ("euw2", "eu-west-2")] {
+        let out = e.run_args(&["--region", code_name, "config", "--json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(stdout(&out).contains(region), "{}", stdout(&out));
+    }
+}
+
+/// A rate limit that is waited out says so on stderr, once per wait, with the attempt count.
+#[test]
+fn waiting_out_a_rate_limit_says_so() {
+    let e = env();
+    e.emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+        2,
+    );
+    let out = e.run_args(&["api", "organizations/me"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("rate limited; retrying in"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stderr(&out));
+    assert!(
+        lines[0].ends_with(", 2/4") && lines[1].ends_with(", 3/4"),
+        "{lines:?}"
+    );
+}

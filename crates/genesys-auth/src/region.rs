@@ -28,6 +28,13 @@ impl RegionInfo {
     pub fn login_host(&self) -> String {
         format!("login.{}", self.domain)
     }
+
+    /// Genesys' own short name of the region, the first label of its newer domains (`usw2`,
+    /// `cac1`, `euw2`, `aps1`, `apne2`…); `None` for the `mypurecloud` domains, which have none.
+    pub fn host_code(&self) -> Option<&'static str> {
+        let (first, _) = self.domain.split_once('.')?;
+        (first != "mypurecloud").then_some(first)
+    }
 }
 
 /// Every region of Genesys Cloud (late 2026), in Genesys' order.
@@ -201,7 +208,8 @@ fn names() -> String {
 impl Region {
     /// Parses any accepted spelling, trimmed and case-insensitive: `eu-west-1`, `eu_west_1`,
     /// `mypurecloud.ie`, `api.mypurecloud.ie`, `login.mypurecloud.ie`,
-    /// `https://api.mypurecloud.ie/`, short codes in common use (`eu`), the invented hosts many
+    /// `https://api.mypurecloud.ie/`, Genesys' short host names (`euw2`, `apne2`), short codes
+    /// in common use (`eu`), the invented hosts many
     /// scripts build from them (`https://api.eu.mypurecloud.com`), or a custom base URL (`http://127.0.0.1:8080`).
     pub fn parse(input: &str) -> Result<Region, RegionError> {
         let trimmed = input.trim();
@@ -344,7 +352,12 @@ fn lookup(lower: &str) -> Option<&'static RegionInfo> {
         .unwrap_or(host);
     REGIONS
         .iter()
-        .find(|r| r.name == dashed || r.domain == domain || r.short_codes.contains(&lower))
+        .find(|r| {
+            r.name == dashed
+                || r.domain == domain
+                || r.short_codes.contains(&lower)
+                || r.host_code() == Some(lower)
+        })
         .or_else(|| seed_host(domain))
 }
 
@@ -435,6 +448,7 @@ fn suggest(lower: &str) -> Option<String> {
     let candidates = REGIONS.iter().flat_map(|r| {
         std::iter::once(r.name)
             .chain(std::iter::once(r.domain))
+            .chain(r.host_code())
             .chain(r.short_codes.iter().copied())
     });
     candidates

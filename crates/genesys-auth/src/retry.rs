@@ -129,6 +129,15 @@ impl RetryPolicy {
                 ?cause,
                 "retrying"
             );
+            // Each wait, as one line a program may show while it waits (the CLI does, on
+            // stderr): an INFO event of this module's target, `genesys_auth::retry`.
+            tracing::info!(
+                "{}; retrying in {}, {}/{}",
+                cause.describe(),
+                seconds(wait),
+                attempts + 1,
+                self.max_attempts
+            );
             clock.sleep(wait).await;
         }
     }
@@ -186,6 +195,25 @@ pub(crate) enum WaitCause {
     RateLimited,
     /// A server or transport failure.
     Failure,
+}
+
+impl WaitCause {
+    /// What is being waited out, for the line said while waiting.
+    fn describe(self) -> &'static str {
+        match self {
+            WaitCause::Asked(_) | WaitCause::RateLimited => "rate limited",
+            WaitCause::Failure => "the request failed",
+        }
+    }
+}
+
+/// `7 s`, or `0.6 s` under a second.
+fn seconds(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{} s", d.as_secs_f64().round())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// Parses `Retry-After`: delta seconds or an HTTP date (relative to `now`).

@@ -44,6 +44,30 @@ fn every_spelling_of_every_region_resolves_to_it() {
     }
 }
 
+/// Genesys' own short host names, as its domains spell them, name their regions; one letter
+/// off gets a suggestion.
+#[test]
+fn genesys_short_host_names_map_to_their_regions() {
+    for (code, region) in [
+        ("apne2", "ap-northeast-2"),
+        ("cac1", "ca-central-1"),
+        ("EUW2", "eu-west-2"),
+        ("aps1", "ap-south-1"),
+        ("usw2", "us-west-2"),
+        ("use2", "us-east-2"),
+        ("edee1", "eusc-de-east-1"),
+    ] {
+        assert_eq!(name(code), region, "{code}");
+    }
+    let with_code = genesys_auth::REGIONS
+        .iter()
+        .filter(|r| r.host_code().is_some())
+        .count();
+    assert_eq!(with_code, 13, "every domain but the five mypurecloud ones");
+    let e = Region::parse("usw22").unwrap_err().to_string();
+    assert!(e.contains("did you mean `usw2`"), "{e}");
+}
+
 #[test]
 fn seed_short_codes_map_to_their_regions() {
     let table = [

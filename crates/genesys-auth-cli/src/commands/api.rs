@@ -202,7 +202,16 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
         print_head(&resp);
     }
     if !resp.status.is_success() {
-        return Err(super::verify::status_error(&resp));
+        let mut e = super::verify::status_error(&resp);
+        let fields_made_post = args.method.is_none()
+            && args.data.is_none()
+            && !(args.raw_fields.is_empty() && args.fields.is_empty());
+        if resp.status == reqwest::StatusCode::METHOD_NOT_ALLOWED && fields_made_post {
+            e.message.push_str(
+                "\n-f/-F made this request a POST (as in gh); to send the fields as the query of a GET, add -X GET (or give them with -q KEY=VALUE)",
+            );
+        }
+        return Err(e);
     }
     print_body(&resp.body, &args)
 }

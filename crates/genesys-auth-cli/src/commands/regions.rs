@@ -18,6 +18,7 @@ pub fn run(args: JsonArg) {
                     "login_host": r.login_host(),
                     "location": r.location,
                     "short_codes": r.short_codes,
+                    "host_code": r.host_code(),
                 })
             })
             .collect();
@@ -39,7 +40,11 @@ pub fn run(args: JsonArg) {
             r.api_host(),
             r.login_host(),
             r.location.to_owned(),
-            r.short_codes.join(","),
+            r.host_code()
+                .into_iter()
+                .chain(r.short_codes.iter().copied())
+                .collect::<Vec<_>>()
+                .join(","),
         ]
     }));
     for line in table(&rows) {
