@@ -146,6 +146,11 @@ def requests_auth(provider: TokenProvider) -> Any:
             def hook(resp, **kwargs):
                 if resp.status_code != 401 or getattr(resp.request, "_genesys_retried", False):
                     return resp
+                # The hook also runs for the responses of redirects, which requests follows
+                # with this request's hooks: a 401 from another origin says nothing of the
+                # token (which was not sent there) and must not send it a fresh one.
+                if not _same_origin(resp.request.url, api):
+                    return resp
                 provider.invalidate(sent)
                 again = resp.request.copy()
                 again.headers["Authorization"] = "Bearer " + provider.token()
@@ -167,6 +172,10 @@ def httpx_auth(provider: TokenProvider) -> Any:
 
     api = provider.api_base_url
 
+    def _heal(response) -> bool:
+        # Only a 401 that the API origin itself answered says the token was refused there.
+        return response.status_code == 401 and _same_origin(str(response.request.url), api)
+
     class _Auth(httpx.Auth):
         def sync_auth_flow(self, request):
             if not _same_origin(str(request.url), api):
@@ -175,7 +184,7 @@ def httpx_auth(provider: TokenProvider) -> Any:
             token = provider.token()
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
-            if response.status_code == 401:
+            if _heal(response):
                 provider.invalidate(token)
                 request.headers["Authorization"] = "Bearer " + provider.token()
                 yield request
@@ -187,7 +196,7 @@ def httpx_auth(provider: TokenProvider) -> Any:
             token = await provider.token_async()
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
-            if response.status_code == 401:
+            if _heal(response):
                 provider.invalidate(token)
                 request.headers["Authorization"] = "Bearer " + await provider.token_async()
                 yield request

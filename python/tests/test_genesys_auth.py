@@ -445,3 +445,86 @@ def test_no_secret_in_any_exception_repr_or_log(emu, caplog):
         bad.token()
     text = " ".join([str(e.value), repr(e.value), repr(p), repr(bad), repr(p.token_info()), caplog.text])
     assert SECRET not in text and t not in text
+
+
+@pytest.fixture
+def foreign():
+    """Another origin on loopback that answers 401 to everything and records the
+    Authorization header of each request it gets."""
+    import http.server
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"message": "not here"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def redirect_next_api_call(emu, location, count=1):
+    """Makes the emulator's next API answer(s) a 302 to `location`, over its admin API."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        emu.base_url + "/__emulator/faults",
+        data=json.dumps(
+            {"target": "api", "kind": "redirect", "location": location, "count": count}
+        ).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(req, timeout=10).read()
+
+
+def test_a_401_from_a_foreign_redirect_target_neither_heals_nor_drops_the_token(
+    emu, provider, foreign
+):
+    requests = pytest.importorskip("requests")
+    httpx = pytest.importorskip("httpx")
+    url, seen = foreign
+    good = provider.token()
+    api = emu.base_url + "/api/v2/organizations/me"
+
+    s = requests.Session()
+    s.auth = ga.requests_auth(provider)
+    redirect_next_api_call(emu, url + "/elsewhere")
+    r = s.get(api, timeout=10)
+    assert r.status_code == 401 and r.url.startswith(url)
+
+    with httpx.Client(auth=ga.httpx_auth(provider), follow_redirects=True, timeout=10) as c:
+        redirect_next_api_call(emu, url + "/elsewhere")
+        r = c.get(api)
+        assert r.status_code == 401 and str(r.url).startswith(url)
+
+    async def main():
+        async with httpx.AsyncClient(
+            auth=ga.httpx_auth(provider), follow_redirects=True, timeout=10
+        ) as c:
+            redirect_next_api_call(emu, url + "/elsewhere")
+            return await c.get(api)
+
+    r = run_bounded(main(), timeout=30)
+    assert r.status_code == 401
+
+    assert seen == [None, None, None], "the foreign origin got a token"
+    assert emu.token_requests == 1, "a foreign 401 made the provider refresh"
+    assert provider.token() == good, "the good token was dropped"
+    assert s.get(api, timeout=10).status_code == 200

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::refusals;
-use crate::state::{Fault, Target};
+use crate::state::{Fault, MAX_FAULT_BODY, Target};
 
 /// What a handler does with a fault it took: either answer at once or go on after a delay.
 pub(crate) enum Outcome {
@@ -57,7 +57,7 @@ pub(crate) async fn apply(fault: Fault, target: Target) -> Outcome {
                 .into_response(),
         ),
         Fault::LargeBody { bytes } => {
-            let filler = "x".repeat(bytes.saturating_sub(20));
+            let filler = "x".repeat(bytes.min(MAX_FAULT_BODY).saturating_sub(20));
             Outcome::Respond(
                 (
                     StatusCode::OK,

@@ -1,7 +1,7 @@
 // Modules in dependency order, bottom first; each uses only modules listed before it, so that
 // the shared state and the error shapes never depend on the handlers that use them:
-// state, refusals, tls, faults, oauth, api, admin (redis_server, behind `test-support`, uses
-// none of them).
+// state, refusals, tls, faults, oauth, api, admin, serve (redis_server, behind
+// `test-support`, uses none of them).
 
 //! An offline stand-in for one Genesys Cloud region: a single origin that serves what
 //! `login.<domain>` (the token endpoint) and `api.<domain>` (the REST API) serve, faithful to how
@@ -24,6 +24,7 @@ mod oauth;
 #[cfg(feature = "test-support")]
 mod redis_server;
 mod refusals;
+mod serve;
 mod state;
 mod tls;
 
@@ -37,7 +38,10 @@ use tokio::sync::oneshot;
 
 #[cfg(feature = "test-support")]
 pub use redis_server::RedisServer;
-pub use state::{ClientSpec, Counters, DEMO_CLIENT_ID, Fault, FaultRequest, IpRange, Target};
+pub use state::{
+    ClientSpec, Counters, DEMO_CLIENT_ID, Fault, FaultRequest, IpRange, MAX_FAULT_BODY,
+    MAX_FAULT_COUNT, Target,
+};
 pub use tls::TlsOptions;
 
 use state::State;
@@ -57,7 +61,11 @@ pub struct EmulatorBuilder {
     tls: Option<TlsOptions>,
     login_prefix: String,
     api_prefix: String,
+    read_timeout: Duration,
 }
+
+/// The largest request body the emulator reads (a token request or a fault is far smaller).
+const MAX_BODY: usize = 1024 * 1024;
 
 impl Default for EmulatorBuilder {
     fn default() -> Self {
@@ -71,6 +79,7 @@ impl Default for EmulatorBuilder {
             api_prefix: String::new(),
             users: 60,
             port: 0,
+            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -111,6 +120,13 @@ impl EmulatorBuilder {
     /// The loopback port to listen on; 0 (the default) picks a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// How long a client may take to send a request's head, then its body (and to finish a TLS
+    /// handshake); an idle keep-alive connection is closed after as long. Default 30 s.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
         self
     }
 
@@ -205,31 +221,24 @@ impl EmulatorBuilder {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(state.clone(), &self.login_prefix, &self.api_prefix)
-            .into_make_service_with_connect_info::<tls::Peer>();
-        let stop = async {
-            let _ = rx.await;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let own = admin::Own {
+            scheme,
+            port: addr.port(),
+        };
+        let app = router(state.clone(), &self.login_prefix, &self.api_prefix, own);
+        let limits = serve::Limits {
+            read_timeout: self.read_timeout,
+            max_body: MAX_BODY,
         };
         let (task, ca_pem) = match &self.tls {
-            None => (
-                tokio::spawn(async move {
-                    let serve = axum::serve(listener, app).with_graceful_shutdown(stop);
-                    if let Err(e) = serve.await {
-                        tracing::warn!(error = %e, "emulator stopped with an error");
-                    }
-                }),
-                None,
-            ),
+            None => (tokio::spawn(serve::serve(listener, app, limits, rx)), None),
             Some(opts) => {
                 let ready = tls::prepare(opts)?;
-                let listener = tls::TlsListener::new(listener, ready.acceptor)?;
+                let listener =
+                    tls::TlsListener::new(listener, ready.acceptor, limits.read_timeout)?;
                 (
-                    tokio::spawn(async move {
-                        let serve = axum::serve(listener, app).with_graceful_shutdown(stop);
-                        if let Err(e) = serve.await {
-                            tracing::warn!(error = %e, "emulator stopped with an error");
-                        }
-                    }),
+                    tokio::spawn(serve::serve(listener, app, limits, rx)),
                     ready.ca_pem,
                 )
             }
@@ -239,7 +248,7 @@ impl EmulatorBuilder {
             state,
             shutdown: Some(tx),
             task: Some(task),
-            scheme: if self.tls.is_some() { "https" } else { "http" },
+            scheme,
             ca_pem,
             login_prefix: self.login_prefix,
             api_prefix: self.api_prefix,
@@ -278,7 +287,7 @@ fn client_from_toml(v: &toml::Value) -> Result<ClientSpec, String> {
     Ok(c)
 }
 
-fn router(state: Arc<State>, login_prefix: &str, api_prefix: &str) -> Router {
+fn router(state: Arc<State>, login_prefix: &str, api_prefix: &str, own: admin::Own) -> Router {
     let api = Router::new()
         .route("/v2/tokens/me", get(api::tokens_me).delete(api::revoke))
         .route("/v2/organizations/me", get(api::organizations_me))
@@ -298,7 +307,7 @@ fn router(state: Arc<State>, login_prefix: &str, api_prefix: &str) -> Router {
     Router::new()
         .route(&format!("{login_prefix}/oauth/token"), post(oauth::token))
         .nest(&format!("{api_prefix}/api"), api)
-        .nest(ADMIN_PREFIX, admin::router())
+        .nest(ADMIN_PREFIX, admin::router(own))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::response_headers))
         .with_state(state)

@@ -350,7 +350,8 @@ pub enum Fault {
     /// Close the connection without a complete response.
     DropConnection,
     /// Answer 200 with a JSON body of about this many bytes (a proxy's error page, a runaway
-    /// server), to test that clients cap what they read.
+    /// server), to test that clients cap what they read. At most [`MAX_FAULT_BODY`] bytes are
+    /// sent (the admin API refuses more).
     LargeBody {
         /// Size of the body.
         bytes: usize,
@@ -378,6 +379,13 @@ impl Fault {
         }
     }
 }
+
+/// The largest body a [`Fault::LargeBody`] sends: far past any client's cap, and still a
+/// size the emulator can hold in memory.
+pub const MAX_FAULT_BODY: usize = 64 * 1024 * 1024;
+
+/// The most responses one fault request over the admin API may apply to.
+pub const MAX_FAULT_COUNT: u32 = 100_000;
 
 /// A fault request as the admin endpoint takes it: the fault, the endpoint and how many times.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -418,7 +426,8 @@ pub(crate) struct State {
     pub clients: HashMap<String, ClientSpec>,
     pub tokens: Mutex<HashMap<String, IssuedToken>>,
     pub clock: Clock,
-    pub faults: Mutex<HashMap<Target, VecDeque<Fault>>>,
+    /// Each endpoint's queued faults, each with how many responses it has left.
+    pub faults: Mutex<HashMap<Target, VecDeque<(Fault, u32)>>>,
     pub counters: Mutex<Counters>,
     pub token_rate_limit: Option<u32>,
     pub token_windows: Mutex<HashMap<String, VecDeque<Duration>>>,
@@ -492,16 +501,25 @@ impl State {
 
     /// Queues `fault` for the next `count` responses of `target`.
     pub fn inject(&self, target: Target, fault: Fault, count: u32) {
-        let mut faults = lock(&self.faults);
-        let queue = faults.entry(target).or_default();
-        for _ in 0..count {
-            queue.push_back(fault.clone());
+        if count > 0 {
+            lock(&self.faults)
+                .entry(target)
+                .or_default()
+                .push_back((fault, count));
         }
     }
 
     /// Takes the next queued fault for `target`, if any.
     pub fn next_fault(&self, target: Target) -> Option<Fault> {
-        lock(&self.faults).get_mut(&target)?.pop_front()
+        let mut faults = lock(&self.faults);
+        let queue = faults.get_mut(&target)?;
+        let (fault, left) = queue.front_mut()?;
+        *left -= 1;
+        if *left == 0 {
+            queue.pop_front().map(|(f, _)| f)
+        } else {
+            Some(fault.clone())
+        }
     }
 
     /// Drops every queued fault.

@@ -122,7 +122,13 @@ pub(crate) struct TlsListener {
 }
 
 impl TlsListener {
-    pub(crate) fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+    /// `handshake_timeout` bounds each handshake: a client that opens a connection and
+    /// stalls is dropped.
+    pub(crate) fn new(
+        tcp: TcpListener,
+        acceptor: TlsAcceptor,
+        handshake_timeout: std::time::Duration,
+    ) -> std::io::Result<Self> {
         let addr = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -139,7 +145,9 @@ impl TlsListener {
                 tokio::spawn(async move {
                     // A failed handshake (an untrusted client certificate, say) only ends that
                     // connection.
-                    if let Ok(tls) = acceptor.accept(stream).await {
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    if let Ok(Ok(tls)) = handshake.await {
                         let _ = tx.send((tls, peer)).await;
                     }
                 });
@@ -169,15 +177,3 @@ impl axum::serve::Listener for TlsListener {
 /// The peer's address, for plain and TLS listeners alike (the IP allowlist needs it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Peer(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(s: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}

@@ -70,50 +70,155 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
         // The demo client keeps its scopes; only its lifetime follows --token-ttl.
         builder = builder.client(ClientSpec::demo().token_ttl(ttl));
     }
+    let stop = Stop::listen()?;
     let emu = builder.start().await.map_err(bind_error)?;
     let base = emu.base_url();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "# genesys-auth emulator listening on {base} (Ctrl-C to stop)"
-    );
+    let mut exports: Vec<(&str, String)> = Vec::new();
     if args.path_prefix_login.is_empty() && args.path_prefix_api.is_empty() {
-        let _ = writeln!(out, "export GENESYS_REGION={base}");
+        exports.push(("GENESYS_REGION", base.clone()));
     } else {
-        let _ = writeln!(out, "export GENESYS_LOGIN_URL={}", emu.login_url());
-        let _ = writeln!(out, "export GENESYS_API_URL={}", emu.api_url());
+        exports.push(("GENESYS_LOGIN_URL", emu.login_url()));
+        exports.push(("GENESYS_API_URL", emu.api_url()));
     }
-    if let Some(ca) = emu.ca_pem() {
-        // The CA of the certificate the emulator made: clients trust it through this file.
-        let path = std::env::temp_dir().join(format!(
-            "genesys-auth-emulator-ca-{}.pem",
-            emu.addr().port()
-        ));
-        std::fs::write(&path, ca).map_err(|e| {
-            CliError::new(
-                Exit::Config,
-                format!("cannot write {}: {}", path.display(), e.kind()),
-            )
-        })?;
-        let _ = writeln!(out, "export GENESYS_CA_FILE={}", path.display());
-    }
+    // Held until the emulator stops: dropping it removes the folder and the CA in it.
+    let ca_dir = match emu.ca_pem() {
+        Some(ca) => {
+            let (dir, path) = write_ca(ca)?;
+            exports.push(("GENESYS_CA_FILE", path.display().to_string()));
+            Some(dir)
+        }
+        None => None,
+    };
     // The emulator's own throwaway credentials, or the ones just given on this command line:
     // printing them is the point of this command.
     // With clients from --config only, the first of them (by id); with none, the demo client.
     let shown = first.or_else(|| Some(emu.demo_client()).filter(|c| !c.id.is_empty()));
     if let Some(c) = shown {
-        let _ = writeln!(out, "export GENESYS_CLIENT_ID={}", c.id);
-        let _ = writeln!(out, "export GENESYS_CLIENT_SECRET={}", c.secret);
+        exports.push(("GENESYS_CLIENT_ID", c.id));
+        exports.push(("GENESYS_CLIENT_SECRET", c.secret));
     }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "# genesys-auth emulator listening on {base} (Ctrl-C to stop)"
+    );
+    let _ = out.write_all(export_lines(&exports).as_bytes());
     let _ = out.flush();
     drop(out);
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| CliError::new(Exit::Network, format!("cannot wait for Ctrl-C: {e}")))?;
+    stop.wait().await?;
     eprintln!("stopping the emulator");
     // Dropping stops at once; a graceful shutdown would wait on idle keep-alive connections.
     drop(emu);
+    drop(ca_dir);
     Ok(())
+}
+
+/// `export NAME=VALUE` lines, meant to be sourced (`. ./emulator.env`): every value is quoted
+/// for the shell, so that a secret such as `s$(touch x)x` is a value, never a command.
+fn export_lines(exports: &[(&str, String)]) -> String {
+    exports
+        .iter()
+        .map(|(name, value)| format!("export {name}={}\n", shell_quote(value)))
+        .collect()
+}
+
+/// `value` as one POSIX shell word: as it is when it holds only characters no shell treats
+/// specially (URLs, paths, ids stay readable), else in single quotes, each `'` written `'\''`.
+fn shell_quote(value: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !value.is_empty() && value.chars().all(plain) {
+        return value.to_owned();
+    }
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// Writes the CA into a new private folder (0700, a random name, removed when the returned
+/// guard is dropped), as a file created there and nowhere else: no name another user can
+/// predict, no symlink followed.
+fn write_ca(ca: &str) -> Result<(tempfile::TempDir, std::path::PathBuf), CliError> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("genesys-auth-emulator-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder.tempdir().map_err(|e| {
+        CliError::new(
+            Exit::Config,
+            format!(
+                "cannot make a folder for the emulator's CA in {}: {}",
+                std::env::temp_dir().display(),
+                e.kind()
+            ),
+        )
+    })?;
+    let path = dir.path().join("ca.pem");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
+        .open(&path)
+        .and_then(|mut f| f.write_all(ca.as_bytes()))
+        .map_err(|e| {
+            CliError::new(
+                Exit::Config,
+                format!("cannot write {}: {}", path.display(), e.kind()),
+            )
+        })?;
+    Ok((dir, path))
+}
+
+/// Ctrl-C or, on Unix, SIGTERM (a service manager, `kill`, a test harness): both end the
+/// command normally, so that what it made (the CA's folder) is removed. Listened for from
+/// before the export lines are printed, so that a signal sent as soon as they are read is
+/// not missed.
+struct Stop {
+    #[cfg(unix)]
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Stop {
+    fn listen() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind| signal(kind).map_err(wait_error);
+            Ok(Self {
+                signals: (
+                    listen(SignalKind::interrupt())?,
+                    listen(SignalKind::terminate())?,
+                ),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
+    }
+
+    async fn wait(self) -> Result<(), CliError> {
+        #[cfg(unix)]
+        {
+            let (mut int, mut term) = self.signals;
+            tokio::select! {
+                _ = int.recv() => Ok(()),
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.map_err(wait_error)
+        }
+    }
+}
+
+fn wait_error(e: std::io::Error) -> CliError {
+    CliError::new(Exit::Network, format!("cannot wait for Ctrl-C: {e}"))
 }
 
 fn bind_error(e: std::io::Error) -> CliError {
@@ -123,4 +228,100 @@ fn bind_error(e: std::io::Error) -> CliError {
             "the emulator cannot listen on 127.0.0.1: {e}; choose another --port, or 0 for any free port"
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Sources `exports`' lines in a real `shell` run in a new empty folder, and returns what
+    /// the shell then holds for each name, and the files the folder holds afterwards.
+    fn source_in(shell: &str, exports: &[(&str, String)]) -> (Vec<String>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("emulator.env"), export_lines(exports)).unwrap();
+        // Each value ended by a NUL, which no value can hold, so that trailing newlines survive.
+        let script: String = std::iter::once(". ./emulator.env".to_owned())
+            .chain(
+                exports
+                    .iter()
+                    .map(|(name, _)| format!("printf '%s\\000' \"${name}\"")),
+            )
+            .collect::<Vec<_>>()
+            .join("\n");
+        let out = std::process::Command::new(shell)
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .unwrap_or_else(|e| panic!("{shell} cannot run: {e}"));
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let values = text
+            .strip_suffix('\0')
+            .map(|t| t.split('\0').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        (values, files)
+    }
+
+    #[test]
+    fn sourced_export_lines_run_nothing_and_keep_every_value() {
+        let nasty = [
+            "s$(touch x)x",
+            "s`touch y`y",
+            "it's; touch z",
+            "'",
+            "a b\tc\nd\n",
+            "$HOME ${PATH} \\ \" !",
+            "",
+            "é ü 😀",
+        ];
+        for shell in ["sh", "bash"] {
+            for value in nasty {
+                let exports = [
+                    ("GENESYS_REGION", "http://127.0.0.1:4000".to_owned()),
+                    ("GENESYS_CLIENT_SECRET", value.to_owned()),
+                ];
+                let (values, files) = source_in(shell, &exports);
+                assert_eq!(
+                    files,
+                    ["emulator.env"],
+                    "{shell} ran a command of {value:?}"
+                );
+                assert_eq!(
+                    values,
+                    ["http://127.0.0.1:4000", value],
+                    "{shell} read {value:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plain_values_stay_unquoted() {
+        assert_eq!(
+            shell_quote("http://127.0.0.1:4000"),
+            "http://127.0.0.1:4000"
+        );
+        assert_eq!(shell_quote("/tmp/x/ca.pem"), "/tmp/x/ca.pem");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn any_value_round_trips_through_sh(value in "[^\u{0}]{0,24}") {
+            let (values, files) = source_in("sh", &[("V", value.clone())]);
+            prop_assert_eq!(files, ["emulator.env"]);
+            prop_assert_eq!(values, [value]);
+        }
+    }
 }
