@@ -226,11 +226,17 @@ impl EmulatorBuilder {
             scheme,
             port: addr.port(),
         };
-        let app = router(state.clone(), &self.login_prefix, &self.api_prefix, own);
         let limits = serve::Limits {
             read_timeout: self.read_timeout,
             max_body: MAX_BODY,
         };
+        let app = router(
+            state.clone(),
+            &self.login_prefix,
+            &self.api_prefix,
+            own,
+            limits,
+        );
         let (task, ca_pem) = match &self.tls {
             None => (tokio::spawn(serve::serve(listener, app, limits, rx)), None),
             Some(opts) => {
@@ -287,7 +293,15 @@ fn client_from_toml(v: &toml::Value) -> Result<ClientSpec, String> {
     Ok(c)
 }
 
-fn router(state: Arc<State>, login_prefix: &str, api_prefix: &str, own: admin::Own) -> Router {
+fn router(
+    state: Arc<State>,
+    login_prefix: &str,
+    api_prefix: &str,
+    own: admin::Own,
+    limits: serve::Limits,
+) -> Router {
+    // The endpoints that read a body read it whole first, within the time and size limits.
+    let read_body = || axum::middleware::from_fn_with_state(limits, serve::read_body);
     let api = Router::new()
         .route("/v2/tokens/me", get(api::tokens_me).delete(api::revoke))
         .route("/v2/organizations/me", get(api::organizations_me))
@@ -305,9 +319,12 @@ fn router(state: Arc<State>, login_prefix: &str, api_prefix: &str, own: admin::O
             api::guard,
         ));
     Router::new()
-        .route(&format!("{login_prefix}/oauth/token"), post(oauth::token))
+        .route(
+            &format!("{login_prefix}/oauth/token"),
+            post(oauth::token).layer(read_body()),
+        )
         .nest(&format!("{api_prefix}/api"), api)
-        .nest(ADMIN_PREFIX, admin::router(own))
+        .nest(ADMIN_PREFIX, admin::router(own).layer(read_body()))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::response_headers))
         .with_state(state)

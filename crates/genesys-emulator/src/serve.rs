@@ -1,5 +1,6 @@
 //! How the emulator takes connections in, with the limits a server on a developer's machine
-//! needs: a client has [`Limits::read_timeout`] to send a request's head, and again its body,
+//! needs: a client has [`Limits::read_timeout`] to send a request's head, and again its body
+//! where one is read ([`read_body`]),
 //! and an idle keep-alive connection is closed after as long, so that a client that sends half
 //! a request (slowloris) or nothing cannot hold a socket forever. Bodies are capped.
 //!
@@ -41,7 +42,6 @@ pub(crate) async fn serve<L>(
 ) where
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
-    let app = app.layer(axum::middleware::from_fn_with_state(limits, read_body));
     let (closing, closing_rx) = watch::channel(false);
     // Owned here: when the server task is aborted (the emulator dropped), so are they.
     let mut conns = tokio::task::JoinSet::new();
@@ -94,9 +94,11 @@ async fn connection<I>(
     }
 }
 
-/// Reads each request's body whole, within the time and size limits, before any handler sees
-/// it: 408 when the client is too slow, 413 when it sends too much.
-async fn read_body(
+/// Reads a request's body whole, within the time and size limits, before its handler sees it:
+/// 408 when the client is too slow, 413 when it sends too much. For the endpoints that read a
+/// body (the token endpoint, the admin API); the API's handlers read none, and hyper closes a
+/// connection whose request body was left unread.
+pub(crate) async fn read_body(
     axum::extract::State(limits): axum::extract::State<Limits>,
     req: Request,
     next: Next,
