@@ -191,14 +191,23 @@ fn eval(expr: &str, input: &[u8], emit: &mut dyn FnMut(&str) -> bool) -> Result<
     };
     let modules = loader
         .load(&arena, program)
-        .map_err(|_| usage(format!("--jq `{expr}` is not a valid jq expression")))?;
+        .map_err(|errs| usage(syntax_error(expr, &errs)))?;
+    let known: Vec<&str> = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .map(|d| d.name)
+        .chain(jaq_core::funs::<data::JustLut<Val>>().map(|f| f.0))
+        .chain(jaq_std::funs::<data::JustLut<Val>>().map(|f| f.0))
+        .chain(jaq_json::funs::<data::JustLut<Val>>().map(|f| f.0))
+        .collect();
     let filter = Compiler::default()
         .with_funs(funs)
         .compile(modules)
-        .map_err(|_| usage(format!("--jq `{expr}` names a filter that does not exist")))?;
+        .map_err(|errs| usage(undefined_error(expr, &errs, &known)))?;
+    let is_array = matches!(input, Val::Arr(_));
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
     for v in filter.id.run((ctx, input)).map(unwrap_valr) {
-        let v = v.map_err(|e| usage(format!("--jq `{expr}` failed: {e}")))?;
+        let v = v.map_err(|e| usage(runtime_error(expr, &e.to_string(), is_array)))?;
         let text = v.to_string();
         let line = match serde_json::from_str::<serde_json::Value>(&text) {
             Ok(serde_json::Value::String(s)) => s,
@@ -210,6 +219,99 @@ fn eval(expr: &str, input: &[u8], emit: &mut dyn FnMut(&str) -> bool) -> Result<
         }
     }
     Ok(())
+}
+
+/// Where in `expr` a slice of it starts, as a 1-based character column.
+fn column(expr: &str, at: &str) -> Option<usize> {
+    let offset = (at.as_ptr() as usize).checked_sub(expr.as_ptr() as usize)?;
+    (offset <= expr.len() && expr.is_char_boundary(offset))
+        .then(|| expr[..offset].chars().count() + 1)
+}
+
+/// A filter that does not parse: where, and what was expected there.
+fn syntax_error(expr: &str, errs: &jaq_core::load::Errors<&str, ()>) -> String {
+    use jaq_core::load::Error;
+    let first = errs.first().and_then(|(_, e)| match e {
+        Error::Lex(v) => v.first().map(|(want, at)| (want.as_str(), *at)),
+        Error::Parse(v) => v.first().map(|(want, at)| (want.as_str(), *at)),
+        Error::Io(_) => None,
+    });
+    match first.and_then(|(want, at)| Some((want, at, column(expr, at)?))) {
+        Some((want, at, col)) => {
+            let found: String = at.chars().take(12).collect();
+            let found = if found.is_empty() {
+                "the end".to_owned()
+            } else {
+                format!("`{found}`")
+            };
+            format!(
+                "--jq `{expr}` is not a valid jq expression: at column {col}, {want} expected, found {found}"
+            )
+        }
+        None => format!("--jq `{expr}` is not a valid jq expression"),
+    }
+}
+
+/// A filter that names what does not exist, with the closest filter that does.
+fn undefined_error(
+    expr: &str,
+    errs: &jaq_core::compile::Errors<&str, ()>,
+    known: &[&str],
+) -> String {
+    let Some((name, kind)) = errs.first().and_then(|(_, v)| v.first()) else {
+        return format!("--jq `{expr}` names a filter that does not exist");
+    };
+    let at = column(expr, name)
+        .map(|c| format!(" (column {c})"))
+        .unwrap_or_default();
+    let closest = known
+        .iter()
+        .filter(|k| !k.starts_with('_'))
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .filter(|(d, k)| *d > 0 && *d <= 2 && *d < k.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    format!(
+        "--jq `{expr}`: no {} named `{name}`{at}{closest}",
+        kind.as_str()
+    )
+}
+
+/// A filter that failed on the answer: the error without the value it quotes in full (an
+/// answer can be megabytes), and, when an array was indexed like an object, how to reach into
+/// it.
+fn runtime_error(expr: &str, message: &str, input_is_array: bool) -> String {
+    const MAX: usize = 160;
+    let kind = |v: &str| match v.trim_start().chars().next() {
+        Some('[') => "an array",
+        Some('{') => "an object",
+        Some('"') => "a string",
+        Some('n') => "null",
+        Some('t' | 'f') => "a boolean",
+        _ => "a number",
+    };
+    let indexed = message
+        .strip_prefix("cannot index ")
+        .and_then(|rest| rest.rsplit_once(" with "));
+    let (said, hint) = match indexed {
+        Some((value, key)) => {
+            let hint = match (kind(value), input_is_array) {
+                ("an array", true) => {
+                    "; the answer is one array (with --paginate, of every page's entities): start with .[] (e.g. .[].name)"
+                }
+                ("an array", false) => "; use .[] to go into the array (e.g. .entities[].name)",
+                _ => "",
+            };
+            (format!("cannot index {} with {key}", kind(value)), hint)
+        }
+        None => (message.to_owned(), ""),
+    };
+    let short = match said.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &said[..i]),
+        None => said,
+    };
+    format!("--jq `{expr}` failed: {short}{hint}")
 }
 
 #[cfg(test)]
@@ -236,5 +338,21 @@ mod tests {
             assert_eq!(lines(bad, input).unwrap_err().exit, Exit::Usage, "{bad}");
         }
         assert!(lines(".", b"not json").is_err());
+    }
+
+    /// Errors say where and what, never the answer itself.
+    #[test]
+    fn errors_point_at_the_mistake_without_the_input() {
+        let big = format!(r#"[{{"name":"{}"}}]"#, "x".repeat(10_000));
+        let msg = |expr: &str, input: &[u8]| lines(expr, input).unwrap_err().message;
+        let m = msg(".entities", big.as_bytes());
+        assert!(m.contains("cannot index an array"), "{m}");
+        assert!(m.contains("--paginate") && m.contains(".[]"), "{m}");
+        assert!(m.len() < 400, "{m}");
+        let m = msg(".entities[", b"{}");
+        assert!(m.contains("column 11"), "{m}");
+        let m = msg(".entities | lenght", b"{}");
+        assert!(m.contains("did you mean `length`?"), "{m}");
+        assert!(m.contains("column 13"), "{m}");
     }
 }

@@ -2550,6 +2550,18 @@ fn habits_from_other_tools_are_answered() {
         "a short host name one letter off",
         e.run_args(&["--region", "usw22", "config"]),
     );
+    say(
+        "--jq indexing the merged pages",
+        e.run_args(&["api", "users", "--paginate", "--jq", ".entities"]),
+    );
+    say(
+        "--jq with a misspelt filter",
+        e.run_args(&["api", "users", "--jq", ".entities | lenght"]),
+    );
+    say(
+        "--jq cut short",
+        e.run_args(&["api", "users", "--jq", ".entities["]),
+    );
     insta::assert_snapshot!("habit_messages", transcript);
     // Genesys' own short host names are accepted.
     for (code_name, region) in [("apne2", "ap-northeast-2"), ("euw2", "eu-west-2")] {
