@@ -181,7 +181,8 @@ fn finish(result: Result<(), CliError>, color: bool) -> ExitCode {
             } else {
                 "error:"
             };
-            eprintln!("genesys-auth: {prefix} {}", e.message);
+            // Messages carry what servers said (error descriptions): cleaned of escapes.
+            eprintln!("genesys-auth: {prefix} {}", output::clean_lines(&e.message));
             ExitCode::from(e.exit as u8)
         }
     }
@@ -235,9 +236,16 @@ where
             tracing::Level::INFO => "info",
             _ => "debug",
         };
-        write!(writer, "genesys-auth: {level}: ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        let mut fields = String::new();
+        ctx.field_format().format_fields(
+            tracing_subscriber::fmt::format::Writer::new(&mut fields),
+            event,
+        )?;
+        writeln!(
+            writer,
+            "genesys-auth: {level}: {}",
+            output::clean_lines(&fields)
+        )
     }
 }
 

@@ -18,7 +18,38 @@ pub fn print_json(v: &Value) {
 
 /// A warning on stderr, in the one style the tool uses: `genesys-auth: warning: …`.
 pub fn warn(message: &str) {
-    eprintln!("genesys-auth: warning: {message}");
+    eprintln!("genesys-auth: warning: {}", clean_lines(message));
+}
+
+/// Text that a server or a file supplied (an organization, client or scope name, an error
+/// description), made safe to print: a control character (every terminal escape sequence
+/// starts with one, and a carriage return or a backspace can hide what precedes it) or a
+/// bidirectional control (which reorders what is shown) is written as a visible `\u{1b}`
+/// escape instead. The one place where such text is neutralised before printing.
+pub fn clean(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// [`clean`] for a message of several lines: its line breaks kept, each line cleaned.
+pub fn clean_lines(text: &str) -> String {
+    text.split('\n').map(clean).collect::<Vec<_>>().join("\n")
 }
 
 /// Writes one line to stdout, ignoring a closed pipe (as `head` leaves it).
@@ -94,4 +125,19 @@ pub fn table<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
             line.trim_end().to_owned()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_and_bidirectional_characters_are_shown_escaped() {
+        assert_eq!(clean("Org name"), "Org name");
+        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(clean("x\u{9b}2J\u{7}\r\n"), "x\\u{9b}2J\\u{7}\\u{d}\\u{a}");
+        assert_eq!(clean("\u{202e}cba"), "\\u{202e}cba");
+        assert_eq!(clean("été ✓"), "été ✓");
+        assert_eq!(clean_lines("one\u{1b}\ntwo"), "one\\u{1b}\ntwo");
+    }
 }

@@ -2596,3 +2596,43 @@ fn waiting_out_a_rate_limit_says_so() {
         "{lines:?}"
     );
 }
+
+/// What a server names (organization, client, scopes) reaches the terminal without its escape
+/// sequences: `verify` and `doctor` show them escaped, visibly.
+#[test]
+fn server_text_is_printed_without_terminal_escapes() {
+    let e = env();
+    let (base, _) = tiny_server(|target| {
+        match target {
+        "/api/v2/tokens/me" => r#"{"authorizedScope":["users:read\u001b[2J"],"OAuthClient":{"id":"c-1","name":"Client\u001b]0;pwned\u0007"}}"#.into(),
+        "/api/v2/organizations/me" => r#"{"id":"o-1","name":"Org\u001b[31m\u009b1m\r\u202eevil"}"#.into(),
+        _ => "{}".into(),
+    }
+    });
+    for args in [&["verify"][..], &["doctor"]] {
+        let out = e.run(
+            e.cmd()
+                .env("GENESYS_REGION", &base)
+                .env("GENESYSCLOUD_ACCESS_TOKEN", "tiny-server-token")
+                .args(args)
+                .timeout(Duration::from_secs(30)),
+        );
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\r', '\u{202e}'] {
+            assert!(!all.contains(bad), "{args:?}: {bad:?} in {all:?}");
+        }
+        assert!(all.contains("Org\\u{1b}[31m"), "{args:?}: {all}");
+    }
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_REGION", &base)
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "tiny-server-token")
+            .arg("verify"),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Client\\u{1b}]0;pwned\\u{7}"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -626,3 +626,173 @@ fn a_rediss_store_under_a_private_ca_uses_the_ca_file() {
     assert_eq!(tokens[0], tokens[1], "shared through rediss");
     assert_eq!(emu.counters().token_requests, 1);
 }
+
+/// A loopback server that answers every connection with `answer` (after reading what was sent)
+/// and closes it; `None` never answers. Returns its address.
+fn raw_server(answer: Option<&'static [u8]>) -> std::net::SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            match answer {
+                Some(a) => {
+                    let _ = stream.write_all(a);
+                }
+                None => held.push(stream),
+            }
+        }
+    });
+    addr
+}
+
+/// mTLS and the failures around it, as `token` and `doctor` report them: a server that wants a
+/// client certificate is said to want one (not a CA); a certificate with another key's file
+/// names both files; a key others can read is warned about.
+#[test]
+fn client_certificates_required_mismatched_and_exposed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (client_ca, client_cert, client_key) = client_pki(dir);
+    let emu = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .tls(genesys_emulator::TlsOptions {
+                    cert_and_key: None,
+                    client_ca: Some(std::fs::read(&client_ca).unwrap()),
+                })
+                .start(),
+        )
+        .unwrap();
+    let ca = dir.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let base = emu.base_url();
+    let env = [("GENESYS_REGION", base.as_str())];
+    let ca_s = ca.to_str().unwrap();
+
+    let out = run(dir, &env, &["--ca-file", ca_s, "doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{text}");
+    assert!(
+        text.contains("requires a client certificate") && text.contains("--client-cert"),
+        "{text}"
+    );
+    assert!(!text.contains("add its CA"), "{text}");
+
+    // The right pair works; another key's file beside the certificate names both files.
+    let other_key = dir.join("other.key");
+    std::fs::write(
+        &other_key,
+        rcgen::KeyPair::generate().unwrap().serialize_pem(),
+    )
+    .unwrap();
+    for key in [&client_key, &other_key] {
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let with = |key: &Path| {
+        run(
+            dir,
+            &env,
+            &[
+                "--ca-file",
+                ca_s,
+                "--client-cert",
+                client_cert.to_str().unwrap(),
+                "--client-key",
+                key.to_str().unwrap(),
+                "--no-cache",
+                "token",
+            ],
+        )
+    };
+    let out = with(&client_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = with(&other_key);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("client.pem") && err.contains("other.key") && err.contains("do not match"),
+        "{err}"
+    );
+    std::fs::set_permissions(&client_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = with(&client_key);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("can be read by other users"),
+        "{err}"
+    );
+}
+
+/// `doctor` tells a plain-http server that accepts and never answers, and a "proxy" that answers
+/// CONNECT with something that is not HTTP, from a TLS failure and from a 407.
+#[test]
+fn doctor_tells_a_silent_http_server_and_a_proxy_speaking_no_http_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let silent = raw_server(None);
+    let region = format!("http://{silent}");
+    let out = run(
+        dir,
+        &[("GENESYS_REGION", region.as_str())],
+        &["--timeout", "3s", "doctor"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{text}");
+    assert!(!text.contains("TLS"), "{text}");
+    assert!(
+        text.contains("✗ HTTP") && text.contains("no answer"),
+        "{text}"
+    );
+
+    let emu = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .tls(genesys_emulator::TlsOptions::default())
+                .start(),
+        )
+        .unwrap();
+    let ca = dir.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let garbage = raw_server(Some(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"));
+    let proxy = format!("http://{garbage}");
+    let base = emu.base_url();
+    let env = [
+        ("GENESYS_REGION", base.as_str()),
+        ("HTTPS_PROXY", proxy.as_str()),
+    ];
+    let out = run(dir, &env, &["--ca-file", ca.to_str().unwrap(), "doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{text}");
+    // The figure quotes the library's words (which name every case); the hint says which.
+    let hint = text
+        .lines()
+        .skip_while(|l| !l.starts_with("✗ TLS"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(hint.contains("not HTTP") && !hint.contains("407"), "{text}");
+    let out = run(
+        dir,
+        &env,
+        &["--ca-file", ca.to_str().unwrap(), "--no-cache", "token"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("not HTTP"), "{err}");
+}

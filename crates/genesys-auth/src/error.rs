@@ -375,9 +375,9 @@ fn transport_parts(endpoint: &str, message: &str, attempts: u32) -> Parts {
 fn proxy_refused_parts(proxy: &str, endpoint: &str) -> Parts {
     parts(
         format!(
-            "the proxy {proxy} refused to open a tunnel to {endpoint} (407 Proxy Authentication Required, or a CONNECT the proxy does not allow)"
+            "the proxy {proxy} refused to open a tunnel to {endpoint} (407 Proxy Authentication Required, a CONNECT the proxy does not allow, or an answer that is not HTTP)"
         ),
-        "check the proxy's user (in its URL) and password (GENESYS_PROXY_PASSWORD), and that it allows CONNECT to port 443".to_owned(),
+        "check that it is the proxy's address and port, the proxy's user (in its URL) and password (GENESYS_PROXY_PASSWORD), and that it allows CONNECT to port 443".to_owned(),
     )
 }
 

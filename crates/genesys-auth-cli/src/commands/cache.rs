@@ -51,10 +51,12 @@ pub fn run(cmd: CacheCommand) -> Result<(), CliError> {
                 "EXPIRES".into(),
             ]];
             rows.extend(entries.iter().map(|e| {
+                // Scopes came from the login host: cleaned like any server text.
+                let c = |t: &str| crate::output::clean(t).into_owned();
                 [
-                    e.client_id.clone(),
-                    e.login_url.clone(),
-                    e.scopes.join(" "),
+                    c(&e.client_id),
+                    c(&e.login_url),
+                    c(&e.scopes.join(" ")),
                     at(e.expires_at),
                 ]
             }));

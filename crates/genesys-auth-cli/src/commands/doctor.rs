@@ -82,12 +82,17 @@ impl Check {
             Outcome::Warn => "!",
             Outcome::Fail(_) => "✗",
         };
+        // Figures and hints quote servers (names, issuers, error descriptions): cleaned.
         let hint = self
             .hint
             .as_ref()
-            .map(|h| format!("\n    → {h}"))
+            .map(|h| format!("\n    → {}", crate::output::clean(h)))
             .unwrap_or_default();
-        format!("{mark} {:<9} {}{hint}", self.name, self.figure)
+        format!(
+            "{mark} {:<9} {}{hint}",
+            self.name,
+            crate::output::clean(&self.figure)
+        )
     }
 }
 
@@ -402,10 +407,23 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
             );
         }
     };
+    // Cut to what --timeout leaves, with a little to spare, so that a server that never answers
+    // is reported by this check rather than only as time running out.
+    let wait = crate::deadline::within(settings.timeout)
+        .saturating_sub(Duration::from_millis(200))
+        .max(Duration::from_millis(100));
     let sent = SystemTime::now();
-    let resp = match client.get(format!("{base}/api/v2/")).send().await {
+    let resp = match client
+        .get(format!("{base}/api/v2/"))
+        .timeout(wait)
+        .send()
+        .await
+    {
         Ok(r) => r,
+        // Plain http has no TLS to blame.
+        Err(e) if !https => return (http_failure(&e, wait), None),
         Err(e) => {
+            let chain = error_chain(&e).to_ascii_lowercase();
             let mut err =
                 genesys_auth::request_failure(settings, &format!("GET {base}/api/v2/"), e);
             // The issuer of a certificate that is not trusted, read from a second handshake
@@ -420,9 +438,19 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
                 *issuer = unverified_issuer(&base).await;
             }
             let text: String = err.what().chars().take(300).collect();
-            let hint = err
-                .hint()
-                .unwrap_or_else(|| "`genesys-auth -vv token` shows every step".to_owned());
+            let hint = if chain.contains("certificaterequired")
+                || chain.contains("certificate required")
+                || (settings.client_cert.is_none() && chain.contains("handshakefailure"))
+            {
+                "the server requires a client certificate (mTLS): give yours with --client-cert and --client-key (or GENESYS_CLIENT_CERT and GENESYS_CLIENT_KEY)".to_owned()
+            } else if chain.contains("tunnel error: unsuccessful") {
+                // hyper-util says the same for any status but 200 and 407, and for an answer
+                // that is not HTTP at all: ask the proxy again to tell which.
+                proxy_answer_hint(settings, &base).await
+            } else {
+                err.hint()
+                    .unwrap_or_else(|| "`genesys-auth -vv token` shows every step".to_owned())
+            };
             return (Check::fail("TLS", Exit::Network, text, hint), None);
         }
     };
@@ -445,6 +473,89 @@ async fn tls_and_clock_checks(settings: &Settings) -> (Check, Option<Check>) {
         .and_then(|d| d.to_str().ok())
         .and_then(|date| clock_check(sent, SystemTime::now(), date));
     (tls, clock)
+}
+
+const PROXY_407: &str = "the proxy refused the tunnel (407: a wrong user or password): check its user and password (GENESYS_PROXY_PASSWORD)";
+
+/// A request error with its causes, in one line.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        text.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    text
+}
+
+/// A plain-http request that failed: there is no TLS to blame, so the check is named HTTP.
+fn http_failure(e: &reqwest::Error, wait: Duration) -> Check {
+    if e.is_timeout() {
+        Check::fail(
+            "HTTP",
+            Exit::Network,
+            format!("no answer within {:.1} s", wait.as_secs_f64()),
+            "the server accepted the connection but sent no HTTP answer: check that the address and port are those of the API (or the emulator), and that it is not overloaded",
+        )
+    } else {
+        Check::fail(
+            "HTTP",
+            Exit::Network,
+            "the connection broke off without an HTTP answer",
+            "check that the address and port are those of the API (or the emulator); a server that speaks TLS needs https://",
+        )
+    }
+}
+
+/// What a proxy that would not open the tunnel answers to a CONNECT of its own (sent without
+/// credentials, so a 407 here says only that it wants some): a status, or something that is not
+/// HTTP at all, which means --proxy names something other than a proxy.
+async fn proxy_answer_hint(settings: &Settings, base: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let generic = "the proxy did not open the tunnel: check its address, user and password (GENESYS_PROXY_PASSWORD), and that it allows CONNECT to port 443".to_owned();
+    let (Some(proxy), Ok(target)) = (
+        settings
+            .proxy_used_for(base)
+            .and_then(|p| url::Url::parse(&p).ok()),
+        url::Url::parse(base),
+    ) else {
+        return generic;
+    };
+    let (Some(proxy_host), Some(host)) = (proxy.host_str(), target.host_str()) else {
+        return generic;
+    };
+    let proxy_port = proxy.port_or_known_default().unwrap_or(8080);
+    let port = target.port_or_known_default().unwrap_or(443);
+    let ask = async {
+        let mut conn = tokio::net::TcpStream::connect((proxy_host, proxy_port)).await?;
+        conn.write_all(
+            format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = vec![0u8; 512];
+        let n = conn.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok::<_, std::io::Error>(buf)
+    };
+    let Ok(Ok(answer)) =
+        tokio::time::timeout(crate::deadline::within(Duration::from_secs(3)), ask).await
+    else {
+        return generic;
+    };
+    let first = String::from_utf8_lossy(&answer);
+    let status = first
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("HTTP/1."))
+        .and_then(|rest| rest.get(2..5))
+        .filter(|code| code.bytes().all(|b| b.is_ascii_digit()));
+    match status {
+        Some("407") => PROXY_407.to_owned(),
+        Some(code) => format!(
+            "the proxy answered HTTP {code} to CONNECT: it does not allow a tunnel to {host}:{port}; ask its administrators, or check NO_PROXY"
+        ),
+        None => "the proxy answered CONNECT with something that is not HTTP: check that --proxy (or HTTPS_PROXY) names the proxy's address and port".to_owned(),
+    }
 }
 
 /// The issuer of the certificate `base_url` presents, without checking the chain.

@@ -47,17 +47,23 @@ impl Report {
             ),
             None => "unknown (a ready-made token)".into(),
         };
+        // Names and scopes are the server's text: cleaned of escape sequences.
+        let c = crate::output::clean;
         vec![
             format!("region:        {}", self.region),
             format!("login host:    {}", self.login_host),
-            format!("organization:  {} ({})", self.org_name, self.org_id),
-            format!("OAuth client:  {} ({})", self.client_name, self.client_id),
+            format!("organization:  {} ({})", c(&self.org_name), c(&self.org_id)),
+            format!(
+                "OAuth client:  {} ({})",
+                c(&self.client_name),
+                c(&self.client_id)
+            ),
             format!(
                 "scopes:        {}",
                 if self.scopes.is_empty() {
                     "(none)".to_owned()
                 } else {
-                    self.scopes.join(" ")
+                    c(&self.scopes.join(" ")).into_owned()
                 }
             ),
             format!("expires:       {expiry}"),
