@@ -115,6 +115,132 @@ fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+// The configuration's trust rules (a `.env` from a cloned repository, a chosen profile), end
+// to end.
+
+/// A second emulator standing for a host that a cloned repository's `.env` points at.
+fn attacker() -> Emulator {
+    rt().block_on(
+        Emulator::builder()
+            .client(ClientSpec::new(ID, SECRET))
+            .token_rate_limit(None)
+            .start(),
+    )
+    .expect("emulator")
+}
+
+/// A `.env` naming a login and API host never gets the secret: the environment's region wins,
+/// and `--region` too; the keys are ignored with a warning.
+#[test]
+fn a_dotenv_gateway_never_receives_the_secret() {
+    let e = env();
+    let evil = attacker();
+    std::fs::write(
+        e.path("work/.env"),
+        format!(
+            "GENESYS_LOGIN_URL={0}\nGENESYS_API_URL={0}\n",
+            evil.base_url()
+        ),
+    )
+    .unwrap();
+    let region = e.emu.base_url();
+    for args in [
+        &["--no-cache", "token"][..],
+        &["--region", region.as_str(), "--no-cache", "token"],
+        &["doctor", "--json"],
+    ] {
+        let out = e.run_args(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        if args.contains(&"token") {
+            e.remember(stdout(&out).trim());
+        }
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            all.contains("GENESYS_LOGIN_URL in") && all.contains("is ignored"),
+            "{all}"
+        );
+    }
+    assert_eq!(
+        evil.counters().token_requests,
+        0,
+        "the secret went to the .env's host"
+    );
+    assert!(evil.counters().api_requests.is_empty());
+    assert!(e.emu.counters().token_requests >= 2);
+}
+
+/// A `.env` token does not displace the environment's client: commands run as that client.
+#[test]
+fn a_dotenv_token_never_replaces_the_environments_client() {
+    let e = env();
+    std::fs::write(
+        e.path("work/.env"),
+        "GENESYSCLOUD_ACCESS_TOKEN=dotenv-token-Pq4\n",
+    )
+    .unwrap();
+    let out = e.run_args(&["verify", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["oauth_client"]["id"], ID);
+    assert!(
+        stderr(&out).contains("GENESYSCLOUD_ACCESS_TOKEN in"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(e.emu.counters().token_requests, 1);
+}
+
+/// `--profile orgb` with another organization's `GENESYS_*` variables exported uses orgb, says
+/// which variables it left out, and `config` and `doctor` flag them.
+#[test]
+fn a_chosen_profile_is_not_overridden_by_exported_variables() {
+    let e = env_with(|b| b.client(ClientSpec::new("orgb-client", "orgb-secret-Lm3")));
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.orgb]\nclient_id = \"orgb-client\"\nclient_secret = \"orgb-secret-Lm3\"\nregion = \"{}\"\n",
+            e.emu.base_url()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = e.run_args(&["--profile", "orgb", "verify", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["oauth_client"]["id"], "orgb-client");
+    let err = stderr(&out);
+    for var in [
+        "GENESYS_CLIENT_ID",
+        "GENESYS_CLIENT_SECRET",
+        "GENESYS_REGION",
+    ] {
+        assert!(
+            err.contains(&format!("environment variable {var} is not used")),
+            "{var}: {err}"
+        );
+    }
+    let out = e.run_args(&["--profile", "orgb", "config"]);
+    assert!(
+        stdout(&out).contains("not used:       the client id from environment variable GENESYS_CLIENT_ID (--profile wins)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_PROFILE", "orgb")
+            .args(["doctor", "--json"]),
+    );
+    let all = stdout(&out);
+    assert!(
+        all.contains("overridden: ") && all.contains("GENESYS_CLIENT_SECRET"),
+        "{all}"
+    );
+    assert!(!all.contains("orgb-secret-Lm3"));
+}
+
 #[test]
 fn token_prints_exactly_one_line_and_is_cached_across_processes() {
     let e = env();

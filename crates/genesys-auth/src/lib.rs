@@ -53,7 +53,7 @@ pub use api::{ApiClient, ApiRequest, ApiResponse, Page, RateLimit};
 pub use clock::ManualClock;
 pub use clock::{Clock, Sleep, SystemClock};
 pub use config::{
-    ConfigError, Credentials, RetryPolicy, Settings, SettingsLoader, Source, Sourced,
+    ConfigError, Credentials, Overridden, RetryPolicy, Settings, SettingsLoader, Source, Sourced,
     SourcedSecret, proxy_holds_password,
 };
 pub use error::Error;

@@ -62,18 +62,15 @@ fn defaults_when_nothing_is_set() {
     assert_eq!(s.profile.value, "default");
 }
 
+/// Precedence is the trust ranking: flags, the environment, profiles, then `.env`.
 #[test]
-fn precedence_explicit_then_env_then_dotenv_then_profile() {
+fn precedence_explicit_then_env_then_profile_then_dotenv() {
     let sb = Sandbox::new();
     sb.write(
         "work/.env",
         "GENESYS_CLIENT_ID=dotenv-id\nGENESYS_CLIENT_SECRET=dotenv-secret\nGENESYS_REGION=jp\nGENESYS_SCOPES=\"a:b c:d\"\n",
     );
-    sb.write(
-        OWN,
-        "[profiles.default]\nclient_id = \"profile-id\"\nclient_secret = \"profile-secret\"\nregion = \"eu-west-2\"\n",
-    );
-    // Profile only fills what nobody else set.
+    // With no profile, `.env` gives what the tutorial puts there.
     let s = sb.loader(&[]).load().unwrap();
     assert_eq!(s.client_id.as_ref().unwrap().value, "dotenv-id");
     assert!(
@@ -81,6 +78,24 @@ fn precedence_explicit_then_env_then_dotenv_then_profile() {
     );
     assert_eq!(s.region.value.name(), "ap-northeast-1");
     assert_eq!(s.scopes.as_ref().unwrap().value, vec!["a:b", "c:d"]);
+
+    // A profile is trusted more than `.env`: it wins, and `.env` fills only what it lacks.
+    sb.write(
+        OWN,
+        "[profiles.default]\nclient_id = \"profile-id\"\nclient_secret = \"profile-secret\"\nregion = \"eu-west-2\"\n",
+    );
+    let s = sb.loader(&[]).load().unwrap();
+    assert_eq!(s.client_id.as_ref().unwrap().value, "profile-id");
+    assert_eq!(s.region.value.name(), "eu-west-2");
+    assert_eq!(s.scopes.as_ref().unwrap().value, vec!["a:b", "c:d"]);
+    assert!(
+        s.overridden
+            .iter()
+            .any(|o| o.setting == "client id" && matches!(o.source, Source::DotEnv { .. })),
+        "{:?}",
+        s.overridden
+    );
+    std::fs::remove_file(sb.path(OWN)).unwrap();
 
     let s = sb
         .loader(&[
@@ -785,4 +800,421 @@ fn the_proxy_password_goes_only_with_a_proxy_user() {
         .unwrap();
     assert!(s.proxy_password.is_some() && s.warnings.is_empty());
     assert!(!format!("{s:?}").contains("PW-WITH-USER"));
+}
+
+/// A `.env` may give the client id, secret, a Genesys region and scopes; a gateway, a custom URL,
+/// a token, a profile choice, a proxy or CA in it are ignored with a warning naming what is read
+/// instead, so a cloned repository cannot choose where the secret goes.
+#[test]
+fn a_dotenv_cannot_choose_where_the_secret_goes() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "GENESYS_LOGIN_URL=https://login.evil.example\nGENESYS_API_URL=https://api.evil.example\nGENESYSCLOUD_ACCESS_TOKEN=dotenv-token\nHTTPS_PROXY=http://proxy.evil.example:3128\nGENESYS_CA_FILE=/evil.pem\nGENESYS_PROFILE=evil\n",
+    );
+    let env = [
+        ("GENESYS_CLIENT_ID", "env-id"),
+        ("GENESYS_CLIENT_SECRET", "env-secret"),
+        ("GENESYS_REGION", "eu-west-1"),
+    ];
+    for loader in [
+        sb.loader(&env),
+        sb.loader(&env).region_from("ap-northeast-1", "--region"),
+        sb.loader(&env[..2]),
+    ] {
+        let s = loader.load().unwrap();
+        assert!(
+            !s.region.value.login_base_url().contains("evil"),
+            "{:?}",
+            s.region
+        );
+        assert!(s.access_token.is_none(), "the environment's client is used");
+        assert_eq!(s.client_id.as_ref().unwrap().value, "env-id");
+        assert!(s.proxy.is_none() && s.ca_file.is_none());
+        assert_eq!(s.profile.value, "default");
+        let all = s.warnings.join("\n");
+        for var in [
+            "GENESYS_LOGIN_URL",
+            "GENESYS_API_URL",
+            "GENESYSCLOUD_ACCESS_TOKEN",
+            "HTTPS_PROXY",
+            "GENESYS_CA_FILE",
+            "GENESYS_PROFILE",
+        ] {
+            assert!(
+                all.contains(&format!("{var} in ")) && all.contains("is ignored"),
+                "{var}: {all}"
+            );
+        }
+        assert!(all.contains("the proxy is read from --proxy"), "{all}");
+    }
+    // A region naming a custom host is ignored too; a Genesys region is read.
+    sb.write("work/.env", "GENESYS_REGION=https://login.evil.example\n");
+    let s = sb.loader(&[]).load().unwrap();
+    assert_eq!(s.region.source, Source::Default);
+    assert!(
+        s.warnings.iter().any(|w| w.contains("custom URL")),
+        "{:?}",
+        s.warnings
+    );
+    sb.write("work/.env", "GENESYS_REGION=eu\n");
+    assert_eq!(
+        sb.loader(&[]).load().unwrap().region.value.name(),
+        "eu-west-1"
+    );
+}
+
+/// The endpoint (a region, a base URL or a gateway) comes whole from the most trusted source
+/// that gives any of it: a profile's gateway never beats the environment's region.
+#[test]
+fn a_profile_gateway_never_beats_a_stronger_region() {
+    let sb = Sandbox::new();
+    sb.write(
+        OWN,
+        "[profiles.default]\nlogin_url = \"https://gw.example.com/l\"\napi_url = \"https://gw.example.com/a\"\n",
+    );
+    let s = sb
+        .loader(&[
+            ("GENESYS_REGION", "eu-west-1"),
+            ("GENESYS_CLIENT_ID", "id"),
+            ("GENESYS_CLIENT_SECRET", "secret"),
+        ])
+        .load()
+        .unwrap();
+    assert_eq!(s.region.value.name(), "eu-west-1");
+    assert!(
+        s.overridden
+            .iter()
+            .any(|o| o.setting == "region" && matches!(o.source, Source::Profile { .. })),
+        "{:?}",
+        s.overridden
+    );
+}
+
+/// The secret goes only where a source at least as trusted as its own chose: a `.env` region
+/// for a secret set elsewhere is refused, and the error names both sources. What the user set
+/// (flags, environment, profile files) may be combined freely.
+#[test]
+fn an_endpoint_from_a_less_trusted_source_than_the_secret_is_refused() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "GENESYS_REGION=jp
+",
+    );
+    for loader in [
+        sb.loader(&[("GENESYS_CLIENT_SECRET", "S-77")]),
+        sb.loader(&[])
+            .client_secret_from("S-77", "--client-secret-file"),
+    ] {
+        let e = loader
+            .client_id_from("id", "--client-id")
+            .load()
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::UntrustedEndpoint { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(".env") && msg.contains("client secret from") && !msg.contains("S-77"),
+            "{msg}"
+        );
+    }
+    // The secret from the same `.env`, or a region from a trusted source, is fine.
+    sb.write(
+        "work/.env",
+        "GENESYS_REGION=jp
+GENESYS_CLIENT_SECRET=S-77
+",
+    );
+    assert_eq!(
+        sb.loader(&[]).load().unwrap().region.value.name(),
+        "ap-northeast-1"
+    );
+    sb.write(
+        "work/.env",
+        "GENESYS_REGION=jp
+",
+    );
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_SECRET", "S-77"), ("GENESYS_REGION", "eu")])
+        .load()
+        .unwrap();
+    assert_eq!(s.region.value.name(), "eu-west-1");
+    std::fs::remove_file(sb.path("work/.env")).unwrap();
+    sb.write(
+        OWN,
+        "[profiles.default]\nregion = \"https://gw.example.com\"\n",
+    );
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_SECRET", "S-77")])
+        .client_id_from("id", "--client-id")
+        .load()
+        .unwrap();
+    assert_eq!(s.region.value.api_base_url(), "https://gw.example.com");
+}
+
+/// `--profile orgb` (or `GENESYS_PROFILE`) takes its settings from that profile alone: loose
+/// `GENESYS_*` variables for another organization do not leak into it, and each is named.
+#[test]
+fn a_chosen_profile_takes_nothing_from_loose_variables() {
+    let sb = Sandbox::new();
+    sb.write(
+        OWN,
+        "[profiles.orgb]\nclient_id = \"orgb-id\"\nclient_secret = \"orgb-secret\"\nregion = \"eu-central-1\"\n",
+    );
+    let org_a = [
+        ("GENESYS_CLIENT_ID", "orga-id"),
+        ("GENESYS_CLIENT_SECRET", "orga-secret"),
+        ("GENESYS_REGION", "us-east-1"),
+        ("GENESYS_SCOPES", "users:read"),
+    ];
+    for (loader, chooser) in [
+        (
+            sb.loader(&org_a).profile_from("orgb", "--profile"),
+            "--profile",
+        ),
+        (
+            sb.loader(&[&org_a[..], &[("GENESYS_PROFILE", "orgb")]].concat()),
+            "GENESYS_PROFILE",
+        ),
+    ] {
+        let s = loader.load().unwrap();
+        assert_eq!(s.client_id.as_ref().unwrap().value, "orgb-id");
+        assert_eq!(
+            s.client_secret.as_ref().unwrap().value.expose_secret(),
+            "orgb-secret"
+        );
+        assert_eq!(s.region.value.name(), "eu-central-1");
+        assert!(s.scopes.is_none(), "GENESYS_SCOPES does not leak in");
+        for var in org_a.iter().map(|(k, _)| k) {
+            assert!(
+                s.warnings
+                    .iter()
+                    .any(|w| w.contains(var) && w.contains("not used") && w.contains(chooser)),
+                "{var}: {:?}",
+                s.warnings
+            );
+            assert!(
+                s.overridden
+                    .iter()
+                    .any(|o| o.source == Source::Env((*var).into())),
+                "{var}: {:?}",
+                s.overridden
+            );
+        }
+    }
+    // The machine's network settings still apply.
+    let s = sb
+        .loader(&[("HTTPS_PROXY", "http://proxy.corp:3128")])
+        .profile_from("orgb", "--profile")
+        .load()
+        .unwrap();
+    assert!(
+        s.proxy.is_some() && s.warnings.is_empty(),
+        "{:?}",
+        s.warnings
+    );
+}
+
+/// The id given as the secret, or the two swapped, get a hint naming where each came from.
+#[test]
+fn an_id_used_as_the_secret_or_swapped_gets_a_hint() {
+    let sb = Sandbox::new();
+    let uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let s = sb
+        .loader(&[("GENESYS_CLIENT_SECRET", uuid)])
+        .client_id_from(uuid, "--client-id")
+        .load()
+        .unwrap();
+    assert!(
+        s.warnings.iter().any(|w| w.contains("is the client id")
+            && w.contains("--client-id")
+            && w.contains("GENESYS_CLIENT_SECRET")),
+        "{:?}",
+        s.warnings
+    );
+    let s = sb
+        .loader(&[
+            (
+                "GENESYS_CLIENT_ID",
+                "kT3vYw9-aQ_xZp0LmN4rS8uV2bC6dE1fG5hJ7iK",
+            ),
+            ("GENESYS_CLIENT_SECRET", uuid),
+        ])
+        .load()
+        .unwrap();
+    assert!(
+        s.warnings.iter().any(|w| w.contains("swapped")),
+        "{:?}",
+        s.warnings
+    );
+    let s = sb
+        .loader(&[
+            ("GENESYS_CLIENT_ID", uuid),
+            (
+                "GENESYS_CLIENT_SECRET",
+                "kT3vYw9-aQ_xZp0LmN4rS8uV2bC6dE1fG5hJ7iK",
+            ),
+        ])
+        .load()
+        .unwrap();
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+/// `PURECLOUD_*` variables and mistyped keys inside `.env` are named, with what is read instead.
+#[test]
+fn old_names_and_dotenv_typos_are_named() {
+    let sb = Sandbox::new();
+    sb.write(
+        "work/.env",
+        "GENESYS_CLIENTID=x\nPURECLOUD_ENVIRONMENT=mypurecloud.ie\n",
+    );
+    let s = sb
+        .loader(&[
+            ("PURECLOUD_CLIENT_ID", "x"),
+            ("PURECLOUD_CLIENT_SECRET", "y"),
+        ])
+        .load()
+        .unwrap();
+    let all = s.warnings.join("\n");
+    for needle in [
+        "GENESYS_CLIENTID is in .env, but genesys-auth reads no such variable; did you mean GENESYS_CLIENT_ID?",
+        "PURECLOUD_ENVIRONMENT is in .env",
+        "it reads GENESYS_REGION instead",
+        "PURECLOUD_CLIENT_ID is set",
+        "it reads GENESYS_CLIENT_ID instead",
+        "it reads GENESYS_CLIENT_SECRET instead",
+    ] {
+        assert!(all.contains(needle), "{needle}: {all}");
+    }
+}
+
+/// How far each source is trusted, as the README's security section states it: what the user
+/// set (flags, environment, profile files) over what a repository brought (`.env`). The property
+/// below checks the loader against this, not against itself.
+fn trust_rank(source: &Source) -> u8 {
+    match source {
+        Source::DotEnv { .. } => 1,
+        _ => 0,
+    }
+}
+
+/// Precedence among the user's sources, as the README states it (most trusted first).
+fn precedence(source: &Source, chosen: bool) -> u8 {
+    match source {
+        Source::Explicit(_) => 0,
+        Source::Profile { path, .. } if chosen => {
+            if path.ends_with(OWN) {
+                1
+            } else {
+                2
+            }
+        }
+        Source::Env(_) => 3,
+        Source::Profile { path, .. } => {
+            if path.ends_with(OWN) {
+                4
+            } else {
+                5
+            }
+        }
+        Source::DotEnv { .. } => 6,
+        _ => u8::MAX,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// For any placement of the client id, secret, region, gateway and token across flags, the
+    /// environment, `.env` and both profile files, with or without a chosen profile: the
+    /// credential that would be sent goes only to an endpoint from a source at least as trusted
+    /// as its own (or the default region), or the settings are refused for that reason.
+    #[test]
+    fn the_credential_never_goes_where_a_weaker_source_chose(
+        id in 0u8..32, secret in 0u8..32, region in 0u8..32, custom in 0u8..32,
+        gateway in 0u8..32, token in 0u8..32, chosen in 0u8..3,
+    ) {
+        let sb = Sandbox::new();
+        // Bits: 1 flag, 2 environment, 4 .env, 8 own profile, 16 gc profile.
+        let at = |mask: u8, bit: u8| mask & bit != 0;
+        let name = if chosen == 0 { "default" } else { "p" };
+        let mut loader_env: Vec<(String, String)> = Vec::new();
+        let mut dotenv = String::new();
+        let mut own = format!("[profiles.{name}]\n");
+        let mut gc = format!("[{}]\n", if chosen == 0 { "DEFAULT" } else { "p" });
+        let region_of = |src: &str| if at(custom, 1) || at(custom, 2) || at(custom, 4) || at(custom, 8) || at(custom, 16) {
+            // A custom host naming its source, so that the endpoint used can be traced.
+            format!("https://{src}.example.com")
+        } else {
+            "eu-west-1".to_owned()
+        };
+        for (bit, src) in [(2u8, "env"), (4, "dotenv")] {
+            let mut put = |k: &str, v: String| {
+                if bit == 2 { loader_env.push((k.into(), v)); } else { dotenv.push_str(&format!("{k}={v}\n")); }
+            };
+            if at(id, bit) { put("GENESYS_CLIENT_ID", format!("{src}-id")); }
+            if at(secret, bit) { put("GENESYS_CLIENT_SECRET", format!("{src}-secret")); }
+            if at(region, bit) { put("GENESYS_REGION", region_of(src)); }
+            if at(gateway, bit) {
+                put("GENESYS_LOGIN_URL", format!("https://{src}-gw.example.com/l"));
+                put("GENESYS_API_URL", format!("https://{src}-gw.example.com/a"));
+            }
+            if at(token, bit) { put("GENESYSCLOUD_ACCESS_TOKEN", format!("{src}-token")); }
+        }
+        if chosen == 2 { loader_env.push(("GENESYS_PROFILE".into(), name.into())); }
+        own.push_str("scopes = \"x\"\n");
+        gc.push_str("grant_type = \"1\"\n");
+        if at(id, 8) { own.push_str("client_id = \"own-id\"\n"); }
+        if at(secret, 8) { own.push_str("client_secret = \"own-secret\"\n"); }
+        if at(region, 8) { own.push_str(&format!("region = \"{}\"\n", region_of("own"))); }
+        if at(gateway, 8) { own.push_str("login_url = \"https://own-gw.example.com/l\"\napi_url = \"https://own-gw.example.com/a\"\n"); }
+        if at(id, 16) { gc.push_str("client_credentials = \"gc-id\"\n"); }
+        if at(secret, 16) { gc.push_str("client_secret = \"gc-secret\"\n"); }
+        if at(region, 16) { gc.push_str(&format!("environment = \"{}\"\n", region_of("gc"))); }
+        sb.write("work/.env", &dotenv);
+        sb.write(OWN, &own);
+        sb.write(GC, &gc);
+        let env: Vec<(&str, &str)> = loader_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut loader = sb.loader(&env);
+        if at(id, 1) { loader = loader.client_id_from("flag-id", "--client-id"); }
+        if at(secret, 1) { loader = loader.client_secret_from("flag-secret", "--client-secret-file"); }
+        if at(region, 1) { loader = loader.region_from(region_of("flag"), "--region"); }
+        if at(gateway, 1) { loader = loader.gateway("https://flag-gw.example.com/l", "https://flag-gw.example.com/a"); }
+        if at(token, 1) { loader = loader.access_token("flag-token"); }
+        if chosen == 1 { loader = loader.profile_from(name, "--profile"); }
+        let is_chosen = chosen != 0;
+        match loader.load() {
+            Ok(s) => {
+                let credential = s.access_token.as_ref().map(|t| &t.source)
+                    .or(s.client_secret.as_ref().map(|c| &c.source));
+                let endpoint = &s.region.source;
+                if let Some(c) = credential {
+                    proptest::prop_assert!(
+                        *endpoint == Source::Default || trust_rank(endpoint) <= trust_rank(c),
+                        "credential from {c}, endpoint from {endpoint}"
+                    );
+                }
+                // Each setting comes from the source of highest precedence that gave it.
+                if let Some(c) = &s.client_id {
+                    for o in s.overridden.iter().filter(|o| o.setting == "client id") {
+                        proptest::prop_assert!(precedence(&o.source, is_chosen) > precedence(&c.source, is_chosen), "{o:?} beat {c:?}");
+                    }
+                }
+                // `.env` never chooses a custom endpoint, and never gives a token.
+                proptest::prop_assert!(!s.region.value.login_base_url().contains("dotenv"));
+                let token_from_dotenv = matches!(s.access_token.as_ref().map(|t| &t.source), Some(Source::DotEnv { .. }));
+                proptest::prop_assert!(!token_from_dotenv);
+                if is_chosen {
+                    for src in [s.client_id.as_ref().map(|c| &c.source), s.client_secret.as_ref().map(|c| &c.source), Some(&s.region.source)].into_iter().flatten() {
+                        let loose = matches!(src, Source::Env(_) | Source::DotEnv { .. });
+                        proptest::prop_assert!(!loose, "{} leaked into a chosen profile", src);
+                    }
+                }
+            }
+            Err(e) => proptest::prop_assert!(
+                matches!(e, ConfigError::UntrustedEndpoint { .. }),
+                "unexpected error: {e}"
+            ),
+        }
+    }
 }

@@ -42,6 +42,11 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
             "connect_timeout_s": s.connect_timeout.as_secs_f64(),
             "token_cache": cache,
             "warnings": s.warnings,
+            "overridden": s.overridden.iter().map(|o| json!({
+                "setting": o.setting,
+                "source": src(&o.source),
+                "by": src(&o.by),
+            })).collect::<Vec<_>>(),
         }));
         return Ok(());
     }
@@ -106,6 +111,13 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
         "token cache:    {}",
         cache.unwrap_or_else(|| "off".into())
     ));
+    // Values set somewhere and not used, so that none is overridden in silence.
+    for o in &s.overridden {
+        lines.push(format!(
+            "not used:       the {} from {} ({} wins)",
+            o.setting, o.source, o.by
+        ));
+    }
     for l in lines {
         print_line(&l);
     }

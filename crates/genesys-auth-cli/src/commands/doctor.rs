@@ -264,6 +264,23 @@ fn settings_details(s: &Settings) -> Vec<Check> {
         ));
     }
     lines.push(Check::ok("settings", network.join("; ")));
+    // Values set somewhere and not used: a more trusted source, or a chosen profile, won.
+    if !s.overridden.is_empty() {
+        let each: Vec<String> = s
+            .overridden
+            .iter()
+            .map(|o| {
+                format!(
+                    "the {} from {} (not used: {} wins)",
+                    o.setting, o.source, o.by
+                )
+            })
+            .collect();
+        lines.push(Check::ok(
+            "settings",
+            format!("overridden: {}", each.join("; ")),
+        ));
+    }
     lines
 }
 

@@ -25,12 +25,13 @@ mod proxy;
 mod retry_policy;
 mod secret_command;
 mod sources;
+mod trust;
 
 use profile::ProfileKind;
 pub use proxy::proxy_holds_password;
 pub(crate) use proxy::takes_password;
 pub use retry_policy::RetryPolicy;
-use sources::{ID_VARS, Layers, Partial, SECRET_VARS, Vars};
+use sources::{ID_VARS, Layers, Partial, SECRET_VARS};
 
 /// Where a setting came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,6 +103,19 @@ impl fmt::Debug for SourcedSecret {
     }
 }
 
+/// A value that a more trusted source replaced, or that a chosen profile left out: listed by
+/// `config` and `doctor`, so that no setting is overridden in silence. Never holds the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Overridden {
+    /// Which setting (`client id`, `region`, …).
+    pub setting: &'static str,
+    /// Where the value that is not used came from.
+    pub source: Source,
+    /// What took its place: the source of the value used, or the choice of a profile.
+    pub by: Source,
+}
+
 /// Why settings could not be resolved. Found before any request is made.
 #[derive(Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -146,6 +160,19 @@ pub enum ConfigError {
         /// quotes the file's line, which may hold a secret; `message` gives its position.)
         #[source]
         cause: Option<std::sync::Arc<std::io::Error>>,
+    },
+    /// The secret (or a ready-made token) would go to an endpoint chosen by a source trusted
+    /// less than the credential's own: refused, since that source could send it anywhere.
+    #[error(
+        "refused: the {credential_name} from {credential} would be sent to the region from {endpoint}, a source trusted less than the {credential_name}'s own (a .env file comes with whatever repository holds it, so it may not choose where a secret set elsewhere goes); set the region where the {credential_name} is set (GENESYS_REGION, --region or a profile), or remove it from {endpoint}"
+    )]
+    UntrustedEndpoint {
+        /// Where the endpoint came from.
+        endpoint: Box<Source>,
+        /// Where the credential came from.
+        credential: Box<Source>,
+        /// `client secret` or `access token`.
+        credential_name: &'static str,
     },
     /// A profile that was asked for by name and is not in any file.
     #[error("profile `{profile}` (from {from}) is in none of: {}; {}", files.join(", "), if existing.is_empty() { "no profile exists yet: create it, or unset --profile / GENESYS_PROFILE".to_owned() } else { format!("the profiles there are: {}; choose one with --profile or GENESYS_PROFILE", existing.join(", ")) })]
@@ -224,6 +251,8 @@ pub struct Settings {
     /// Things worth telling the user that are not errors (a profile file others can read, a
     /// broken source that was skipped, a look-alike host). Returned, never logged: show them.
     pub warnings: Vec<String>,
+    /// Values that a more trusted source replaced, or that a chosen profile left out.
+    pub overridden: Vec<Overridden>,
     /// Every file looked at (`.env`, profile files), for messages.
     pub looked_at: Vec<String>,
 }
@@ -247,6 +276,7 @@ impl fmt::Debug for Settings {
                 &self.proxy_password.as_ref().map(|_| "[redacted]"),
             )
             .field("warnings", &self.warnings)
+            .field("overridden", &self.overridden)
             .finish_non_exhaustive()
     }
 }
@@ -583,34 +613,59 @@ impl SettingsLoader {
     }
 
     /// Resolves every setting from its sources: each source is read into the same shape, the
-    /// shapes are merged strongest first, then the result is checked. Warnings are collected
-    /// here and returned in [`Settings::warnings`], for the caller to show once.
+    /// shapes are merged strongest first (by [`trust::Ranking`]), then the result is checked,
+    /// the trust rules included. Warnings are collected here and returned in
+    /// [`Settings::warnings`], for the caller to show once.
     pub fn load(self) -> Result<Settings, ConfigError> {
         let mut found = self.read_sources()?;
+        let ranking = &found.ranking;
         let layers = &mut found.layers;
         let mut warnings = std::mem::take(&mut found.warnings);
 
-        let client_id = layers.take(|p| &mut p.client_id);
-        // The secret command gets what the caller allows a request, ten seconds at most.
-        let command_limit = self.timeout.unwrap_or(secret_command::LIMIT);
-        let client_secret = secret(found.explicit_command.take(), layers, command_limit)?;
-        let region_raw = layers.take(|p| &mut p.region);
-        let scopes = layers.take(|p| &mut p.scopes);
+        let client_id = layers.take("client id", |p| &mut p.client_id);
+        let secret = match found.explicit_command.take() {
+            // An explicit command is taken before every other secret.
+            Some(c) => {
+                let by = c.source.clone();
+                if let Some(other) =
+                    layers.take_group("client secret", SecretParts::take, SecretParts::source)
+                {
+                    layers.overridden.push(Overridden {
+                        setting: "client secret",
+                        source: other.source(),
+                        by,
+                    });
+                }
+                Some(SecretParts {
+                    command: Some(c),
+                    ..SecretParts::default()
+                })
+            }
+            None => layers.take_group("client secret", SecretParts::take, SecretParts::source),
+        };
+        let endpoint = layers.take_group("region", EndpointParts::take, EndpointParts::source);
+        let scopes = layers.take("scopes", |p| &mut p.scopes);
+        let endpoint_source = endpoint
+            .as_ref()
+            .map_or(Source::Default, EndpointParts::source);
+        let secret_source = secret.as_ref().map(SecretParts::source);
         let access_token = ready_made_token(
-            layers.take(|p| &mut p.access_token),
-            found.explicit_token,
-            &found.profile,
-            [&client_id, &region_raw],
-            client_secret.as_ref().map(|s| &s.source),
+            layers.take("access token", |p| &mut p.access_token),
+            ranking,
+            [
+                client_id.as_ref().map(|c| &c.source),
+                secret_source.as_ref(),
+                endpoint.as_ref().map(|_| &endpoint_source),
+            ],
             &mut warnings,
         );
         // A broken source is an error only when a setting it could have given was not found in
         // a source that takes precedence over it; otherwise it is skipped with a warning.
-        let rank_of = |s: Option<&Source>| s.map_or(u8::MAX, |s| rank(s, &found.config_home));
-        let mut needed = vec![rank_of(region_raw.as_ref().map(|r| &r.source))];
+        let rank_of = |s: Option<&Source>| s.map_or(u8::MAX, |s| ranking.rank(s));
+        let mut needed = vec![rank_of(endpoint.as_ref().map(|_| &endpoint_source))];
         if access_token.is_none() {
             needed.push(rank_of(client_id.as_ref().map(|c| &c.source)));
-            needed.push(rank_of(client_secret.as_ref().map(|c| &c.source)));
+            needed.push(rank_of(secret_source.as_ref()));
         }
         let weakest = needed.into_iter().max().unwrap_or(u8::MAX);
         for (source_rank, e) in std::mem::take(&mut found.broken) {
@@ -621,13 +676,28 @@ impl SettingsLoader {
                 "skipped: {e}; the client id, secret and region are set elsewhere, but nothing else it holds (scopes, a gateway, …) is read until it is fixed"
             ));
         }
-        let region = region(
-            layers.take(|p| &mut p.login_url),
-            layers.take(|p| &mut p.api_url),
-            region_raw,
-            &mut warnings,
-        )?;
+        // The credential that will be sent goes only where a source at least as trusted as its
+        // own chose; checked before a secret command runs or a secret file is read.
+        match (&access_token, &secret_source) {
+            (Some(t), _) => {
+                trust::endpoint_trusted(ranking, &endpoint_source, &t.source, "access token")?;
+            }
+            (None, Some(s)) => {
+                trust::endpoint_trusted(ranking, &endpoint_source, s, "client secret")?;
+            }
+            (None, None) => {}
+        }
+        let region = region(endpoint, &mut warnings)?;
+        // Beside a ready-made token (used as is), a secret file is not read nor a command run.
+        let client_secret = match secret {
+            Some(parts) if access_token.is_none() || parts.value.is_some() => {
+                // The secret command gets what the caller allows a request, ten seconds at most.
+                parts.resolve(self.timeout.unwrap_or(secret_command::LIMIT))?
+            }
+            _ => None,
+        };
         let (client_id, client_secret) = checked_credentials(client_id, client_secret)?;
+        warnings.extend(credential_hints(&client_id, &client_secret));
         // A token goes into an `Authorization` header as is: one with a line break could add
         // a header of its own.
         if let Some(t) = &access_token {
@@ -645,7 +715,7 @@ impl SettingsLoader {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let proxy = layers.take(|p| &mut p.proxy).map(|p| Sourced {
+        let proxy = layers.take("proxy", |p| &mut p.proxy).map(|p| Sourced {
             value: proxy::normalized(&p.value),
             source: p.source,
         });
@@ -654,8 +724,8 @@ impl SettingsLoader {
         }
         let proxy_password = proxy_password(var("GENESYS_PROXY_PASSWORD"), &proxy, &mut warnings);
         let client_cert = match (
-            layers.take(|p| &mut p.client_cert),
-            layers.take(|p| &mut p.client_key),
+            layers.take("client certificate", |p| &mut p.client_cert),
+            layers.take("client key", |p| &mut p.client_key),
         ) {
             (Some(c), Some(k)) => Some((c, k)),
             (Some(one), None) | (None, Some(one)) => {
@@ -667,9 +737,10 @@ impl SettingsLoader {
             }
             (None, None) => None,
         };
-        let ca_file = layers.take(|p| &mut p.ca_file);
+        let ca_file = layers.take("CA file", |p| &mut p.ca_file);
         warnings.extend(hygiene_warnings(
             &found.env,
+            &found.dotenv_names,
             found.dotenv_absent_in_cwd,
             &region,
         ));
@@ -681,7 +752,7 @@ impl SettingsLoader {
             access_token,
             profile: found.profile,
             proxy,
-            // Both from the process environment only, like the proxy itself.
+            // From the process environment only, like the proxy itself.
             no_proxy: var("NO_PROXY").or_else(|| var("no_proxy")),
             proxy_password,
             ca_file,
@@ -690,16 +761,20 @@ impl SettingsLoader {
             timeout: self.timeout.unwrap_or(Duration::from_secs(15)),
             retry: self.retry.unwrap_or_default(),
             warnings,
+            overridden: std::mem::take(&mut found.layers.overridden),
             looked_at: found.looked_at,
         })
     }
 
-    /// Reads every source, strongest first: explicit values, the environment, `.env` (enough
-    /// to know the profile), then the profile in this project's file and in gc's.
+    /// Reads every source, each into a [`Partial`] ranked by [`trust::Ranking`]: explicit values,
+    /// the environment, `.env` (what it may give: [`trust::dotenv_allowed`]), then the profile in
+    /// this project's file and in gc's. A profile chosen explicitly takes its settings from the
+    /// profile alone ([`trust::loose_values_dropped`]).
     fn read_sources(&self) -> Result<Found, ConfigError> {
         let mut looked_at = Vec::new();
         let mut warnings = Vec::new();
         let mut broken = Vec::new();
+        let mut overridden = Vec::new();
         // `vars()` would panic on a variable that is not UTF-8; such variables are none of ours.
         let env: HashMap<String, String> = self.env.clone().unwrap_or_else(|| {
             std::env::vars_os()
@@ -707,26 +782,48 @@ impl SettingsLoader {
                 .collect()
         });
         let var = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let mut layers = Layers::default();
-        layers.push(self.explicit());
-        layers.push(sources::variables(&env, Vars::Process, |n| {
-            Source::Env(n.to_owned())
-        }));
+        let (config_home, files) = self.profile_files(&var);
+        let mut explicit = self.explicit();
+        let mut env_values = sources::variables(&env, |n| Source::Env(n.to_owned()));
+        // The profile: --profile, then GENESYS_PROFILE (a `.env` cannot choose it).
+        let profile = match (explicit.profile.take(), env_values.profile.take()) {
+            (Some(p), env_choice) => {
+                if let Some(e) = env_choice {
+                    overridden.push(Overridden {
+                        setting: "profile",
+                        source: e.source,
+                        by: p.source.clone(),
+                    });
+                }
+                p
+            }
+            (None, Some(e)) => e,
+            (None, None) => Sourced {
+                value: "default".into(),
+                source: Source::Default,
+            },
+        };
+        let ranking = trust::Ranking {
+            config_home: config_home.clone(),
+            profile_chosen: profile.source != Source::Default,
+        };
         let dotenv_path = match &self.dotenv {
             Some(p) => p.clone(),
             None => std::env::current_dir().ok().map(|d| d.join(".env")),
         };
         let mut dotenv_absent_in_cwd = false;
+        let mut dotenv_values = Partial::default();
+        let mut dotenv_names = Vec::new();
         if let Some(path) = &dotenv_path {
             match dotenv::read(path) {
                 Ok(Some(vars)) => {
                     looked_at.push(format!(".env file {}", path.display()));
-                    layers.push(sources::variables(&vars, Vars::DotEnv, |n| {
-                        Source::DotEnv {
-                            path: path.clone(),
-                            var: n.to_owned(),
-                        }
-                    }));
+                    let read = sources::variables(&vars, |n| Source::DotEnv {
+                        path: path.clone(),
+                        var: n.to_owned(),
+                    });
+                    dotenv_values = trust::dotenv_allowed(read, &vars, path, &mut warnings);
+                    dotenv_names = vars.into_keys().collect();
                 }
                 Ok(None) => {
                     dotenv_absent_in_cwd = self.dotenv.is_none();
@@ -734,24 +831,37 @@ impl SettingsLoader {
                 }
                 Err(e) => {
                     looked_at.push(format!(".env file {} (unreadable)", path.display()));
-                    broken.push((RANK_DOTENV, e));
+                    broken.push((trust::RANK_DOTENV, e));
                 }
             }
         }
-        let profile = layers.take(|p| &mut p.profile).unwrap_or(Sourced {
-            value: "default".into(),
-            source: Source::Default,
-        });
-        let (config_home, files) = self.profile_files(&var);
+        if ranking.profile_chosen {
+            env_values =
+                trust::loose_values_dropped(env_values, &profile, &mut warnings, &mut overridden);
+            dotenv_values = trust::loose_values_dropped(
+                dotenv_values,
+                &profile,
+                &mut warnings,
+                &mut overridden,
+            );
+        }
+        let mut layers = Layers::default();
+        layers.overridden = overridden;
+        layers.push(trust::RANK_EXPLICIT, explicit);
+        layers.push(trust::RANK_ENV, env_values);
+        layers.push(trust::RANK_DOTENV, dotenv_values);
         let mut found_any = false;
-        for (path, kind, rank) in &files {
+        for (path, kind) in &files {
+            let rank = ranking.profile_file_rank(path);
             match profile::read_profile(path, &profile.value, *kind, &mut warnings) {
                 Ok(found) => {
                     looked_at.push(profile::profile_note(&profile.value, path, found.is_some()));
                     found_any |= found.is_some();
-                    layers.extend(found);
+                    if let Some(p) = found {
+                        layers.push(rank, p);
+                    }
                 }
-                Err(e) => broken.push((*rank, e)),
+                Err(e) => broken.push((rank, e)),
             }
         }
         if !found_any && profile.source != Source::Default && broken.is_empty() {
@@ -760,12 +870,12 @@ impl SettingsLoader {
                 from: profile.source,
                 files: files
                     .iter()
-                    .map(|(p, ..)| p.display().to_string())
+                    .map(|(p, _)| p.display().to_string())
                     .collect::<Vec<_>>()
                     .into(),
                 existing: files
                     .iter()
-                    .flat_map(|(p, kind, _)| profile::profile_names(p, *kind))
+                    .flat_map(|(p, kind)| profile::profile_names(p, *kind))
                     .collect::<Vec<_>>()
                     .into(),
             });
@@ -774,12 +884,9 @@ impl SettingsLoader {
             layers,
             profile,
             explicit_command: self.secret_command.clone(),
-            explicit_token: self
-                .access_token
-                .as_ref()
-                .is_some_and(|s| !s.value.expose_secret().trim().is_empty()),
-            config_home,
+            ranking,
             dotenv_absent_in_cwd,
+            dotenv_names,
             broken,
             warnings,
             looked_at,
@@ -800,7 +907,7 @@ impl SettingsLoader {
         let mut names: Vec<String> = Vec::new();
         for name in files
             .iter()
-            .flat_map(|(p, kind, _)| profile::profile_names(p, *kind))
+            .flat_map(|(p, kind)| profile::profile_names(p, *kind))
         {
             if !names.contains(&name) {
                 names.push(name);
@@ -809,32 +916,30 @@ impl SettingsLoader {
         names
     }
 
-    /// The config directory and the profile files, strongest first, with their ranks.
+    /// The config directory and the profile files, this project's first, then gc's.
     fn profile_files<'a>(
         &self,
         var: &impl Fn(&str) -> Option<&'a str>,
-    ) -> (Option<PathBuf>, Vec<(PathBuf, ProfileKind, u8)>) {
+    ) -> (Option<PathBuf>, Vec<(PathBuf, ProfileKind)>) {
         let home = match &self.home {
             Some(h) => h.clone(),
             None => var("HOME").map(PathBuf::from),
         };
+        // A relative XDG_CONFIG_HOME is ignored, as the XDG specification says: it would make
+        // the profile file depend on the working directory (a cloned repository's).
         let config_home = match &self.config_home {
             Some(c) => c.clone(),
             None => var("XDG_CONFIG_HOME")
                 .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
                 .or_else(|| home.as_ref().map(|h| h.join(".config"))),
         };
-        let own = config_home.as_ref().map(|d| {
-            let path = d.join("genesys-auth").join("config.toml");
-            (path, ProfileKind::Own, RANK_OWN_PROFILE)
-        });
-        let gc = home.as_ref().map(|h| {
-            (
-                h.join(".gc").join("config.toml"),
-                ProfileKind::Gc,
-                RANK_GC_PROFILE,
-            )
-        });
+        let own = config_home
+            .as_ref()
+            .map(|d| (d.join("genesys-auth").join("config.toml"), ProfileKind::Own));
+        let gc = home
+            .as_ref()
+            .map(|h| (h.join(".gc").join("config.toml"), ProfileKind::Gc));
         (config_home, [own, gc].into_iter().flatten().collect())
     }
 
@@ -879,9 +984,10 @@ struct Found {
     layers: Layers,
     profile: Sourced<String>,
     explicit_command: Option<Sourced<String>>,
-    explicit_token: bool,
-    config_home: Option<PathBuf>,
+    ranking: trust::Ranking,
     dotenv_absent_in_cwd: bool,
+    /// The names a `.env` holds, for the typo warnings.
+    dotenv_names: Vec<String>,
     /// Sources that could not be read, with their rank: errors only if they were needed.
     broken: Vec<(u8, ConfigError)>,
     warnings: Vec<String>,
@@ -889,64 +995,95 @@ struct Found {
     env: HashMap<String, String>,
 }
 
-/// The secret: an explicit command first, then a secret from any source, then a file or a
-/// command named in a profile. Only the one chosen is read or run.
-fn secret(
-    explicit_command: Option<Sourced<String>>,
-    layers: &mut Layers,
-    command_limit: Duration,
-) -> Result<Option<SourcedSecret>, ConfigError> {
-    if let Some(c) = explicit_command {
-        return secret_command::run(&c.value, &c.source, command_limit).map(Some);
+/// The secret as one source gives it: a value, a file or a command. It comes whole from the
+/// strongest source that gives any of the three; within a source a value comes first, then a
+/// file, then a command. Only the one chosen is read or run.
+#[derive(Default)]
+struct SecretParts {
+    value: Option<SourcedSecret>,
+    file: Option<Sourced<String>>,
+    command: Option<Sourced<String>>,
+}
+
+impl SecretParts {
+    fn take(p: &mut Partial) -> Option<SecretParts> {
+        let parts = SecretParts {
+            value: p.client_secret.take(),
+            file: p.secret_file.take(),
+            command: p.secret_command.take(),
+        };
+        (parts.value.is_some() || parts.file.is_some() || parts.command.is_some()).then_some(parts)
     }
-    if let Some(s) = layers.take(|p| &mut p.client_secret) {
-        return Ok(Some(s));
+
+    fn source(&self) -> Source {
+        match (&self.value, &self.file, &self.command) {
+            (Some(v), ..) => v.source.clone(),
+            (None, Some(f), _) => f.source.clone(),
+            (None, None, Some(c)) => c.source.clone(),
+            (None, None, None) => Source::Default,
+        }
     }
-    match (
-        layers.take(|p| &mut p.secret_file),
-        layers.take(|p| &mut p.secret_command),
-    ) {
-        (Some(f), _) => read_secret_file(&f).map(Some),
-        (None, Some(c)) => secret_command::run(&c.value, &c.source, command_limit).map(Some),
-        (None, None) => Ok(None),
+
+    /// The secret itself: a file read, or a command run within `limit`.
+    fn resolve(self, limit: Duration) -> Result<Option<SourcedSecret>, ConfigError> {
+        match (self.value, self.file, self.command) {
+            (Some(v), ..) => Ok(Some(v)),
+            (None, Some(f), _) => read_secret_file(&f).map(Some),
+            (None, None, Some(c)) => secret_command::run(&c.value, &c.source, limit).map(Some),
+            (None, None, None) => Ok(None),
+        }
     }
 }
 
-/// A ready-made token from the environment is used unless something explicit (a flag, or a
-/// profile chosen with `--profile`) gives a client id, secret or region: flags beat everything.
+/// Where requests go, as one source gives it: a region (or base URL), or a gateway's login and
+/// API URLs. It comes whole from the strongest source that gives any of them, so that a weaker
+/// source's gateway can never replace a stronger source's region.
+struct EndpointParts {
+    region: Option<Sourced<String>>,
+    login_url: Option<Sourced<String>>,
+    api_url: Option<Sourced<String>>,
+}
+
+impl EndpointParts {
+    fn take(p: &mut Partial) -> Option<EndpointParts> {
+        let parts = EndpointParts {
+            region: p.region.take(),
+            login_url: p.login_url.take(),
+            api_url: p.api_url.take(),
+        };
+        (parts.region.is_some() || parts.login_url.is_some() || parts.api_url.is_some())
+            .then_some(parts)
+    }
+
+    fn source(&self) -> Source {
+        [&self.login_url, &self.api_url, &self.region]
+            .into_iter()
+            .flatten()
+            .map(|s| s.source.clone())
+            .next()
+            .unwrap_or(Source::Default)
+    }
+}
+
+/// A ready-made token is used unless a source more trusted than its own gives a client id,
+/// a secret or a region: flags beat everything.
 fn ready_made_token(
     token: Option<SourcedSecret>,
-    explicit_token: bool,
-    profile: &Sourced<String>,
-    others: [&Option<Sourced<String>>; 2],
-    secret_source: Option<&Source>,
+    ranking: &trust::Ranking,
+    others: [Option<&Source>; 3],
     warnings: &mut Vec<String>,
 ) -> Option<SourcedSecret> {
     let t = token?;
-    if explicit_token {
-        return Some(t);
-    }
-    let chosen_profile = matches!(profile.source, Source::Explicit(_));
-    let sources: Vec<&Source> = others
-        .iter()
-        .filter_map(|o| o.as_ref().map(|s| &s.source))
-        .chain(secret_source)
-        .collect();
-    let explicit_given = sources.iter().find_map(|s| match s {
-        Source::Explicit(_) => Some(s.to_string()),
-        Source::Profile { .. } if chosen_profile => Some(profile.source.to_string()),
-        _ => None,
-    });
-    if let Some(flag) = explicit_given {
+    let own = ranking.rank(&t.source);
+    if let Some(stronger) = others.iter().flatten().find(|s| ranking.rank(s) < own) {
         warnings.push(format!(
-            "the access token from {} is not used, since {flag} is given; unset it to use it",
+            "the access token from {} is not used, since {stronger} is given; unset it to use it",
             t.source
         ));
         return None;
     }
     // Credentials beside the token: the region alone is no credential.
-    let credentials = others[0].is_some() || secret_source.is_some();
-    if credentials {
+    if others[0].is_some() || others[1].is_some() {
         warnings.push(format!(
             "the access token from {} is used as is; the configured client credentials are not used",
             t.source
@@ -956,13 +1093,22 @@ fn ready_made_token(
 }
 
 /// The region: an API gateway with separate login and API URLs replaces it; else the region
-/// given, else the default.
+/// given, else the default. All of it comes from one source ([`EndpointParts`]).
 fn region(
-    login_url: Option<Sourced<String>>,
-    api_url: Option<Sourced<String>>,
-    region: Option<Sourced<String>>,
+    endpoint: Option<EndpointParts>,
     warnings: &mut Vec<String>,
 ) -> Result<Sourced<Region>, ConfigError> {
+    let Some(EndpointParts {
+        region,
+        login_url,
+        api_url,
+    }) = endpoint
+    else {
+        return Ok(Sourced {
+            value: Region::default(),
+            source: Source::Default,
+        });
+    };
     match (login_url, api_url) {
         (Some(l), Some(a)) => {
             if let Some(r) = region {
@@ -1051,23 +1197,38 @@ fn checked_credentials(
     Ok((client_id, client_secret))
 }
 
-/// What the settings themselves do not show: a mistyped variable, a `.env` in a parent
-/// directory that is not read, a region that looks like a Genesys host but is not one.
+/// What the settings themselves do not show: a mistyped variable (in the environment or in
+/// `.env`), a variable of the old `PURECLOUD_*` family, a `.env` in a parent directory that is
+/// not read, a region that looks like a Genesys host but is not one.
 fn hygiene_warnings(
     env: &HashMap<String, String>,
+    dotenv_names: &[String],
     dotenv_absent_in_cwd: bool,
     region: &Sourced<Region>,
 ) -> Vec<String> {
     let mut warnings = Vec::new();
-    let mut typos: Vec<(&String, &str)> = env
+    let mut names: Vec<(&str, &str)> = env
         .keys()
-        .filter_map(|k| mistyped_var(k).map(|m| (k, m)))
+        .map(|k| (k.as_str(), "is set"))
+        // A key a `.env` may not give has had its warning already.
+        .chain(
+            dotenv_names
+                .iter()
+                .filter(|k| !trust::dotenv_refuses(k))
+                .map(|k| (k.as_str(), "is in .env")),
+        )
         .collect();
-    typos.sort();
-    for (var, meant) in typos {
-        warnings.push(format!(
-            "{var} is set, but genesys-auth reads no such variable; did you mean {meant}?"
-        ));
+    names.sort();
+    for (var, where_) in names {
+        if let Some(meant) = purecloud_var(var) {
+            warnings.push(format!(
+                "{var} {where_}, but genesys-auth does not read the old PURECLOUD_* names; it reads {meant} instead"
+            ));
+        } else if let Some(meant) = mistyped_var(var) {
+            warnings.push(format!(
+                "{var} {where_}, but genesys-auth reads no such variable; did you mean {meant}?"
+            ));
+        }
     }
     if dotenv_absent_in_cwd
         && let Some(dir) = std::env::current_dir().ok()
@@ -1085,28 +1246,52 @@ fn hygiene_warnings(
     warnings
 }
 
-/// Precedence of the sources, strongest first, for deciding whether a broken one was needed.
-const RANK_DOTENV: u8 = 2;
-const RANK_OWN_PROFILE: u8 = 3;
-const RANK_GC_PROFILE: u8 = 4;
-
-fn rank(source: &Source, config_home: &Option<PathBuf>) -> u8 {
-    match source {
-        Source::Explicit(_) => 0,
-        Source::Env(_) => 1,
-        Source::DotEnv { .. } => RANK_DOTENV,
-        Source::Profile { path, .. } => {
-            let own = config_home
-                .as_ref()
-                .is_some_and(|dir| path.starts_with(dir));
-            if own {
-                RANK_OWN_PROFILE
-            } else {
-                RANK_GC_PROFILE
-            }
+/// What the variable of the old `PURECLOUD_*` family (Genesys' platform was PureCloud) is
+/// called here.
+fn purecloud_var(name: &str) -> Option<&'static str> {
+    let rest = name.to_ascii_uppercase();
+    let rest = rest.strip_prefix("PURECLOUD_")?;
+    Some(match rest {
+        r if r.contains("SECRET") => "GENESYS_CLIENT_SECRET",
+        r if r.contains("CLIENT") || r.ends_with("_ID") => "GENESYS_CLIENT_ID",
+        r if r.contains("ENVIRONMENT") || r.contains("REGION") || r.contains("HOST") => {
+            "GENESYS_REGION"
         }
-        Source::Default => u8::MAX,
+        r if r.contains("TOKEN") => "GENESYSCLOUD_ACCESS_TOKEN",
+        _ => "GENESYS_CLIENT_ID, GENESYS_CLIENT_SECRET and GENESYS_REGION",
+    })
+}
+
+/// Hints about the id and secret themselves: the id given as the secret too, or the two
+/// swapped (Genesys client ids are UUIDs; secrets are not).
+fn credential_hints(id: &Option<Sourced<String>>, secret: &Option<SourcedSecret>) -> Vec<String> {
+    let (Some(id), Some(secret)) = (id, secret) else {
+        return Vec::new();
+    };
+    let s = secret.value.expose_secret();
+    if s == id.value {
+        return vec![format!(
+            "the client secret (from {}) is the client id (from {}); copy the secret from Genesys Cloud (Admin > OAuth > the client's Client Credentials tab)",
+            secret.source, id.source
+        )];
     }
+    if looks_like_uuid(s) && !looks_like_uuid(&id.value) {
+        return vec![format!(
+            "the client secret (from {}) looks like a client id (a UUID) and the client id (from {}) does not: are the two swapped?",
+            secret.source, id.source
+        )];
+    }
+    Vec::new()
+}
+
+/// `8-4-4-4-12` hexadecimal digits, the shape of a Genesys client id.
+fn looks_like_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn non_empty(v: Option<Sourced<String>>) -> Option<Sourced<String>> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use super::{Source, Sourced, SourcedSecret, split_scopes};
+use super::{Overridden, Source, Sourced, SourcedSecret, split_scopes};
 
 /// The settings one source gives; `None` where it gives nothing.
 #[derive(Default)]
@@ -43,21 +43,11 @@ pub(super) const SECRET_VARS: [&str; 3] = [
     "GENESYS_CLOUD_CLIENT_SECRET",
 ];
 
-/// Which variables a map of them may give.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Vars {
-    /// The process environment: every variable, the network's included.
-    Process,
-    /// A `.env` file: the project's settings only. A proxy, trust anchors and a client
-    /// certificate are the machine's, as curl and the SDKs read them, never the project's.
-    DotEnv,
-}
-
 /// The reader for the environment and for `.env`: the same names, each value trimmed, empty
-/// ones ignored; `source` says where a named variable came from.
+/// ones ignored; `source` says where a named variable came from. (What a `.env` may give of
+/// this is decided by [`super::trust::dotenv_allowed`].)
 pub(super) fn variables(
     vars: &HashMap<String, String>,
-    kind: Vars,
     source: impl Fn(&str) -> Source,
 ) -> Partial {
     let first = |names: &[&str]| {
@@ -77,10 +67,6 @@ pub(super) fn variables(
         value: PathBuf::from(s.value),
         source: s.source,
     };
-    let machine = |names: &[&str]| match kind {
-        Vars::Process => first(names),
-        Vars::DotEnv => None,
-    };
     Partial {
         profile: first(&["GENESYS_PROFILE"]),
         client_id: first(&ID_VARS),
@@ -97,32 +83,78 @@ pub(super) fn variables(
         access_token: first(&["GENESYSCLOUD_ACCESS_TOKEN"]).map(secret),
         login_url: first(&["GENESYS_LOGIN_URL"]),
         api_url: first(&["GENESYS_API_URL"]),
-        proxy: machine(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]),
-        ca_file: machine(&["GENESYS_CA_FILE", "SSL_CERT_FILE"]).map(path),
-        client_cert: machine(&["GENESYS_CLIENT_CERT"]).map(path),
-        client_key: machine(&["GENESYS_CLIENT_KEY"]).map(path),
+        proxy: first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]),
+        ca_file: first(&["GENESYS_CA_FILE", "SSL_CERT_FILE"]).map(path),
+        client_cert: first(&["GENESYS_CLIENT_CERT"]).map(path),
+        client_key: first(&["GENESYS_CLIENT_KEY"]).map(path),
         secret_file: None,
         secret_command: None,
     }
 }
 
-/// The sources read so far, strongest first: each setting is taken from the first that gives it.
+/// A value that knows where it came from.
+pub(super) trait HasSource {
+    fn source(&self) -> &Source;
+}
+
+impl<T> HasSource for Sourced<T> {
+    fn source(&self) -> &Source {
+        &self.source
+    }
+}
+
+impl HasSource for SourcedSecret {
+    fn source(&self) -> &Source {
+        &self.source
+    }
+}
+
+/// The sources read so far, each with its trust rank, kept strongest first: each setting is
+/// taken from the strongest source that gives it, so precedence is the trust ranking by
+/// construction. Every value a stronger source replaced is recorded in `overridden`.
 #[derive(Default)]
-pub(super) struct Layers(Vec<Partial>);
+pub(super) struct Layers {
+    layers: Vec<(u8, Partial)>,
+    pub(super) overridden: Vec<Overridden>,
+}
 
 impl Layers {
-    /// Adds a source weaker than every one before it.
-    pub(super) fn push(&mut self, p: Partial) {
-        self.0.push(p);
+    /// Adds a source of this rank, after every source of the same or a stronger rank.
+    pub(super) fn push(&mut self, rank: u8, p: Partial) {
+        let at = self.layers.partition_point(|(r, _)| *r <= rank);
+        self.layers.insert(at, (rank, p));
     }
 
-    /// Adds a source, if there is one, weaker than every one before it.
-    pub(super) fn extend(&mut self, p: Option<Partial>) {
-        self.0.extend(p);
+    /// The strongest source's value of one setting, taken out of every source.
+    pub(super) fn take<T: HasSource>(
+        &mut self,
+        setting: &'static str,
+        field: impl Fn(&mut Partial) -> &mut Option<T>,
+    ) -> Option<T> {
+        self.take_group(setting, |p| field(p).take(), |v| v.source().clone())
     }
 
-    /// The strongest source's value of one setting, taken out of it.
-    pub(super) fn take<T>(&mut self, field: impl Fn(&mut Partial) -> &mut Option<T>) -> Option<T> {
-        self.0.iter_mut().find_map(|p| field(p).take())
+    /// A group of settings that must come from one source (the endpoint: a region or a
+    /// gateway; the secret: a value, a file or a command), taken from the strongest source that
+    /// gives any of them. `extract` takes the group out of a source, `None` when it gives none.
+    pub(super) fn take_group<G>(
+        &mut self,
+        setting: &'static str,
+        extract: impl Fn(&mut Partial) -> Option<G>,
+        source: impl Fn(&G) -> Source,
+    ) -> Option<G> {
+        let mut found: Option<G> = None;
+        for (_, p) in &mut self.layers {
+            let Some(v) = extract(p) else { continue };
+            match &found {
+                None => found = Some(v),
+                Some(w) => self.overridden.push(Overridden {
+                    setting,
+                    source: source(&v),
+                    by: source(w),
+                }),
+            }
+        }
+        found
     }
 }
