@@ -2762,3 +2762,128 @@ fn server_text_is_printed_without_terminal_escapes() {
         stdout(&out)
     );
 }
+
+/// Every command against hostile values in every source (the environment, `.env`, a profile,
+/// flags): huge values, control characters, URLs with passwords, FIFOs where files belong. No
+/// run may hang (each is cut at 20 s and given --timeout 5s), panic, print a raw escape
+/// character on stderr, or show the secret, a token or the proxy password anywhere.
+#[test]
+fn hostile_values_in_every_source_never_leak_hang_or_panic() {
+    const PROXY_PW: &str = "sweep-proxy-pw-Z9q";
+    let e = env();
+    let token = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&token);
+    let fifo = e.path("fifo");
+    mkfifo(&fifo);
+    let fifo_s = fifo.to_str().unwrap().to_owned();
+    let huge = "h".repeat(100_000);
+    let esc = "evil\u{1b}]0;title\u{7}\u{1b}[31mred\u{9b}1m";
+    let proxy = format!("http://user:{PROXY_PW}@127.0.0.1:9");
+    let region_pw = format!("https://user:{PROXY_PW}@{esc}.example.com");
+    let dotenv = format!(
+        "GENESYS_CLIENT_SECRET={SECRET}\nHTTPS_PROXY={proxy}\nGENESYS_SCOPES=\"users:read {esc}\"\nGENESYS_CLIENT_ID={huge}\n"
+    );
+    let profile = format!(
+        "[profiles.default]\nproxy = \"{proxy}\"\nclient_secret_file = \"{fifo_s}\"\nca_file = \"{fifo_s}\"\nregion = \"{}\"\n",
+        region_pw
+            .replace('\u{1b}', "\\u001b")
+            .replace('\u{7}', "\\u0007")
+            .replace('\u{9b}', "\\u009b")
+    );
+    let cfg = e.path("config/genesys-auth/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    type Setup<'a> = Box<dyn Fn(&mut Command) + 'a>;
+    let sources: Vec<(&str, Setup)> = vec![
+        (
+            "environment",
+            Box::new(|c: &mut Command| {
+                c.env("GENESYS_CLIENT_ID", &huge)
+                    .env("HTTPS_PROXY", &proxy)
+                    .env("GENESYS_SCOPES", esc)
+                    .env("GENESYS_CA_FILE", &fifo_s);
+            }),
+        ),
+        (
+            "environment region",
+            Box::new(|c: &mut Command| {
+                c.env("GENESYS_REGION", &region_pw);
+            }),
+        ),
+        (
+            ".env",
+            Box::new(|c: &mut Command| {
+                std::fs::write(e.path("work/.env"), &dotenv).unwrap();
+                c.env_remove("GENESYS_CLIENT_SECRET");
+            }),
+        ),
+        (
+            "profile",
+            Box::new(|c: &mut Command| {
+                std::fs::write(&cfg, &profile).unwrap();
+                c.env_remove("GENESYS_CLIENT_SECRET")
+                    .env_remove("GENESYS_REGION");
+            }),
+        ),
+        (
+            "flags",
+            Box::new(|c: &mut Command| {
+                c.args([
+                    "--client-id",
+                    &huge,
+                    "--scope",
+                    esc,
+                    "--ca-file",
+                    &fifo_s,
+                    "--client-secret-file",
+                    &fifo_s,
+                ]);
+            }),
+        ),
+        (
+            "flags with a password",
+            Box::new(|c: &mut Command| {
+                c.args(["--proxy", &proxy, "--region", &region_pw]);
+            }),
+        ),
+    ];
+    let commands: [&[&str]; 8] = [
+        &["token"],
+        &["verify"],
+        &["api", "organizations/me"],
+        &["config"],
+        &["config", "--json"],
+        &["doctor"],
+        &["revoke"],
+        &["cache", "list"],
+    ];
+    for (source, setup) in &sources {
+        for command in commands {
+            let _ = std::fs::remove_file(e.path("work/.env"));
+            let _ = std::fs::remove_file(&cfg);
+            let mut c = e.cmd();
+            c.timeout(Duration::from_secs(20));
+            setup(&mut c);
+            // Options before the command, as global options go; `cache` takes none.
+            if command[0] != "cache" {
+                c.args(["--timeout", "5s"]);
+            }
+            let out = e.run(c.args(command));
+            let what = format!("{source} / {command:?}");
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(out.status.code().is_some(), "{what}: killed (a hang?)");
+            assert!(![101, 134].contains(&code(&out)), "{what}: {all}");
+            assert!(!all.contains("panicked"), "{what}: {all}");
+            assert!(!all.contains(PROXY_PW), "{what}: the proxy password: {all}");
+            assert!(!all.contains(SECRET), "{what}: the secret: {all}");
+            assert!(!stderr(&out).contains(&token), "{what}: the token: {all}");
+            if command[0] != "token" {
+                assert!(!stdout(&out).contains(&token), "{what}: the token: {all}");
+            }
+            assert!(
+                !stderr(&out).contains('\u{1b}') && !stderr(&out).contains('\u{9b}'),
+                "{what}: a raw escape on stderr: {:?}",
+                stderr(&out)
+            );
+        }
+    }
+}
