@@ -12,13 +12,25 @@ token is kept when a refresh fails. It reads the same settings as the ``genesys-
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import logging
 import threading
 from typing import Any, Optional, Tuple
 from urllib.parse import urlsplit
 
-from . import _native
+# asyncio is imported by the async methods, when first used: it is most of what importing
+# asyncio-free code would otherwise pay at start-up.
+try:
+    from . import _native
+except ImportError as e:  # pragma: no cover - exercised from a source checkout
+    import os as _os
+
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    raise ImportError(
+        f"genesys_auth was imported from its source folder {_here}, which has no compiled "
+        "part (_native): install the package (pip install ./python, or maturin develop) and "
+        "run Python from another folder than the checkout's python/"
+    ) from e
 from ._native import (
     ApiError,
     AuthError,
@@ -29,6 +41,10 @@ from ._native import (
     NetworkError,
     RateLimitedError,
 )
+
+__version__: str = _native.__version__
+
+_log = logging.getLogger("genesys_auth")
 
 __all__ = [
     "TokenProvider",
@@ -66,9 +82,13 @@ class TokenProvider(_native.TokenProvider):
     profile files. ``store`` is ``"memory"``, ``"file"`` (the CLI's cache, shared by processes)
     or a ``redis://`` URL (shared by a fleet); when not given, ``GENESYS_TOKEN_STORE`` names it
     (``"none"`` there means memory, as for the CLI), else it is ``"memory"``. ``timeout``
-    (seconds) bounds each request and the whole call, retries included. The settings' warnings
-    (a mistyped ``GENESYS_*`` variable, a profile file others can read) are logged once, on the
-    ``genesys_auth`` logger, when it is made.
+    (seconds) bounds each request and the whole call, retries included. ``scopes`` is a
+    space-separated string (``"users:readonly analytics:readonly"``) or a list. ``clock=emu``
+    makes the provider's clock move with that ``Emulator``'s ``advance_clock`` (tests). The
+    settings' warnings (a mistyped ``GENESYS_*`` variable, a profile file others can read) are
+    logged once per process, on the ``genesys_auth`` logger, where new tokens and healed 401s
+    are logged at DEBUG. After ``os.fork()`` a child keeps the parent's still-valid token and
+    refreshes it on its own when due.
     """
 
     def token_info(self) -> TokenInfo:
@@ -77,9 +97,58 @@ class TokenProvider(_native.TokenProvider):
         return TokenInfo(token, expires_at, tuple(scopes), region, api)
 
     async def token_async(self) -> str:
-        """The token, without blocking the event loop: a refresh waits on a worker thread."""
+        """The token, without blocking the event loop or holding a thread: a cached token at
+        once; else every task of the loop awaits the one fetch in flight."""
+        token = self._token_nowait()
+        if token is not None:
+            return token
+        import asyncio
+
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.token)
+        # One future per loop and fetch, shared by every task that asks meanwhile; shielded, so
+        # that a cancelled task does not cancel it for the others.
+        pending = getattr(self, "_pending_token", None)
+        if pending is None or pending[0] is not loop or pending[1].done():
+            pending = (loop, _bridge(loop, self._token_then))
+            self._pending_token = pending
+        return await asyncio.shield(pending[1])
+
+    async def token_info_async(self) -> TokenInfo:
+        """As ``token_info``, without blocking the event loop or holding a thread."""
+        import asyncio
+
+        parts = await _bridge(asyncio.get_running_loop(), self._token_info_then)
+        token, expires_at, scopes, region, api = parts
+        return TokenInfo(token, expires_at, tuple(scopes), region, api)
+
+    async def revoke_async(self) -> None:
+        """As ``revoke``, without blocking the event loop or holding a thread."""
+        import asyncio
+
+        await _bridge(asyncio.get_running_loop(), self._revoke_then)
+
+
+def _bridge(loop: Any, start: Any) -> Any:
+    """An asyncio future of ``loop`` that ``start(done)`` settles: the native side calls
+    ``done(ok, value)`` from its runtime when the work is over."""
+    fut = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if fut.done():
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def done(ok: bool, value: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, ok, value)
+        except RuntimeError:
+            pass  # the loop was closed meanwhile: nobody awaits the result
+
+    start(done)
+    return fut
 
 
 _default: Optional[TokenProvider] = None
@@ -151,6 +220,7 @@ def requests_auth(provider: TokenProvider) -> Any:
                 # token (which was not sent there) and must not send it a fresh one.
                 if not _same_origin(resp.request.url, api):
                     return resp
+                _log.debug("401 from the API origin: token dropped, sending again with a new one")
                 provider.invalidate(sent)
                 again = resp.request.copy()
                 again.headers["Authorization"] = "Bearer " + provider.token()
@@ -185,6 +255,7 @@ def httpx_auth(provider: TokenProvider) -> Any:
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
             if _heal(response):
+                _log.debug("401 from the API origin: token dropped, sending again with a new one")
                 provider.invalidate(token)
                 request.headers["Authorization"] = "Bearer " + provider.token()
                 yield request
@@ -197,6 +268,7 @@ def httpx_auth(provider: TokenProvider) -> Any:
             request.headers["Authorization"] = "Bearer " + token
             response = yield request
             if _heal(response):
+                _log.debug("401 from the API origin: token dropped, sending again with a new one")
                 provider.invalidate(token)
                 request.headers["Authorization"] = "Bearer " + await provider.token_async()
                 yield request
@@ -230,6 +302,7 @@ def configure_sdk(api_client: Any, provider: TokenProvider) -> Any:
         except ApiException as e:
             if e.status != 401:
                 raise
+            _log.debug("401 from the API origin: token dropped, sending again with a new one")
             provider.invalidate(sent)
             return base.call_api(self, *args, **kwargs)
 
