@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the paths every call takes: a cached `token()` from 1, 2 and 8 threads,
-//! the refresh-due path, parsing a token response, and building an authenticated request.
+//! the refresh-due path, and building an authenticated request; and the ways a cached read could
+//! be served, side by side (`read_options`), which is how the provider's was chosen.
 //! `cargo bench -p genesys-auth --bench provider`; figures in the README.
 
 use std::sync::{Arc, OnceLock};
@@ -100,9 +101,116 @@ fn arcswap_load_clone(b: divan::Bencher) {
     b.bench(|| a.load().as_ref().map(Arc::clone));
 }
 
-#[divan::bench(threads = [1, 2], sample_size = 5000)]
+#[divan::bench(threads = [1, 2, 8], sample_size = 5000)]
 fn shared_arc_clone(b: divan::Bencher) {
     static A: OnceLock<Arc<u64>> = OnceLock::new();
     let a = A.get_or_init(|| Arc::new(1));
     b.bench(|| a.clone());
+}
+
+/// Three safe ways to serve a cached token, each measured alone with what a read must check
+/// (a generation, read from a shared atomic, and the refresh point): the token held in an
+/// `ArcSwap`, cloned by every thread (one reference count for all); a copy per thread in a
+/// thread-local cell, which a change cannot reach; a copy per thread in a `Mutex` slot that a
+/// change empties with `try_lock` (the provider's).
+mod read_options {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use arc_swap::ArcSwapOption;
+    use genesys_auth::AccessToken;
+
+    struct Cached {
+        token: Arc<AccessToken>,
+        refresh_at: Instant,
+    }
+
+    struct Shared {
+        generation: AtomicU64,
+        held: ArcSwapOption<Cached>,
+        at: Instant,
+    }
+
+    fn shared() -> &'static Shared {
+        static S: OnceLock<Shared> = OnceLock::new();
+        S.get_or_init(|| {
+            let now = Instant::now();
+            let token = AccessToken::new(
+                "a-token".to_owned().into(),
+                Duration::from_secs(86_400),
+                now,
+                std::time::SystemTime::now(),
+                vec!["users:read".into()],
+            );
+            Shared {
+                generation: AtomicU64::new(1),
+                held: ArcSwapOption::from_pointee(Cached {
+                    token: Arc::new(token),
+                    refresh_at: now + Duration::from_secs(3600),
+                }),
+                at: now,
+            }
+        })
+    }
+
+    type Copy = (u64, Instant, Arc<AccessToken>);
+
+    /// A copy made from what is held, as a thread's first read makes it.
+    fn copy(s: &Shared) -> Copy {
+        let g = s.generation.load(Ordering::SeqCst);
+        let held = s.held.load_full().expect("held");
+        (
+            g,
+            held.refresh_at,
+            Arc::new(AccessToken::clone(&held.token)),
+        )
+    }
+
+    #[divan::bench(threads = [1, 2, 8], sample_size = 5000)]
+    fn arcswap_shared_arc(b: divan::Bencher) {
+        let s = shared();
+        b.bench(|| {
+            let g = s.held.load();
+            let c = g.as_ref().expect("held");
+            (s.at < c.refresh_at).then(|| c.token.clone())
+        });
+    }
+
+    #[divan::bench(threads = [1, 2, 8], sample_size = 5000)]
+    fn thread_local_copy(b: divan::Bencher) {
+        thread_local! {
+            static COPY: RefCell<Option<Copy>> = const { RefCell::new(None) };
+        }
+        let s = shared();
+        b.bench(|| {
+            let g = s.generation.load(Ordering::SeqCst);
+            COPY.with(|c| {
+                let mut c = c.borrow_mut();
+                let (made, refresh_at, token) = c.get_or_insert_with(|| copy(s));
+                (*made == g && s.at < *refresh_at).then(|| token.clone())
+            })
+        });
+    }
+
+    #[divan::bench(threads = [1, 2, 8], sample_size = 5000)]
+    fn mutex_slot_copy(b: divan::Bencher) {
+        thread_local! {
+            static SLOT: RefCell<Option<Arc<Mutex<Option<Copy>>>>> = const { RefCell::new(None) };
+        }
+        let s = shared();
+        b.bench(|| {
+            let g = s.generation.load(Ordering::SeqCst);
+            SLOT.with(|slot| {
+                if slot.borrow().is_none() {
+                    *slot.borrow_mut() = Some(Arc::new(Mutex::new(Some(copy(s)))));
+                }
+                let slot = slot.borrow();
+                let c = slot.as_ref()?.try_lock().ok()?;
+                let (made, refresh_at, token) = c.as_ref()?;
+                (*made == g && s.at < *refresh_at).then(|| token.clone())
+            })
+        });
+    }
 }

@@ -34,9 +34,11 @@ pub(crate) fn hard_margin(lifetime: Duration) -> Duration {
 }
 
 /// An access token and what is known of it. `Debug` never shows the token.
+///
+/// Clones share one copy of the token's text, zeroed when the last of them is dropped.
 #[derive(Clone)]
 pub struct AccessToken {
-    secret: SecretString,
+    secret: Arc<SecretString>,
     /// `None` for a ready-made token, whose expiry only the server knows.
     lifetime: Option<Duration>,
     obtained_at: Instant,
@@ -68,7 +70,7 @@ impl AccessToken {
         scopes: Vec<String>,
     ) -> Self {
         Self {
-            secret,
+            secret: Arc::new(secret),
             lifetime: Some(lifetime.min(MAX_LIFETIME)),
             obtained_at,
             obtained_wall,
@@ -80,7 +82,7 @@ impl AccessToken {
     /// is and never refreshed.
     pub fn fixed(secret: SecretString, now: Instant, wall: SystemTime) -> Self {
         Self {
-            secret,
+            secret: Arc::new(secret),
             lifetime: None,
             obtained_at: now,
             obtained_wall: wall,

@@ -7,7 +7,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `sync` | locking that survives a panic elsewhere; the barrier pair of the token copies |
+//! | `sync` | locking that survives a panic elsewhere |
 //! | [`input`] | bounded reads of local files and standard input, FIFOs and devices refused |
 //! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
 //! | `redact` | the one way a URL-like value that may hold credentials is shown |

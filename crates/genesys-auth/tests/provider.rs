@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use genesys_auth::{ApiClient, ApiRequest, Error, RetryPolicy, TokenProvider};
+use genesys_auth::{
+    ApiClient, ApiRequest, Error, MemoryStore, RetryPolicy, Revocation, StoreFuture, StoreKey,
+    StoredToken, TokenProvider, TokenStore,
+};
 use genesys_emulator::{ClientSpec, Fault, Target};
+use tokio::sync::oneshot;
 
 fn provider(
     settings: genesys_auth::Settings,
@@ -452,4 +456,321 @@ async fn the_api_client_has_an_all_entities_helper_and_write_helpers() {
 fn an_error_debugs_as_its_message_for_main() {
     let e = Error::Usage("what went wrong; what to do".into());
     assert_eq!(format!("{e:?}"), e.to_string());
+}
+
+/// A store that hands out what `inner` holds, and holds back its first load once armed: it says
+/// so on a channel, with the token already read, and finishes only when told to. A refresh can
+/// thus be stopped between reading the store and installing what it read.
+#[derive(Debug)]
+struct PausingStore {
+    inner: Arc<dyn TokenStore>,
+    pause: std::sync::Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+impl PausingStore {
+    /// The store, a receiver told when the first load has read, and the sender that lets it go on.
+    fn new(inner: Arc<dyn TokenStore>) -> (Arc<Self>, oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (loaded_tx, loaded_rx) = oneshot::channel();
+        let (resume_tx, resume_rx) = oneshot::channel();
+        let store = Arc::new(Self {
+            inner,
+            pause: std::sync::Mutex::new(Some((loaded_tx, resume_rx))),
+        });
+        (store, loaded_rx, resume_tx)
+    }
+}
+
+impl TokenStore for PausingStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredToken>> {
+        Box::pin(async move {
+            let read = self.inner.load(key).await;
+            let pause = self.pause.lock().unwrap().take();
+            if let Some((loaded, resume)) = pause {
+                let _ = loaded.send(());
+                let _ = resume.await;
+            }
+            read
+        })
+    }
+    fn save<'a>(&'a self, key: &'a StoreKey, token: &'a StoredToken) -> StoreFuture<'a, ()> {
+        self.inner.save(key, token)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn kind(&self) -> &'static str {
+        "pausing"
+    }
+}
+
+/// A refresh reads T1 from the store; `revoke()` revokes T1 and returns; the refresh goes on.
+/// Neither the refresh's caller nor any later call gets T1: it is never installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_while_a_refresh_was_reading_it_is_never_served() {
+    let emu = emulator().await;
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    // Another process sharing the store fetched T1.
+    let other = TokenProvider::builder(settings(&emu))
+        .store(shared.clone())
+        .build()
+        .unwrap();
+    let t1 = other.token().await.unwrap();
+    let (store, loaded, resume) = PausingStore::new(shared);
+    let p = TokenProvider::builder(settings(&emu))
+        .store(store)
+        .build()
+        .unwrap();
+    let refresh = tokio::spawn({
+        let p = p.clone();
+        async move { p.token().await }
+    });
+    loaded.await.unwrap();
+    let revoked = p.revoke().await.unwrap();
+    assert!(matches!(revoked, Revocation::Revoked { .. }), "{revoked:?}");
+    resume.send(()).unwrap();
+    let during = refresh.await.unwrap().unwrap();
+    let after = p.token().await.unwrap();
+    assert!(
+        !after.same_token(&t1),
+        "the revoked token was served after revoke() returned"
+    );
+    assert!(
+        !during.same_token(&t1),
+        "the refresh handed out the token revoked meanwhile"
+    );
+    assert_eq!(emu.counters().token_requests, 2);
+}
+
+/// A memory store that numbers every token the first time it is saved (its birth), and lets
+/// the task that loads go round the scheduler once with what it read, so that a refresh is
+/// often caught between reading the store and installing.
+#[derive(Debug, Default)]
+struct BirthStore {
+    inner: MemoryStore,
+    births: std::sync::Mutex<(u64, std::collections::HashMap<String, u64>)>,
+}
+
+impl BirthStore {
+    /// How many tokens have been born so far: every token born later has a greater number.
+    fn born(&self) -> u64 {
+        self.births.lock().unwrap().0
+    }
+
+    fn birth(&self, secret: &str) -> Option<u64> {
+        self.births.lock().unwrap().1.get(secret).copied()
+    }
+}
+
+impl TokenStore for BirthStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<StoredToken>> {
+        Box::pin(async move {
+            let read = self.inner.load(key).await;
+            tokio::task::yield_now().await;
+            read
+        })
+    }
+    fn save<'a>(&'a self, key: &'a StoreKey, token: &'a StoredToken) -> StoreFuture<'a, ()> {
+        use secrecy::ExposeSecret as _;
+        let mut b = self.births.lock().unwrap();
+        let secret = token.access_token.expose_secret().to_owned();
+        if !b.1.contains_key(&secret) {
+            b.0 += 1;
+            let n = b.0;
+            b.1.insert(secret, n);
+        }
+        // Numbered and stored in one step (the memory store saves when called): a token
+        // numbered before a forget() began was in the store before it removed the entry.
+        self.inner.save(key, token)
+    }
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        self.inner.remove(key)
+    }
+    fn kind(&self) -> &'static str {
+        "births"
+    }
+}
+
+/// What one of the writer's steps retired, once it returned.
+enum Retired {
+    /// `forget()`: every token born up to this number.
+    BornBy(u64),
+    /// `invalidate()`: this token.
+    Token(String),
+}
+
+/// Readers (some for the whole test, others that come and go) read while a writer replaces the
+/// token through another provider sharing the store, forgets and invalidates, a fixed number of
+/// times. No read that begins after a step returned is served a token that step retired.
+#[test]
+fn no_read_is_served_a_token_retired_before_it_began() {
+    use futures_util::FutureExt as _;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+    const STEPS: usize = 600;
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let emu = rt.block_on(emulator());
+    let store = Arc::new(BirthStore::default());
+    let build = || {
+        TokenProvider::builder(settings(&emu))
+            .store(store.clone() as Arc<dyn TokenStore>)
+            .build()
+            .unwrap()
+    };
+    let (p, other) = (build(), build());
+    let log = Arc::new(Mutex::new(Vec::<Retired>::new()));
+    let done = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+
+    // One read, checked against every step that had returned when it began.
+    let read = {
+        let (p, rt, store, log, done, reads) = (
+            p.clone(),
+            rt.clone(),
+            store.clone(),
+            log.clone(),
+            done.clone(),
+            reads.clone(),
+        );
+        move || {
+            let _rt = rt.enter();
+            let n = done.load(SeqCst);
+            let t = match p.token().now_or_never() {
+                Some(t) => t,
+                None => rt.block_on(p.token()),
+            }
+            .expect("a token");
+            let born = store
+                .birth(t.secret())
+                .expect("every token served was stored first");
+            for (i, r) in log.lock().unwrap()[..n].iter().enumerate() {
+                match r {
+                    Retired::BornBy(by) => assert!(
+                        born > *by,
+                        "a token born before the forget() of step {i} returned was served after"
+                    ),
+                    Retired::Token(s) => assert!(
+                        s != t.secret(),
+                        "a token invalidated at step {i} was served after"
+                    ),
+                }
+            }
+            reads.fetch_add(1, SeqCst);
+        }
+    };
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let (read, stop) = (read.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    read();
+                }
+            })
+        })
+        .collect();
+    // Threads that come and go: each makes its copy, reads a while and ends.
+    let comers = {
+        let (read, stop) = (read.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                let read = read.clone();
+                let pair = [
+                    std::thread::spawn({
+                        let read = read.clone();
+                        move || (0..50).for_each(|_| read())
+                    }),
+                    std::thread::spawn(move || (0..50).for_each(|_| read())),
+                ];
+                pair.into_iter()
+                    .for_each(|t| t.join().expect("a reader panicked"));
+            }
+        })
+    };
+
+    for step in 0..STEPS {
+        match step % 4 {
+            // Replace: another process fetches a new token into the store, and this provider's
+            // token is refused, so that its readers' refresh takes the new one from the store.
+            0 | 2 => {
+                rt.block_on(other.forget()).unwrap();
+                rt.block_on(other.token()).unwrap();
+                if let Some(t) = p.cached() {
+                    p.invalidate(&t);
+                    log.lock()
+                        .unwrap()
+                        .push(Retired::Token(t.secret().to_owned()));
+                    done.fetch_add(1, SeqCst);
+                }
+            }
+            1 => {
+                let by = store.born();
+                rt.block_on(p.forget()).unwrap();
+                log.lock().unwrap().push(Retired::BornBy(by));
+                done.fetch_add(1, SeqCst);
+            }
+            _ => {
+                if let Some(t) = p.cached() {
+                    p.invalidate(&t);
+                    log.lock()
+                        .unwrap()
+                        .push(Retired::Token(t.secret().to_owned()));
+                    done.fetch_add(1, SeqCst);
+                }
+            }
+        }
+    }
+    stop.store(true, SeqCst);
+    for r in readers {
+        r.join().expect("a reader panicked");
+    }
+    comers.join().expect("a reader panicked");
+    let reads = reads.load(SeqCst);
+    assert!(reads > STEPS as u64, "{reads} reads");
+    eprintln!(
+        "{reads} reads, {} steps, {} token requests",
+        done.load(SeqCst),
+        emu.counters().token_requests
+    );
+}
+
+/// The same race with `forget()` and no token in memory: forget cannot name the token the
+/// refresh read (another process stored it), so only the epoch keeps the refresh from
+/// installing it after forget() returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_forgotten_while_a_refresh_was_reading_it_is_not_installed() {
+    let emu = emulator().await;
+    let shared: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let other = TokenProvider::builder(settings(&emu))
+        .store(shared.clone())
+        .build()
+        .unwrap();
+    let t1 = other.token().await.unwrap();
+    let (store, loaded, resume) = PausingStore::new(shared);
+    let p = TokenProvider::builder(settings(&emu))
+        .store(store)
+        .build()
+        .unwrap();
+    let refresh = tokio::spawn({
+        let p = p.clone();
+        async move { p.token().await }
+    });
+    loaded.await.unwrap();
+    p.forget().await.unwrap();
+    resume.send(()).unwrap();
+    let during = refresh.await.unwrap().unwrap();
+    assert!(
+        !during.same_token(&t1),
+        "the refresh handed out the token forgotten meanwhile"
+    );
+    assert!(
+        !p.token().await.unwrap().same_token(&t1),
+        "the forgotten token was installed"
+    );
 }
