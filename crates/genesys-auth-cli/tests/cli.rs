@@ -2887,3 +2887,39 @@ fn hostile_values_in_every_source_never_leak_hang_or_panic() {
         }
     }
 }
+
+/// A shared token in Redis far larger than any genesys-auth writes (someone else's value under
+/// the key) is read only up to a cap and replaced with a warning, not loaded whole.
+#[test]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+fn a_huge_redis_value_under_the_token_key_is_replaced() {
+    let server = genesys_emulator::RedisServer::start().expect("redis-server starts");
+    let e = env();
+    let store = server.url();
+    let first = e.run_args(&["--store", &store, "token"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    e.remember(stdout(&first).trim());
+    let port = server.port().to_string();
+    let cli = |args: &[&str]| {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli runs")
+    };
+    let keys =
+        String::from_utf8_lossy(&cli(&["--scan", "--pattern", "genesys-auth:*token*"]).stdout)
+            .into_owned();
+    let key = keys.lines().next().expect("a token key").to_owned();
+    // 8 MiB under the key, written by Redis itself.
+    assert!(cli(&["SETRANGE", &key, "8388607", "x"]).status.success());
+    let out = e.run(
+        e.cmd()
+            .env("XDG_CACHE_HOME", e.path("cache-other"))
+            .args(["--store", &store, "token"]),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    e.remember(stdout(&out).trim());
+    assert!(stderr(&out).contains("larger than"), "{}", stderr(&out));
+    assert_eq!(e.emu.counters().token_requests, 2);
+}
