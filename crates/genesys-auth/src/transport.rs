@@ -304,7 +304,14 @@ impl NoProxyList {
                 Some((a, b)) => (a, b.parse::<u8>().ok()),
                 None => (item, None),
             };
-            let bare = addr.trim_start_matches('[').trim_end_matches(']');
+            // A port in the entry is ignored, as for names: `127.0.0.1:8443`, `[::1]:8443`.
+            let bare = match addr.parse::<std::net::SocketAddr>() {
+                Ok(sa) => sa.ip().to_string(),
+                Err(_) => addr
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned(),
+            };
             if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
                 let max = if ip.is_ipv4() { 32 } else { 128 };
                 out.ips.push((ip, bits.unwrap_or(max).min(max)));
@@ -445,13 +452,7 @@ pub(crate) fn correlation_id(headers: &reqwest::header::HeaderMap) -> Option<Str
 /// A short excerpt of a response body for an error message, with any token value removed.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     const MAX: usize = 200;
-    let text = String::from_utf8_lossy(body);
-    // A body that names an access token (a token response that failed validation) is cut before
-    // the value, so that the token can never reach a message.
-    let safe = match text.find("access_token") {
-        Some(i) => format!("{}access_token…[redacted]", &text[..i]),
-        None => text.into_owned(),
-    };
+    let safe = redacted_body(body);
     let one_line: String = safe
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -463,6 +464,57 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
     match trimmed.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}…", &trimmed[..i]),
         None => trimmed.to_owned(),
+    }
+}
+
+/// A body with every secret-like value removed. JSON is judged on what it means, not on how it
+/// is spelt: `"access\u005ftoken"` is `access_token` once decoded, so the body is parsed and the
+/// values of secret-like keys (at any depth) replaced before anything is shown. A body that is
+/// not JSON (or is cut short) is cut before the first secret-like word or JSON escape.
+fn redacted_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
+        if !redact_json(&mut value) {
+            // Nothing to hide: the server's own spelling is kept.
+            return text.into_owned();
+        }
+        return value.to_string();
+    }
+    let lower = text.to_ascii_lowercase();
+    let cut = ["token", "secret", "password", "\\u"]
+        .iter()
+        .filter_map(|w| lower.find(w))
+        .min();
+    match cut {
+        Some(i) => format!("{}…[redacted]", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
+/// Replaces the values of secret-like keys; whether it replaced any.
+fn redact_json(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut any = false;
+            for (k, v) in map.iter_mut() {
+                let key = k.to_ascii_lowercase();
+                let secret = (key.contains("token") && key != "token_type")
+                    || key.contains("secret")
+                    || key.contains("password")
+                    || key == "authorization";
+                if secret {
+                    *v = serde_json::Value::String("[redacted]".into());
+                    any = true;
+                } else {
+                    any |= redact_json(v);
+                }
+            }
+            any
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().fold(false, |any, v| redact_json(v) | any)
+        }
+        _ => false,
     }
 }
 
@@ -603,8 +655,51 @@ mod tests {
         assert!(!NoProxyList::parse("").matches("anything"));
     }
 
+    /// An entry with a port matches its host: `NO_PROXY=127.0.0.1:8443` bypasses the proxy for
+    /// 127.0.0.1.
+    #[test]
+    fn no_proxy_entries_with_a_port_match_their_ip() {
+        let l = NoProxyList::parse("127.0.0.1:8443,[::1]:9000,10.0.0.0/8");
+        for yes in ["127.0.0.1", "[::1]", "10.1.2.3"] {
+            assert!(l.matches(yes), "{yes}");
+        }
+        assert!(!l.matches("127.0.0.2"));
+    }
+
+    /// Excerpts of server bodies never show a secret-like value, however the JSON spells its
+    /// key (escapes included), and keep a body with nothing to hide as the server wrote it.
+    #[test]
+    fn excerpts_redact_on_the_decoded_json() {
+        for body in [
+            r#"{"access_token":"TOKEN-XJ1","expires_in":"x"}"#,
+            r#"{"access\u005ftoken":"TOKEN-XJ1"}"#,
+            r#"{"a":[{"Refresh_Token":"TOKEN-XJ1"}],"client_secret":"TOKEN-XJ1"}"#,
+            r#"{"x":1,"access\u005ftoken":"TOKEN-XJ1""#,
+            "garbage access_token=TOKEN-XJ1",
+        ] {
+            let e = excerpt(body.as_bytes());
+            assert!(!e.contains("TOKEN-XJ1"), "{body} -> {e}");
+        }
+        let plain = r#"{"error": "invalid_client", "description": "authentication failed"}"#;
+        assert_eq!(excerpt(plain.as_bytes()), plain);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// A token under a secret-like key never survives, whichever characters of the key are
+        /// written as JSON escapes.
+        #[test]
+        fn escaped_keys_never_reveal_the_value(mask in proptest::collection::vec(any::<bool>(), 12)) {
+            let key: String = "access_token"
+                .chars()
+                .zip(mask)
+                .map(|(c, esc)| if esc { format!("\\u{:04x}", c as u32) } else { c.to_string() })
+                .collect();
+            let body = format!(r#"{{"{key}":"TOKEN-XJ1","n":1}}"#);
+            prop_assert!(!excerpt(body.as_bytes()).contains("TOKEN-XJ1"));
+        }
+
         #[test]
         fn no_proxy_parsing_never_panics(list in "[ -~]{0,60}", host in "[a-z0-9.:\\[\\]-]{0,30}") {
             let _ = NoProxyList::parse(&list).matches(&host);

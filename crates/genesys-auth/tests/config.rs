@@ -1218,3 +1218,79 @@ proptest::proptest! {
         }
     }
 }
+
+/// A profile file that others can write (or whose folder they can) could run a command or send
+/// the secret anywhere: it is refused, and its command never runs.
+#[test]
+fn a_profile_file_others_can_write_is_refused_and_runs_nothing() {
+    let sb = Sandbox::new();
+    let marker = sb.path("ran");
+    let p = sb.write(
+        OWN,
+        &format!(
+            "[profiles.default]\nclient_id = \"id\"\nclient_secret_command = \"touch {}\"\n",
+            marker.display()
+        ),
+    );
+    set_mode(&p, 0o666);
+    let e = sb.loader(&[]).load().unwrap_err().to_string();
+    assert!(
+        e.contains("others can write it") && e.contains("chmod go-w"),
+        "{e}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    set_mode(&p, 0o600);
+    set_mode(p.parent().unwrap(), 0o777);
+    let e = sb.loader(&[]).load().unwrap_err().to_string();
+    assert!(e.contains("others can write its folder"), "{e}");
+    assert!(!marker.exists(), "the command ran");
+    set_mode(p.parent().unwrap(), 0o700);
+    // Once fixed, the command runs (and here fails: `touch` prints no secret).
+    let _ = sb.loader(&[]).load();
+    assert!(marker.exists());
+}
+
+/// Relative paths in a profile are the profile file's neighbours, wherever the tool runs.
+#[test]
+fn relative_paths_in_a_profile_resolve_against_its_folder() {
+    let sb = Sandbox::new();
+    sb.write("config/genesys-auth/secret.txt", "rel-secret-Q2\n");
+    sb.write(
+        OWN,
+        "[profiles.default]\nclient_id = \"id\"\nclient_secret_file = \"secret.txt\"\nca_file = \"ca.pem\"\nclient_cert = \"certs/me.pem\"\nclient_key = \"/abs/me.key\"\n",
+    );
+    let s = sb.loader(&[]).load().unwrap();
+    let dir = sb.path("config/genesys-auth");
+    assert_eq!(
+        s.client_secret.as_ref().unwrap().value.expose_secret(),
+        "rel-secret-Q2"
+    );
+    assert_eq!(s.ca_file.as_ref().unwrap().value, dir.join("ca.pem"));
+    let (cert, key) = s.client_cert.as_ref().unwrap();
+    assert_eq!(cert.value, dir.join("certs/me.pem"));
+    assert_eq!(key.value, Path::new("/abs/me.key"));
+}
+
+/// A relative `XDG_CONFIG_HOME` is ignored (the XDG specification): the profile file never
+/// depends on the working directory.
+#[test]
+fn a_relative_xdg_config_home_is_ignored() {
+    let sb = Sandbox::new();
+    let env: HashMap<String, String> = [
+        ("XDG_CONFIG_HOME", "relative/config"),
+        ("HOME", sb.path("home").to_str().unwrap()),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).into(), (*v).into()))
+    .collect();
+    let s = Settings::loader().env(env).dotenv(None).load().unwrap();
+    assert!(
+        s.looked_at.iter().any(|l| l.contains(&format!(
+            "{}",
+            sb.path("home/.config/genesys-auth").display()
+        ))),
+        "{:?}",
+        s.looked_at
+    );
+    assert!(!s.looked_at.iter().any(|l| l.contains("relative/config")));
+}

@@ -1,7 +1,7 @@
 //! The profile files: this project's `[profiles.NAME]` tables and the `gc` CLI's profiles, each
 //! read into the same [`Partial`] as every other source.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::sources::Partial;
 use super::{ConfigError, Source, Sourced, closest, dotenv, split_scopes};
@@ -48,6 +48,20 @@ pub(super) fn read_profile(
             });
         }
     };
+    // A profile file can run a command and choose where the secret goes: one that others can
+    // change is refused, as git refuses a repository's configuration that another user owns.
+    if let Some(why) = writable_by_others(path) {
+        return Err(ConfigError::File {
+            cause: None,
+            path: path.to_owned(),
+            message: format!(
+                "{why}, so they could make it run a command or send the secret elsewhere; it is not read. Run: chmod go-w {} {}",
+                path.display(),
+                path.parent()
+                    .map_or(String::new(), |d| d.display().to_string())
+            ),
+        });
+    }
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         // The position only: toml's full message quotes the line, which may hold a secret.
         let at = e.span().map_or(String::new(), |span| {
@@ -154,16 +168,21 @@ pub(super) fn read_profile(
             source: source.clone(),
         })
     };
+    // A relative path is the profile file's neighbour, not the working directory's.
+    let folder = path.parent().unwrap_or(Path::new("")).to_owned();
     let path_of = |v: Option<String>| {
         v.map(|value| Sourced {
-            value: PathBuf::from(value),
+            value: folder.join(value),
             source: source.clone(),
         })
     };
     Ok(Some(Partial {
         client_id: text(values.client_id),
         client_secret: text(values.client_secret).map(super::into_secret),
-        secret_file: text(values.client_secret_file),
+        secret_file: path_of(values.client_secret_file).map(|p| Sourced {
+            value: p.value.display().to_string(),
+            source: p.source,
+        }),
         secret_command: text(values.client_secret_command),
         region: text(values.region),
         scopes: text(values.scopes).map(|s| Sourced {
@@ -216,6 +235,31 @@ pub(super) fn profile_names(path: &Path, kind: ProfileKind) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Why others can change the file: it, or its folder, can be written by its group or by
+/// everyone (a folder with the sticky bit, like /tmp, protects the files in it).
+#[cfg(unix)]
+fn writable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Some(format!("others can write it (mode {:o})", mode & 0o777));
+    }
+    let folder = path.parent()?;
+    let dir_mode = std::fs::metadata(folder).ok()?.permissions().mode();
+    (dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0).then(|| {
+        format!(
+            "others can write its folder {} (mode {:o})",
+            folder.display(),
+            dir_mode & 0o777
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn writable_by_others(_path: &Path) -> Option<String> {
+    None
 }
 
 #[cfg(unix)]
