@@ -226,7 +226,7 @@ Examples:
   genesys-auth api organizations/me
   genesys-auth api users -q pageSize=100 --paginate --jq '.[].name'
   genesys-auth api -X POST /api/v2/groups -f name=Support -F rulesVisible=true
-  genesys-auth api users/me --silent; echo $?
+  genesys-auth api tokens/me --silent; echo $?      # 0 while the token is accepted
 
 Exit codes: 0 success; 2 usage (a bad header, field or --paginate on a single object);
 3 configuration; 4 token rejected; 5 forbidden; 6 rate limited; 7 network or server error;

@@ -265,9 +265,20 @@ impl TokenProvider {
     }
 
     /// A provider from the usual sources: the environment, `./.env` and the profile files
-    /// (see [`crate::config`]), with the memory store.
+    /// (see [`SettingsLoader`](crate::SettingsLoader)), with the memory store. What the
+    /// settings warn about ([`Settings::warnings`]: a misspelt variable, a secret file others
+    /// can read…) is logged as `tracing` warnings, since nothing else would show it.
     pub fn from_env() -> Result<Self, Error> {
-        Self::new(Settings::loader().load()?)
+        Self::from_loader(Settings::loader())
+    }
+
+    /// [`from_env`](Self::from_env) with the sources `loader` reads.
+    pub(crate) fn from_loader(loader: crate::SettingsLoader) -> Result<Self, Error> {
+        let settings = loader.load()?;
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        Self::new(settings)
     }
 
     /// Options for a provider.
@@ -960,5 +971,46 @@ mod tests {
             "{requests} token requests for {FORGETS} forgets"
         );
         eprintln!("{} reads, {} served at once", total.0, total.1);
+    }
+
+    /// `from_env` has no caller to hand the settings' warnings to: it logs them.
+    #[test]
+    fn from_env_logs_the_settings_warnings() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let env = [
+            ("GENESYS_CLIENT_ID", "an-id"),
+            ("GENESYS_CLIENT_SECRET", SECRET),
+            ("GENESYS_REGION", "eu-west-1"),
+            ("GENESYS_CLIENTID", "typo"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let loader = Settings::loader().isolated().env(env);
+        let provider =
+            tracing::subscriber::with_default(subscriber, || TokenProvider::from_loader(loader));
+        assert!(provider.is_ok());
+        let logged = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+        assert!(
+            logged.contains("WARN") && logged.contains("GENESYS_CLIENTID"),
+            "{logged}"
+        );
+        assert!(!logged.contains(SECRET), "{logged}");
     }
 }

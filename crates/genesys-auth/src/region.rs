@@ -358,12 +358,12 @@ fn lookup(lower: &str) -> Option<&'static RegionInfo> {
                 || r.short_codes.contains(&lower)
                 || r.host_code() == Some(lower)
         })
-        .or_else(|| seed_host(domain))
+        .or_else(|| invented_host(domain))
 }
 
 /// Many scripts build `api.<code>.mypurecloud.com`; those hosts do not exist, but whoever
 /// copied one means the region of that code.
-fn seed_host(domain: &str) -> Option<&'static RegionInfo> {
+fn invented_host(domain: &str) -> Option<&'static RegionInfo> {
     let code = domain.strip_suffix(".mypurecloud.com")?;
     REGIONS.iter().find(|r| r.short_codes.contains(&code))
 }
