@@ -415,8 +415,30 @@ fn parse_url(input: &str) -> Result<Region, RegionError> {
 /// For a custom host that is not Genesys' but looks like it: a host that carries a Genesys
 /// domain followed by more labels (`login.mypurecloud.com.evil.com`), or one a typo away from a
 /// real login or API host.
+///
+/// Internationalized names are judged by what they look like: a punycode label (`xn--…`, which is
+/// how a URL carries `mypurеcloud` with a Cyrillic `е`) is compared by its ASCII letters alone, so
+/// a homograph is one missing letter away from the real name. And any host that spells Genesys'
+/// brand (`purecloud`, `pure-cloud`, `pure.cloud`) outside Genesys' own domains looks like one.
 fn lookalike(host: &str) -> Option<&'static RegionInfo> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let idn = host.split('.').any(|l| l.starts_with("xn--"));
+    let host: String = host
+        .split('.')
+        .map(|l| match l.strip_prefix("xn--") {
+            // Punycode keeps a label's ASCII letters before its last `-`.
+            Some(code) => code.rsplit_once('-').map_or("", |(ascii, _)| ascii),
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    if !idn
+        && GENESYS_DOMAINS
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    {
+        return None;
+    }
     let labels: Vec<&str> = host.split('.').collect();
     // The domain appears as whole labels somewhere, but the host does not end with it; the
     // longest such domain names the region (`mypurecloud.com.au` over `mypurecloud.com`).
@@ -433,15 +455,37 @@ fn lookalike(host: &str) -> Option<&'static RegionInfo> {
     if inside.is_some() {
         return inside;
     }
-    REGIONS.iter().find(|info| {
+    let near = |info: &&RegionInfo| {
         [info.login_host(), info.api_host(), info.domain.to_owned()]
             .iter()
-            .any(|real| {
-                let d = strsim::levenshtein(&host, real);
-                d > 0 && d <= 2
-            })
-    })
+            .map(|real| strsim::levenshtein(&host, real))
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    if let Some(info) = REGIONS.iter().find(|info| {
+        let d = near(info);
+        (d > 0 || idn) && d <= 2
+    }) {
+        return Some(info);
+    }
+    let squeezed: String = host.chars().filter(char::is_ascii_alphanumeric).collect();
+    if squeezed.contains("purecloud") || squeezed.contains("purec1oud") {
+        return REGIONS.iter().min_by_key(near);
+    }
+    None
 }
+
+/// The domains Genesys Cloud serves from: hosts under them are Genesys' own.
+const GENESYS_DOMAINS: [&str; 8] = [
+    "mypurecloud.com",
+    "mypurecloud.ie",
+    "mypurecloud.de",
+    "mypurecloud.jp",
+    "mypurecloud.com.au",
+    "pure.cloud",
+    "us-gov-pure.cloud",
+    "eusc-pure.cloud",
+];
 
 /// The closest accepted spelling, if it is close enough to be a typo.
 fn suggest(lower: &str) -> Option<String> {

@@ -561,19 +561,29 @@ fn lookalike_genesys_hosts_get_a_warning_naming_the_real_hosts() {
         "https://api.mypurecloud.ie.example.net/",
         "https://login.mypurecloud.co",
         "https://login.mypurec1oud.com",
+        // Homographs: a Cyrillic `е`, a Greek `ο`, as a user types them and as punycode.
+        "https://login.mypur\u{435}cloud.com",
+        "https://api.mypurecl\u{3bf}ud.ie",
+        "https://login.xn--mypurcloud-2pg.com",
+        // Genesys' pure.cloud brand elsewhere.
+        "https://login.usw2.pure-cloud.com",
+        "https://login.pure.cloud.evil.com",
+        "https://purecloud-login.example.net",
     ] {
         let s = sb.loader(&[("GENESYS_REGION", host)]).load().unwrap();
         assert!(
             s.warnings
                 .iter()
                 .any(|w| w.contains("looks like a Genesys Cloud host")
-                    && w.contains("login.mypurecloud.")),
+                    && (w.contains("login.mypurecloud.") || w.contains("pure.cloud and api."))),
             "{host}: {:?}",
             s.warnings
         );
     }
     for fine in [
         "https://gw.example.com",
+        "https://login.usw3.pure.cloud",
+        "https://xn--bcher-kva.example",
         "http://127.0.0.1:8080",
         "eu-west-1",
     ] {
