@@ -8,6 +8,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=PATH");
     for (cfg, tool) in [
         ("redis_server", "redis-server"),
+        ("redis_sentinel", "redis-sentinel"),
         ("openssl_cli", "openssl"),
         ("tinyproxy", "tinyproxy"),
     ] {

@@ -107,8 +107,10 @@ pub struct Global {
     /// Neither read nor write the token cache
     #[arg(long, global = true)]
     pub no_cache: bool,
-    /// Where tokens are cached: file (default), memory, or redis://host:port/db (rediss:// for
-    /// TLS) to share one token across processes and machines
+    /// Where tokens are cached: file (default), memory, or Redis to share one token across
+    /// processes and machines: redis://host:port/db, redis+cluster://host:port[,host:port…] (a
+    /// Redis Cluster), redis+sentinel://host:port[,host:port…]/service_name[/db] (the primary
+    /// that these sentinels name); rediss… for TLS, AUTH as :password@ (never shown)
     #[arg(
         long,
         global = true,

@@ -176,7 +176,8 @@ pub fn store(global: &Global, settings: &Settings) -> Result<Store, CliError> {
             Store::File,
         )),
         "memory" | "none" => Ok(Store::Memory),
-        s if s.starts_with("rediss://")
+        s if RedisStore::accepts(s)
+            && s.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("rediss"))
             && (settings.ca_file.is_some() || settings.client_cert.is_some()) =>
         {
             // The same private CA and client certificate as the HTTPS requests.
@@ -202,13 +203,15 @@ pub fn store(global: &Global, settings: &Settings) -> Result<Store, CliError> {
             .map(|r| Store::Redis(Box::new(r)))
             .map_err(|e| CliError::new(Exit::Config, e.to_string()))
         }
-        s if s.starts_with("redis://") || s.starts_with("rediss://") => RedisStore::new(s)
+        s if RedisStore::accepts(s) => RedisStore::new(s)
             .map(|r| Store::Redis(Box::new(r)))
             .map_err(|e| CliError::new(Exit::Config, e.to_string())),
         other => Err(CliError::new(
             Exit::Config,
             format!(
-                "unknown token store `{}`; use file, memory, or redis://host:port/db",
+                "unknown token store `{}`; use file, memory, redis://host:port/db, \
+                 redis+cluster://host:port[,host:port…] or \
+                 redis+sentinel://host:port[,host:port…]/service_name[/db]",
                 other.split('@').next_back().unwrap_or(other)
             ),
         )),

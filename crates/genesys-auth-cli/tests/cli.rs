@@ -768,6 +768,40 @@ fn store_redis_shares_one_token_between_processes() {
     assert_eq!(code(&bad), 3);
 }
 
+/// `--store redis+cluster://…`: processes share one token through a real three-primary Redis
+/// Cluster, and `config` names the store with its password hidden.
+#[test]
+#[cfg_attr(not(redis_server), ignore = "redis-server is not installed")]
+fn store_redis_cluster_shares_one_token_between_processes() {
+    let cluster = genesys_emulator::RedisCluster::start(3).expect("redis-server starts");
+    let e = env();
+    let store = cluster.url();
+    let tokens: Vec<String> = ["cache-a", "cache-b"]
+        .iter()
+        .map(|cache| {
+            let out = e.run(
+                e.cmd()
+                    .env("XDG_CACHE_HOME", e.path(cache))
+                    .args(["--store", &store, "token"]),
+            );
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+            stdout(&out)
+        })
+        .collect();
+    assert_eq!(tokens[0], tokens[1]);
+    e.remember(tokens[0].trim());
+    assert_eq!(e.emu.counters().token_requests, 1);
+    let with_password = store.replace("://", "://:pw-Cl7@");
+    let out = e.run_args(&["--store", &with_password, "config"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("redis+cluster://:***@127.0.0.1:"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("pw-Cl7") && !stderr(&out).contains("pw-Cl7"));
+}
+
 #[test]
 fn verbose_logs_never_show_the_secret_or_a_token() {
     let e = env();
@@ -887,6 +921,10 @@ fn credential_urls_are_refused_or_redacted_wherever_they_print() {
         format!("redis://user:{pw}@127.0.0.1:1/0"),
         format!("redis://user:{pw}@[bad/0"),
         format!("memcached://user:{pw}@host"),
+        format!("redis+cluster://user:{pw}@127.0.0.1:1,127.0.0.1:2"),
+        format!("rediss+sentinel://:{pw}@127.0.0.1:1,127.0.0.1:2/primary/1"),
+        format!("redis+sentinel://:{pw}@127.0.0.1:1"),
+        format!("redis+cluster://:{pw}?x@h/9"),
     ] {
         for out in [
             e.run_args(&["--store", &store, "config"]),

@@ -3,16 +3,17 @@
 //! Under `CI=true` a missing `redis-server` fails the run instead of skipping.
 
 mod common;
+mod fleet_member;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use fleet_member::{collect, redis_provider, spawn_member};
 use genesys_auth::RedisStore;
-use genesys_auth::{Settings, TokenProvider, TokenStore};
+use genesys_auth::{TokenProvider, TokenStore};
 use genesys_emulator::{Fault, RedisServer, Target};
-use sha2::{Digest as _, Sha256};
 
 /// Every key and string value Redis holds.
 async fn dump(redis: &RedisServer) -> Vec<(String, String)> {
@@ -47,103 +48,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn digest(token: &str) -> String {
-    hex::encode(&Sha256::digest(token.as_bytes())[..8])
-}
-
-fn redis_provider(settings: Settings, url: &str, lock_ttl: Duration) -> TokenProvider {
-    let store = RedisStore::new(url)
-        .unwrap()
-        .lock_ttl(lock_ttl)
-        .pause_after_failure(Duration::ZERO);
-    TokenProvider::builder(settings)
-        .store(Arc::new(store) as Arc<dyn TokenStore>)
-        .build()
-        .unwrap()
-}
-
-/// One fleet member, run as its own process by the tests below: `FLEET_TASKS` concurrent callers
-/// on a cold provider sharing through Redis; prints a digest of each distinct token it got.
+/// One fleet member, run as its own process by the tests below.
 #[test]
 #[ignore = "run as a child process by the fleet tests"]
 fn fleet_member() {
-    let Ok(base) = std::env::var("FLEET_BASE") else {
-        return;
-    };
-    let redis_url = std::env::var("FLEET_REDIS").unwrap();
-    let tasks: usize = std::env::var("FLEET_TASKS").unwrap().parse().unwrap();
-    let ttl = Duration::from_millis(std::env::var("FLEET_LOCK_TTL_MS").unwrap().parse().unwrap());
-    // The harness has printed `test fleet_member ... ` without a newline: start a line.
-    println!();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let settings = Settings::for_base_url(&base, ID, SECRET).unwrap();
-        let p = redis_provider(settings, &redis_url, ttl);
-        let handles: Vec<_> = (0..tasks)
-            .map(|_| {
-                let p = p.clone();
-                tokio::spawn(async move { p.token().await.map(|t| digest(t.secret())) })
-            })
-            .collect();
-        let mut seen = std::collections::BTreeSet::new();
-        for h in handles {
-            match h.await.unwrap() {
-                Ok(d) => {
-                    seen.insert(d);
-                }
-                Err(e) => println!("ERROR {e}"),
-            }
-        }
-        for d in seen {
-            println!("TOKEN {d}");
-        }
-    });
-}
-
-fn spawn_member(base: &str, redis: &str, tasks: usize, lock_ttl: Duration) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "fleet_member",
-            "--ignored",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("FLEET_BASE", base)
-        .env("FLEET_REDIS", redis)
-        .env("FLEET_TASKS", tasks.to_string())
-        .env("FLEET_LOCK_TTL_MS", lock_ttl.as_millis().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for members; returns the token digests they got and the errors they saw.
-async fn collect(children: Vec<Child>) -> (std::collections::BTreeSet<String>, Vec<String>) {
-    tokio::task::spawn_blocking(move || {
-        let mut tokens = std::collections::BTreeSet::new();
-        let mut errors = Vec::new();
-        for c in children {
-            let out = c.wait_with_output().unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            let err = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert_clean(&text, None);
-            assert_clean(&err, None);
-            for line in text.lines() {
-                if let Some(d) = line.strip_prefix("TOKEN ") {
-                    tokens.insert(d.to_owned());
-                }
-                if let Some(e) = line.strip_prefix("ERROR ") {
-                    errors.push(e.to_owned());
-                }
-            }
-        }
-        (tokens, errors)
-    })
-    .await
-    .unwrap()
+    fleet_member::member_main();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

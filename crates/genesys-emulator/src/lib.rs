@@ -37,7 +37,7 @@ use axum::routing::{get, post};
 use tokio::sync::oneshot;
 
 #[cfg(feature = "test-support")]
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisCluster, RedisSentinels, RedisServer, redis_command};
 pub use state::{
     ClientSpec, Counters, DEMO_CLIENT_ID, Fault, FaultRequest, IpRange, MAX_FAULT_BODY,
     MAX_FAULT_COUNT, Target,

@@ -7,19 +7,23 @@
 //! - What Redis holds is sealed with AES-256-GCM under a key derived from the client secret
 //!   (HKDF-SHA256), a fresh nonce per entry, the Redis key as associated data: whoever reads Redis
 //!   without the secret gains nothing usable. Keys are an opaque hash, never the client id.
+//! - One server, a Redis Cluster or a Sentinel-managed primary (see `topology`): an entry's token,
+//!   lock and failure record share one hash tag, so they live in one cluster slot and a script
+//!   may touch them together. Behind Sentinel, a command that finds the primary gone waits
+//!   (bounded) for the sentinels to name the new one, so that a failover does not split a fleet.
 //! - Redis down, slow or answering garbage: every operation fails fast (short timeouts, and a
 //!   pause of a few seconds after a failure) and the provider carries on alone, with a warning;
 //!   sharing resumes when Redis answers again.
 
-use std::sync::Mutex;
+mod topology;
+
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +31,7 @@ use super::{
     StoreError, StoreFuture, StoreGuard, StoreKey, StoredFailure, StoredToken, TokenStore,
     from_unix, unix,
 };
+use topology::{ConnectError, Connector};
 
 /// A shared token or failure is read up to this size: what genesys-auth writes is far smaller.
 const MAX_VALUE: usize = 64 * 1024;
@@ -37,12 +42,12 @@ const TTL_MARGIN: Duration = Duration::from_secs(5);
 
 /// Tokens in Redis, sealed, shared by every process that has the same settings and secret.
 pub struct RedisStore {
-    client: redis::Client,
+    link: Arc<Connector>,
     shown_url: String,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
     lock_ttl: Duration,
     wait_for: Duration,
     op_timeout: Duration,
+    failover_wait: Duration,
     pause_after_failure: Duration,
     paused_until: Mutex<Option<Instant>>,
 }
@@ -70,26 +75,24 @@ struct Plain {
     expires_at: u64,
 }
 
-/// The URL with any password replaced, for messages.
-fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "(unparsable URL)".into(),
-    }
-}
-
 impl RedisStore {
-    /// A store at `redis://host:port/db` or `rediss://…` (TLS); AUTH through the URL
-    /// (`redis://user:password@host/0`). Nothing is connected until first use.
+    /// A store at one of these URLs (`rediss…` for TLS; AUTH as `user:password@` or
+    /// `:password@`, never shown in messages):
+    /// - `redis://host:port/db`: one server;
+    /// - `redis+cluster://host:port[,host:port…]`: a Redis Cluster, reached through any of these
+    ///   nodes;
+    /// - `redis+sentinel://host:port[,host:port…]/service_name[/db]`: the primary that these
+    ///   sentinels (port 26379 by default) monitor as `service_name`, followed through failovers.
+    ///
+    /// Nothing is connected until first use.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let shown_url = shown(url);
-        let client = redis::Client::open(url).map_err(|e| bad_url(&shown_url, &e))?;
-        Ok(Self::from_client(client, shown_url))
+        Self::build(url, None)
+    }
+
+    /// Whether `url` names a Redis store: its scheme is one [`RedisStore::new`] takes (the rest
+    /// is checked when the store is made). For programs that choose a store from a setting.
+    pub fn accepts(url: &str) -> bool {
+        topology::is_redis_url(url)
     }
 
     /// A `rediss://` store whose server certificate is checked against this CA (PEM) instead of
@@ -98,14 +101,14 @@ impl RedisStore {
         Self::with_tls(url, Some(ca_pem), None)
     }
 
-    /// A `rediss://` store with a private CA (PEM; instead of the system's roots) and/or a
-    /// client certificate and key (PEM) for a Redis that requires one (mTLS).
+    /// A `rediss://` (or `rediss+cluster://`, `rediss+sentinel://`) store with a private CA
+    /// (PEM; instead of the system's roots) and/or a client certificate and key (PEM) for a
+    /// Redis that requires one (mTLS).
     pub fn with_tls(
         url: &str,
         ca_pem: Option<&[u8]>,
         client_cert_and_key: Option<(&[u8], &[u8])>,
     ) -> Result<Self, StoreError> {
-        let shown_url = shown(url);
         let certs = redis::TlsCertificates {
             client_tls: client_cert_and_key.map(|(cert, key)| redis::ClientTlsConfig {
                 client_cert: cert.to_vec(),
@@ -113,22 +116,22 @@ impl RedisStore {
             }),
             root_cert: ca_pem.map(<[u8]>::to_vec),
         };
-        let client =
-            redis::Client::build_with_tls(url, certs).map_err(|e| bad_url(&shown_url, &e))?;
-        Ok(Self::from_client(client, shown_url))
+        Self::build(url, Some(certs))
     }
 
-    fn from_client(client: redis::Client, shown_url: String) -> Self {
-        Self {
-            client,
+    fn build(url: &str, certs: Option<redis::TlsCertificates>) -> Result<Self, StoreError> {
+        let shown_url = topology::shown(url);
+        let link = Connector::new(url, certs).map_err(|e| bad_url(&shown_url, &e))?;
+        Ok(Self {
+            link: Arc::new(link),
             shown_url,
-            conn: tokio::sync::OnceCell::new(),
             lock_ttl: Duration::from_secs(10),
             wait_for: Duration::from_secs(12),
             op_timeout: Duration::from_millis(500),
+            failover_wait: Duration::from_secs(10),
             pause_after_failure: Duration::from_secs(5),
             paused_until: Mutex::new(None),
-        }
+        })
     }
 
     /// How long the fetch lock lives if its holder dies (default 10 s): a live holder extends
@@ -153,29 +156,39 @@ impl RedisStore {
         self
     }
 
+    /// Behind Sentinel: how long an operation that finds the primary gone, while a sentinel
+    /// still answers, waits for the sentinels to name a new one (default 10 s). A failover takes
+    /// the sentinels' `down-after-milliseconds` and a few seconds more; past this wait the
+    /// operation fails as with Redis down. Other topologies fail at once.
+    pub fn failover_wait(mut self, d: Duration) -> Self {
+        self.failover_wait = d;
+        self
+    }
+
     /// The URL, with any password hidden.
     pub fn url(&self) -> &str {
         &self.shown_url
     }
 
+    // Keys carry the entry's id as a hash tag (`{…}`): on a cluster, an entry's token, lock and
+    // failure record hash to one slot.
     fn token_key(key: &StoreKey) -> String {
-        format!("{PREFIX}:token:{}", key.id())
+        format!("{PREFIX}:token:{{{}}}", key.id())
     }
 
     fn lock_key(key: &StoreKey) -> String {
-        format!("{PREFIX}:lock:{}", key.id())
+        format!("{PREFIX}:lock:{{{}}}", key.id())
     }
 
     fn failure_key(key: &StoreKey) -> String {
-        format!("{PREFIX}:failure:{}", key.id())
+        format!("{PREFIX}:failure:{{{}}}", key.id())
     }
 
     async fn load_failure_now(&self, key: &StoreKey) -> Result<Option<StoredFailure>, StoreError> {
-        let mut conn = self.conn().await?;
         let raw: Vec<u8> = self
-            .op(
+            .run(
                 "GETRANGE",
-                conn.getrange(Self::failure_key(key), 0, MAX_VALUE as isize),
+                &redis::Cmd::getrange(Self::failure_key(key), 0, MAX_VALUE as isize),
             )
             .await?;
         Ok((!raw.is_empty() && raw.len() <= MAX_VALUE)
@@ -194,7 +207,14 @@ impl RedisStore {
         format!("redis {} {what}: {e}", self.shown_url)
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    /// Runs one Redis command with the store's timeout, pausing the store on failure. Behind
+    /// Sentinel, a command that finds the primary gone is sent again to the primary the
+    /// sentinels name, for as long as `failover_wait` allows and a sentinel answers.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
         if let Some(left) = self.paused() {
             return Err(StoreError::new(format!(
                 "redis {} failed recently; trying again in {} s",
@@ -202,33 +222,38 @@ impl RedisStore {
                 left.as_secs() + 1
             )));
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.op_timeout))
-            .set_response_timeout(Some(self.op_timeout))
-            .set_number_of_retries(1);
-        self.conn
-            .get_or_try_init(|| async {
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            })
-            .await
-            .cloned()
-            .map_err(|e| StoreError::with_source(self.failure("cannot be set up", &e), e))
-    }
-
-    /// Runs one Redis operation with the store's timeout, pausing the store on failure.
-    async fn op<T, F>(&self, what: &str, f: F) -> Result<T, StoreError>
-    where
-        F: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        match tokio::time::timeout(self.op_timeout * 2, f).await {
-            Ok(Ok(v)) => {
-                *crate::sync::lock(&self.paused_until) = None;
-                Ok(v)
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let attempt = async {
+                let mut conn = self.link.conn(self.op_timeout).await?;
+                cmd.query_async::<T>(&mut conn).await
+            };
+            // `None`: timed out.
+            let error = match tokio::time::timeout(self.op_timeout * 2, attempt).await {
+                Ok(Ok(v)) => {
+                    *crate::sync::lock(&self.paused_until) = None;
+                    return Ok(v);
+                }
+                Ok(Err(e)) => Some(e),
+                Err(_) => None,
+            };
+            if self.link.maybe_failover(error.as_ref()) {
+                let answer =
+                    tokio::time::timeout(self.op_timeout * 2, self.link.sentinels_answer());
+                if started.elapsed() + pause < self.failover_wait && answer.await.unwrap_or(false) {
+                    tracing::debug!(url = %self.shown_url, "the primary is gone and the sentinels answer: waiting for the failover");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                    continue;
+                }
             }
             // The redis error is kept as the cause (its text never holds the URL's password:
             // that is only in the URL, which `bad_url` never shows).
-            Ok(Err(e)) => Err(StoreError::with_source(self.failure(what, &e), e)),
-            Err(_) => Err(StoreError::new(self.failure(what, "timed out"))),
+            return Err(match error {
+                Some(e) => StoreError::with_source(self.failure(what, &e), e),
+                None => StoreError::new(self.failure(what, "timed out")),
+            });
         }
     }
 
@@ -296,12 +321,13 @@ impl RedisStore {
     }
 
     async fn load_now(&self, key: &StoreKey) -> Result<Option<StoredToken>, StoreError> {
-        let mut conn = self.conn().await?;
-        let k = Self::token_key(key);
         // GETRANGE reads at most MAX_VALUE + 1 bytes, so that a huge value someone else put
         // under the key is never loaded whole; an absent key reads as empty.
         let raw: String = self
-            .op("GETRANGE", conn.getrange(&k, 0, MAX_VALUE as isize))
+            .run(
+                "GETRANGE",
+                &redis::Cmd::getrange(Self::token_key(key), 0, MAX_VALUE as isize),
+            )
             .await?;
         let raw = (!raw.is_empty()).then_some(raw);
         if raw.as_ref().is_some_and(|r| r.len() > MAX_VALUE) {
@@ -320,7 +346,8 @@ impl RedisStore {
 
 /// The held fetch lock; dropping it releases it if it is still ours (compare-and-delete).
 struct RedisLock {
-    conn: ConnectionManager,
+    link: Arc<Connector>,
+    timeout: Duration,
     key: String,
     value: String,
     /// Extends the lock while it is held, so that a holder retrying for longer than the TTL
@@ -330,29 +357,60 @@ struct RedisLock {
 
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+/// Publishes a token and clears the failure recorded before it, at once: a reader never sees
+/// the new token beside the old failure. Two keys in one script: on a cluster they must share
+/// a slot, which their hash tag sees to.
+const PUBLISH: &str =
+    "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('del', KEYS[2]) return 1";
 
-/// Extends `key` (if it still holds `value`) every third of `ttl`, until it is lost.
+/// `EVAL script 1 key args…`.
+fn eval(script: &str, keys: &[&str], args: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(script).arg(keys.len()).arg(keys).arg(args);
+    c
+}
+
+/// Runs `cmd` on whatever connection the link has now, within `timeout`; a failure behind
+/// Sentinel drops the primary's connection so that the next try asks the sentinels.
+async fn run_once(link: &Connector, timeout: Duration, cmd: &redis::Cmd) -> Result<i64, String> {
+    let attempt = async {
+        let mut conn = link.conn(timeout).await?;
+        cmd.query_async::<i64>(&mut conn).await
+    };
+    match tokio::time::timeout(timeout * 2, attempt).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            link.forget_primary();
+            Err(e.to_string())
+        }
+        Err(_) => {
+            link.forget_primary();
+            Err("timed out".into())
+        }
+    }
+}
+
+/// Extends `key` (if it still holds `value`) every third of `ttl`, until it is lost. A failed
+/// attempt is tried again at the next step: after a failover the new primary has the lock too.
 fn renew(
-    mut conn: ConnectionManager,
+    link: Arc<Connector>,
+    timeout: Duration,
     key: String,
     value: String,
     ttl: Duration,
 ) -> tokio::task::JoinHandle<()> {
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(10_000);
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(10_000).to_string();
     tokio::spawn(async move {
+        let cmd = eval(RENEW, &[&key], &[&value, &ttl_ms]);
         loop {
             tokio::time::sleep(ttl / 3).await;
-            let kept: redis::RedisResult<i64> = redis::cmd("EVAL")
-                .arg(RENEW)
-                .arg(1)
-                .arg(&key)
-                .arg(&value)
-                .arg(ttl_ms)
-                .query_async(&mut conn)
-                .await;
-            if !matches!(kept, Ok(1)) {
-                tracing::debug!("the shared fetch lock could not be extended; it will expire");
-                return;
+            match run_once(&link, timeout, &cmd).await {
+                Ok(1) => {}
+                Ok(_) => {
+                    tracing::debug!("the shared fetch lock was lost; it is no longer extended");
+                    return;
+                }
+                Err(e) => tracing::debug!("the shared fetch lock could not be extended: {e}"),
             }
         }
     })
@@ -361,22 +419,17 @@ fn renew(
 impl Drop for RedisLock {
     fn drop(&mut self) {
         self.renewal.abort();
-        let (mut conn, key, value) = (
-            self.conn.clone(),
+        let (link, timeout, key, value) = (
+            self.link.clone(),
+            self.timeout,
             std::mem::take(&mut self.key),
             std::mem::take(&mut self.value),
         );
         // A lock not released here expires with its TTL.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let r: redis::RedisResult<i64> = redis::cmd("EVAL")
-                    .arg(RELEASE)
-                    .arg(1)
-                    .arg(&key)
-                    .arg(&value)
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(e) = r {
+                let cmd = eval(RELEASE, &[&key], &[&value]);
+                if let Err(e) = run_once(&link, timeout, &cmd).await {
                     tracing::debug!("releasing the shared fetch lock failed, it will expire: {e}");
                 }
             });
@@ -402,24 +455,21 @@ impl TokenStore for RedisStore {
                 return Ok(());
             }
             let sealed = Self::seal(key, token)?;
-            let mut conn = self.conn().await?;
-            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-            self.op(
-                "SET",
-                conn.pset_ex::<_, _, ()>(Self::token_key(key), sealed, ms),
-            )
-            .await?;
+            let ms = u64::try_from(ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .to_string();
+            let (token_key, failure_key) = (Self::token_key(key), Self::failure_key(key));
             // A token is shared again: whatever failure was recorded is over.
-            self.op("DEL", conn.del::<_, ()>(Self::failure_key(key)))
-                .await
+            let cmd = eval(PUBLISH, &[&token_key, &failure_key], &[&sealed, &ms]);
+            self.run::<i64>("SET", &cmd).await.map(drop)
         })
     }
 
     fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut conn = self.conn().await?;
-            self.op("DEL", conn.del::<_, ()>(Self::token_key(key)))
+            self.run::<i64>("DEL", &redis::Cmd::del(Self::token_key(key)))
                 .await
+                .map(drop)
         })
     }
 
@@ -432,31 +482,31 @@ impl TokenStore for RedisStore {
     ) -> StoreFuture<'a, Option<StoreGuard>> {
         Box::pin(async move {
             let wait_for = self.wait_for.max(wait);
-            let mut conn = self.conn().await?;
             let lock_key = Self::lock_key(key);
             let value = hex::encode(rand::random::<[u8; 16]>());
             let ttl_ms = u64::try_from(self.lock_ttl.as_millis()).unwrap_or(10_000);
             let before = self.load_now(key).await?.map(|t| t.expires_at);
             let start = Instant::now();
             let mut pause = Duration::from_millis(5);
+            let mut take = redis::cmd("SET");
+            take.arg(&lock_key)
+                .arg(&value)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms);
             loop {
-                let taken: Option<String> = self
-                    .op(
-                        "SET NX",
-                        redis::cmd("SET")
-                            .arg(&lock_key)
-                            .arg(&value)
-                            .arg("NX")
-                            .arg("PX")
-                            .arg(ttl_ms)
-                            .query_async(&mut conn),
-                    )
-                    .await?;
+                let taken: Option<String> = self.run("SET NX", &take).await?;
                 if taken.is_some() {
-                    let renewal =
-                        renew(conn.clone(), lock_key.clone(), value.clone(), self.lock_ttl);
+                    let renewal = renew(
+                        self.link.clone(),
+                        self.op_timeout,
+                        lock_key.clone(),
+                        value.clone(),
+                        self.lock_ttl,
+                    );
                     return Ok(Some(StoreGuard::new(RedisLock {
-                        conn: conn.clone(),
+                        link: self.link.clone(),
+                        timeout: self.op_timeout,
                         key: lock_key,
                         value,
                         renewal,
@@ -500,10 +550,9 @@ impl TokenStore for RedisStore {
                 return Ok(());
             }
             let body = serde_json::to_vec(failure).map_err(|e| StoreError::new(e.to_string()))?;
-            let mut conn = self.conn().await?;
-            self.op(
+            self.run::<()>(
                 "SET",
-                conn.pset_ex::<_, _, ()>(Self::failure_key(key), body, ms),
+                &redis::Cmd::pset_ex(Self::failure_key(key), body, ms),
             )
             .await
         })
@@ -518,12 +567,17 @@ impl TokenStore for RedisStore {
     }
 }
 
-/// A refused URL or certificate. Only the error's category is shown: redis' own message may
-/// repeat the URL, password included.
-fn bad_url(shown_url: &str, e: &redis::RedisError) -> StoreError {
+/// A refused URL or certificate. Only our own description or the error's category is shown:
+/// redis' own message may repeat the URL, password included.
+fn bad_url(shown_url: &str, e: &ConnectError) -> StoreError {
+    let why = match e {
+        ConnectError::Url(why) => why.clone(),
+        ConnectError::Redis(e) => format!("{:?}", e.kind()),
+    };
     StoreError::new(format!(
-        "{shown_url} cannot be used ({:?}); use redis://host:port/db or rediss://host:port/db",
-        e.kind()
+        "{shown_url} cannot be used ({why}); use redis://host:port/db, \
+         redis+cluster://host:port[,host:port…] or \
+         redis+sentinel://host:port[,host:port…]/service_name[/db] (rediss… for TLS)"
     ))
 }
 
