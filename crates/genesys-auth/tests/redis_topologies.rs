@@ -155,6 +155,16 @@ async fn eight_processes_behind_sentinel_make_one_token_request() {
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(tokens.len(), 1, "every member got the same token");
     assert_eq!(emu.counters().token_requests, 1);
+
+    // A service name the sentinels do not know fails at once (it is not a failover), saying
+    // which store.
+    let wrong = sentinels.url().replace(RedisSentinels::SERVICE, "no-such-service");
+    let store = RedisStore::new(&wrong).unwrap();
+    let key = genesys_auth::StoreKey::new(&settings(&emu), &settings(&emu).credentials().unwrap());
+    let start = Instant::now();
+    let e = store.load(&key).await.unwrap_err().to_string();
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(e.contains("redis+sentinel://"), "{e}");
 }
 
 /// Eight members, each with its own connection, share a token behind Sentinel. Their token
@@ -242,6 +252,39 @@ async fn the_primary_killed_during_a_refresh_leaves_the_fleet_on_one_token() {
         2,
         "the first token and the one refresh"
     );
+}
+
+/// No cluster node or sentinel answering is Redis down: members work alone, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_or_sentinel_set_still_gives_tokens_quickly() {
+    let emu = emulator().await;
+    let closed = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    for url in [
+        format!("redis+cluster://127.0.0.1:{},127.0.0.1:{}", closed(), closed()),
+        format!("redis+sentinel://127.0.0.1:{},127.0.0.1:{}/svc", closed(), closed()),
+    ] {
+        let store = RedisStore::new(&url)
+            .unwrap()
+            .op_timeout(Duration::from_millis(200));
+        let p = TokenProvider::builder(settings(&emu))
+            .store(Arc::new(store) as Arc<dyn TokenStore>)
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let results = futures_util::future::join_all((0..20).map(|_| p.token())).await;
+        assert!(results.iter().all(Result::is_ok), "{url}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{url}: bounded by the store's timeouts, not the failover wait"
+        );
+    }
+    assert_eq!(emu.counters().token_requests, 2, "one per provider");
 }
 
 #[test]
