@@ -158,12 +158,18 @@ async fn eight_processes_behind_sentinel_make_one_token_request() {
 
     // A service name the sentinels do not know fails at once (it is not a failover), saying
     // which store.
-    let wrong = sentinels.url().replace(RedisSentinels::SERVICE, "no-such-service");
+    let wrong = sentinels
+        .url()
+        .replace(RedisSentinels::SERVICE, "no-such-service");
     let store = RedisStore::new(&wrong).unwrap();
     let key = genesys_auth::StoreKey::new(&settings(&emu), &settings(&emu).credentials().unwrap());
     let start = Instant::now();
     let e = store.load(&key).await.unwrap_err().to_string();
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(e.contains("redis+sentinel://"), "{e}");
 }
 
@@ -266,8 +272,16 @@ async fn an_unreachable_cluster_or_sentinel_set_still_gives_tokens_quickly() {
             .port()
     };
     for url in [
-        format!("redis+cluster://127.0.0.1:{},127.0.0.1:{}", closed(), closed()),
-        format!("redis+sentinel://127.0.0.1:{},127.0.0.1:{}/svc", closed(), closed()),
+        format!(
+            "redis+cluster://127.0.0.1:{},127.0.0.1:{}",
+            closed(),
+            closed()
+        ),
+        format!(
+            "redis+sentinel://127.0.0.1:{},127.0.0.1:{}/svc",
+            closed(),
+            closed()
+        ),
     ] {
         let store = RedisStore::new(&url)
             .unwrap()
