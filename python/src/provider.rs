@@ -37,11 +37,9 @@ fn store(spec: Option<&str>, from: &str) -> PyResult<Option<Arc<dyn TokenStore>>
         Some("file") => Ok(
             FileStore::default_dir().map(|d| Arc::new(FileStore::new(d)) as Arc<dyn TokenStore>)
         ),
-        Some(url) if RedisStore::accepts(url) => {
-            RedisStore::new(url)
-                .map(|r| Some(Arc::new(r) as Arc<dyn TokenStore>))
-                .map_err(|e| ConfigError::new_err(e.to_string()))
-        }
+        Some(url) if RedisStore::accepts(url) => RedisStore::new(url)
+            .map(|r| Some(Arc::new(r) as Arc<dyn TokenStore>))
+            .map_err(|e| ConfigError::new_err(e.to_string())),
         // The value is not repeated: a mistyped Redis URL may hold a password.
         Some(_) => Err(ConfigError::new_err(format!(
             "{from} must be \"memory\", \"file\" or a redis://, redis+cluster:// or redis+sentinel:// URL"
