@@ -118,6 +118,29 @@ fn code(o: &Output) -> i32 {
 // The configuration's trust rules (a `.env` from a cloned repository, a chosen profile), end
 // to end.
 
+/// A refused client whose id and secret came from different places names both: a flag's id
+/// with the environment's secret (another client's) is a common mix-up.
+#[test]
+fn a_rejected_client_names_where_its_id_and_secret_came_from() {
+    let e = env_with(|b| b.client(ClientSpec::new("other-client-77", "other-secret-Jw5")));
+    let out = e.run_args(&["--client-id", "other-client-77", "--no-cache", "token"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "client id from --client-id, secret from environment variable GENESYS_CLIENT_SECRET"
+        ),
+        "{err}"
+    );
+    // From one place, nothing is added.
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_CLIENT_SECRET", "not-the-secret")
+            .arg("token"),
+    );
+    assert!(!stderr(&out).contains("secret from"), "{}", stderr(&out));
+}
+
 /// A second emulator standing for a host that a cloned repository's `.env` points at.
 fn attacker() -> Emulator {
     rt().block_on(

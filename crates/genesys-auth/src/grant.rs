@@ -392,7 +392,12 @@ impl TokenExchange {
         let region = &self.settings.region;
         Error::InvalidClient {
             login_host: region.value.login_host(),
-            client_id: short_id(&self.credentials.client_id),
+            // Where the id and the secret came from when they came from different places: a
+            // flag's id with another client's secret from the environment is a common mix-up.
+            client_id: match self.settings.credentials_origin() {
+                Some(origin) => format!("{} ({origin})", short_id(&self.credentials.client_id)),
+                None => short_id(&self.credentials.client_id),
+            },
             region: format!("{} (from {})", region.value, region.source),
             status,
             // The server's words, bounded: only ever a short phrase in a message.

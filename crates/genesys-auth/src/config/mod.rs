@@ -353,6 +353,24 @@ impl Settings {
         }
     }
 
+    /// Where the client id and the secret came from, when from different places (a flag and
+    /// the environment, two files): for messages about a client that was refused.
+    pub fn credentials_origin(&self) -> Option<String> {
+        let (id, secret) = (self.client_id.as_ref()?, self.client_secret.as_ref()?);
+        let same = match (&id.source, &secret.source) {
+            (Source::Explicit(_), Source::Explicit(_)) | (Source::Env(_), Source::Env(_)) => true,
+            (Source::DotEnv { path: a, .. }, Source::DotEnv { path: b, .. }) => a == b,
+            (a @ Source::Profile { .. }, b @ Source::Profile { .. }) => a == b,
+            _ => false,
+        };
+        (!same).then(|| {
+            format!(
+                "client id from {}, secret from {}",
+                id.source, secret.source
+            )
+        })
+    }
+
     /// The proxy as it may be shown: any credentials in it replaced by `***`.
     pub fn proxy_shown(&self) -> Option<String> {
         self.proxy
