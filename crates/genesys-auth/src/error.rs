@@ -567,9 +567,11 @@ impl Error {
     }
 
     /// Whether the retry policy may try again: rate limits, 502/503/504, transport failures and
-    /// unreadable responses.
+    /// unreadable responses. A certificate refused, on either side, is never retried: it fails
+    /// the same way until a setting changes.
     pub fn is_retryable(&self) -> bool {
         match self {
+            Error::Transport { .. } if self.is_certificate_failure() => false,
             Error::RateLimited { .. } | Error::Transport { .. } => true,
             // A 200 whose token body cannot be read: the retry driver tries it at most twice.
             Error::BadResponse { .. } => true,
@@ -595,6 +597,19 @@ impl Error {
             _ => {}
         }
         self
+    }
+
+    /// Whether the TLS handshake failed on a certificate: the server's not trusted here
+    /// ([`Error::UntrustedCertificate`]), or ours refused or missing for the server (a transport
+    /// error whose chain, in the TLS library's own words, names the certificate).
+    pub(crate) fn is_certificate_failure(&self) -> bool {
+        match self {
+            Error::UntrustedCertificate { .. } => true,
+            Error::Transport { message, .. } => {
+                message.to_ascii_lowercase().contains("certificate")
+            }
+            _ => false,
+        }
     }
 
     /// Whether this is a configuration error (found before any request).

@@ -774,3 +774,75 @@ async fn a_token_forgotten_while_a_refresh_was_reading_it_is_not_installed() {
         "the forgotten token was installed"
     );
 }
+
+/// A server certificate not trusted here fails at once (not retried, so no "after 4 attempts"),
+/// and is not recorded in the shared store: the same command rerun at once with the CA file
+/// that fixes it gets a token, instead of being told to wait.
+#[tokio::test]
+async fn a_certificate_failure_is_neither_retried_nor_shared() {
+    let emu = emulator_with(|b| b.tls(genesys_emulator::TlsOptions::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(genesys_auth::FileStore::new(dir.path()));
+    let (_, clock) = clock();
+    let untrusted = loader(&emu).load().unwrap();
+    let p = TokenProvider::builder(untrusted.clone())
+        .store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let e = p.token().await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::UntrustedCertificate { .. }), "{text}");
+    assert!(!text.contains("attempts"), "{text}");
+    let key = StoreKey::new(&untrusted, &untrusted.credentials().unwrap());
+    assert!(store.load_failure(&key).await.unwrap().is_none());
+
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let fixed = TokenProvider::builder(loader(&emu).ca_file_from(&ca, "test").load().unwrap())
+        .store(store)
+        .clock(clock)
+        .build()
+        .unwrap();
+    fixed
+        .token()
+        .await
+        .expect("a token as soon as the CA is given");
+}
+
+/// A failed fetch recorded in the store holds back a provider with the same client and network
+/// settings (saying what the store recorded, claiming no attempts and no other process), and
+/// no provider whose proxy, CA file or client certificate differ.
+#[tokio::test]
+async fn a_shared_failure_holds_back_only_the_same_network_settings() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(genesys_auth::FileStore::new(dir.path()));
+    let build = |l: genesys_auth::SettingsLoader| {
+        TokenProvider::builder(l.retry(RetryPolicy::none()).load().unwrap())
+            .store(store.clone())
+            .build()
+            .unwrap()
+    };
+    emu.inject(Target::Token, Fault::status(503), 1);
+    assert!(matches!(
+        build(loader(&emu)).token().await,
+        Err(Error::Server { status: 503, .. })
+    ));
+    let e = build(loader(&emu)).token().await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Server { status: 503, .. }), "{text}");
+    assert!(
+        text.contains("token store")
+            && !text.contains("another process")
+            && !text.contains("attempts"),
+        "{text}"
+    );
+    assert_eq!(emu.counters().token_requests, 1);
+    // Plain http to loopback never goes through a proxy, so this one only differs in settings.
+    build(loader(&emu).proxy_from("http://127.0.0.1:9", "test"))
+        .token()
+        .await
+        .expect("not held back by a failure met with other network settings");
+    assert_eq!(emu.counters().token_requests, 2);
+}

@@ -11,7 +11,8 @@
 //! Symbolic links are never followed: the directory must be a real directory owned by this user
 //! that no one else can write to (else every use is refused, saying how to fix it), and every
 //! file in it is opened with `O_NOFOLLOW`. A failed fetch is recorded beside the entry
-//! (`<key>.failure.json`) so that processes waiting on the lock back off with the one that failed.
+//! (`<failure id>.failure.json`, see [`StoreKey::failure_id`]) so that processes waiting on the
+//! lock with the same network settings back off with the one that failed.
 
 use std::fs;
 use std::io::Write as _;
@@ -87,7 +88,7 @@ impl FileStore {
     }
 
     fn failure_path(&self, key: &StoreKey) -> PathBuf {
-        self.dir.join(format!("{}.failure.json", key.id()))
+        self.dir.join(format!("{}.failure.json", key.failure_id()))
     }
 
     /// Refuses a directory that is a symbolic link, is not ours, or others can write to: its
@@ -294,6 +295,8 @@ fn write_atomic(tmp: &Path, path: &Path, body: &[u8]) -> Result<(), StoreError> 
     })
 }
 
+/// This process's effective user id, to check that the directory and its files are its own.
+/// The file store's one `unsafe` call: a thin boundary to `geteuid(2)`.
 #[cfg(unix)]
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

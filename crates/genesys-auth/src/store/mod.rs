@@ -38,6 +38,9 @@ pub struct StoreKey {
     client_id: String,
     scopes: Vec<String>,
     id: String,
+    /// `id` and the network settings a fetch's outcome also depends on: see
+    /// [`StoreKey::failure_id`].
+    failure_id: String,
     /// For stores that encrypt what they keep (Redis): a key derived from the secret and this
     /// entry's id (HKDF-SHA256), from which the secret cannot be recovered.
     #[cfg(feature = "redis")]
@@ -88,6 +91,7 @@ impl StoreKey {
         }
         let id = hex::encode(&h.finalize()[..16]);
         Self {
+            failure_id: failure_id(&id, settings),
             login_url,
             client_id: credentials.client_id.clone(),
             scopes,
@@ -100,6 +104,15 @@ impl StoreKey {
     /// A stable, opaque id: 32 hex digits, safe in file names and Redis keys.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The id under which a failed fetch is shared ([`TokenStore::save_failure`]): 32 hex
+    /// digits, different from [`StoreKey::id`] and different again for each proxy, `NO_PROXY`,
+    /// CA file and client certificate (each file as it is now: its path, size and modification
+    /// time), so that a failure is shared only with processes that would meet it too, and one
+    /// who changes any of them is not told to wait for a failure they may have fixed.
+    pub fn failure_id(&self) -> &str {
+        &self.failure_id
     }
 
     /// The token endpoint's origin.
@@ -122,6 +135,49 @@ impl StoreKey {
     pub(crate) fn sealing_key(&self) -> &[u8; 32] {
         self.sealing.expose_secret()
     }
+}
+
+/// See [`StoreKey::failure_id`]. A proxy's password is not part of it (a refused proxy is never
+/// shared); its URL is taken with any password in it replaced.
+fn failure_id(id: &str, settings: &Settings) -> String {
+    fn file(h: &mut Sha256, path: &std::path::Path) {
+        let meta = std::fs::metadata(path).ok();
+        let modified = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        part(h, path.as_os_str().as_encoded_bytes());
+        part(h, &meta.map_or(u64::MAX, |m| m.len()).to_be_bytes());
+        part(h, &modified.to_be_bytes());
+    }
+    fn part(h: &mut Sha256, bytes: &[u8]) {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    let mut h = Sha256::new();
+    part(&mut h, b"failure");
+    part(&mut h, id.as_bytes());
+    part(
+        &mut h,
+        settings.proxy_shown().unwrap_or_default().as_bytes(),
+    );
+    part(
+        &mut h,
+        settings.no_proxy.as_deref().unwrap_or_default().as_bytes(),
+    );
+    match &settings.ca_file {
+        Some(ca) => file(&mut h, &ca.value),
+        None => part(&mut h, b"no CA file"),
+    }
+    match &settings.client_cert {
+        Some((cert, key)) => {
+            file(&mut h, &cert.value);
+            file(&mut h, &key.value);
+        }
+        None => part(&mut h, b"no client certificate"),
+    }
+    hex::encode(&h.finalize()[..16])
 }
 
 /// HKDF-SHA256 of the secret, salted with the store's name and expanded with the entry's id.
@@ -254,9 +310,13 @@ pub enum FailureKind {
 
 impl StoredFailure {
     /// What to share of `e`, or `None` for errors that are not the service's (configuration,
-    /// a refused client: each process reports those itself).
+    /// a refused client, a certificate refused on either side: each process reports those
+    /// itself, and one who fixes them must not be told to wait).
     pub(crate) fn from_error(e: &crate::Error, not_before: SystemTime) -> Option<Self> {
         use crate::Error as E;
+        if e.is_certificate_failure() {
+            return None;
+        }
         let (kind, endpoint, status, attempts) = match e {
             E::RateLimited {
                 endpoint, attempts, ..
@@ -290,11 +350,12 @@ impl StoredFailure {
     }
 
     /// The error a waiting process reports: the same kind as the one that failed, saying that
-    /// another process met it.
+    /// the store recorded it (which process met it, this one or another, is not known) and
+    /// claiming no attempt of its own.
     pub(crate) fn to_error(&self, now: SystemTime) -> crate::Error {
         let wait = self.not_before().duration_since(now).unwrap_or_default();
         let note = format!(
-            "another process sharing this token store just met this; not retried for {} s",
+            "a fetch sharing this token store met this just now; not fetched again for {} s",
             wait.as_secs() + 1
         );
         let endpoint = self.endpoint.clone();
@@ -302,21 +363,24 @@ impl StoredFailure {
             FailureKind::RateLimited => crate::Error::RateLimited {
                 endpoint,
                 retry_after: Some(wait),
-                attempts: self.attempts,
+                // No attempt was made here.
+                attempts: 0,
                 correlation_id: None,
             },
             FailureKind::Server => crate::Error::Server {
                 endpoint,
                 status: self.status.unwrap_or(503),
                 excerpt: note,
-                attempts: self.attempts,
+                // No attempt was made here.
+                attempts: 0,
                 correlation_id: None,
             },
             FailureKind::Transport => crate::Error::Transport {
                 endpoint,
                 message: note,
                 timeout: false,
-                attempts: self.attempts,
+                // No attempt was made here.
+                attempts: 0,
                 cause: None,
             },
             FailureKind::BadResponse => crate::Error::BadResponse {

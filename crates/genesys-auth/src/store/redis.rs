@@ -181,7 +181,9 @@ impl RedisStore {
     }
 
     fn failure_key(key: &StoreKey) -> String {
-        format!("{PREFIX}:failure:{{{}}}", key.id())
+        // The client in the hash tag keeps the record in the slot of its token (one script
+        // publishes the one and clears the other); the network settings follow it.
+        format!("{PREFIX}:failure:{{{}}}:{}", key.id(), key.failure_id())
     }
 
     async fn load_failure_now(&self, key: &StoreKey) -> Result<Option<StoredFailure>, StoreError> {
