@@ -1992,7 +1992,8 @@ fn doctor_tells_every_failure_apart() {
             e.cmd()
                 .env("GENESYS_CLIENT_ID", id)
                 .env("GENESYS_CLIENT_SECRET", secret)
-                .args(["doctor", "--json"]),
+                // The first doctor above cached a token for ID: these ask for one.
+                .args(["doctor", "--json", "--no-cache"]),
         )
     };
     for (id, secret, inject, exit, hint) in [
@@ -2983,4 +2984,44 @@ fn a_huge_redis_value_under_the_token_key_is_replaced() {
     e.remember(stdout(&out).trim());
     assert!(stderr(&out).contains("larger than"), "{}", stderr(&out));
     assert_eq!(e.emu.counters().token_requests, 2);
+}
+
+/// `api -X DELETE /api/v2/tokens/me` revokes the token it sends, the cached one: the cache then
+/// drops it, as `revoke` does, and the next `token` is a new one.
+#[test]
+fn api_revoking_the_cached_token_drops_it_from_the_cache() {
+    let e = env();
+    for path in ["/api/v2/tokens/me", "tokens/me"] {
+        let first = stdout(&e.run_args(&["token"])).trim().to_owned();
+        e.remember(&first);
+        let before = e.emu.counters().token_requests;
+        let out = e.run_args(&["api", "-X", "DELETE", path]);
+        assert_eq!(code(&out), 0, "{path}: {}", stderr(&out));
+        let next = stdout(&e.run_args(&["token"])).trim().to_owned();
+        e.remember(&next);
+        assert_ne!(next, first, "{path}: the revoked token was still cached");
+        assert_eq!(e.emu.counters().token_requests - before, 1, "{path}");
+    }
+    // Another DELETE leaves the cache alone.
+    let held = stdout(&e.run_args(&["token"])).trim().to_owned();
+    let _ = e.run_args(&["api", "-X", "DELETE", "/api/v2/tokens/mine"]);
+    assert_eq!(stdout(&e.run_args(&["token"])).trim(), held);
+}
+
+/// `doctor` checks the token `token` prints, the cached one, and fetches none of its own.
+#[test]
+fn doctor_checks_the_cached_token() {
+    let e = env();
+    let t = stdout(&e.run_args(&["token"])).trim().to_owned();
+    e.remember(&t);
+    let out = e.run_args(&["doctor"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.contains("token") && l.contains("from the cache")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(e.emu.counters().token_requests, 1);
 }

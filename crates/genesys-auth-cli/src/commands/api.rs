@@ -197,6 +197,7 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
     if args.paginate {
         return paginate(&api, req, &args).await;
     }
+    let revokes_own = revokes_own_token(&api, &req);
     let resp = api.send(req).await?;
     if args.include {
         print_head(&resp);
@@ -213,7 +214,25 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
         }
         return Err(e);
     }
+    // The server revoked the token this command sent: no cache keeps it, as after `revoke`.
+    if revokes_own {
+        api.provider()
+            .forget()
+            .await
+            .map_err(|e| CliError::new(Exit::Network, e.to_string()))?;
+    }
     print_body(&resp.body, &args)
+}
+
+/// Whether `req` is `DELETE /api/v2/tokens/me` with the cached token, which revokes it.
+fn revokes_own_token(api: &ApiClient, req: &ApiRequest) -> bool {
+    let without_query = |u: &str| u.split(['?', '#']).next().unwrap_or_default().to_owned();
+    req.method == Method::DELETE
+        && !req.no_auth
+        && matches!(
+            (api.url_for(&req.path), api.url_for("tokens/me")),
+            (Ok(asked), Ok(me)) if without_query(&asked).trim_end_matches('/') == me
+        )
 }
 
 /// Prints the merged entities as `print_body` prints an answer (`--jq`, `--silent`).

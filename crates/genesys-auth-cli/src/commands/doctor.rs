@@ -199,7 +199,7 @@ pub async fn collect(global: &Global, out: &mut Vec<Check>) {
     if failed {
         return;
     }
-    let (c, provider) = token_check(settings).await;
+    let (c, provider) = token_check(global, settings).await;
     out.push(c);
     if let Some(p) = provider {
         out.push(verify_check(p).await);
@@ -681,20 +681,22 @@ fn tls_verdict(issuer: Option<&str>, ca_file: Option<&std::path::PathBuf>) -> Ch
     }
 }
 
-async fn token_check(settings: Settings) -> (Check, Option<TokenProvider>) {
+/// The token `token` would print: the cached one while it is fresh, with the same store.
+async fn token_check(global: &Global, settings: Settings) -> (Check, Option<TokenProvider>) {
     let region = settings.region.value.clone();
     let mut settings = settings;
     settings.retry = RetryPolicy::none();
-    let provider = match TokenProvider::new(settings) {
+    let provider = match context::provider(global, settings) {
         Ok(p) => p,
         Err(e) => {
             return (
-                Check::fail("token", Exit::Config, "cannot be requested", e.to_string()),
+                Check::fail("token", e.exit, "cannot be requested", e.message),
                 None,
             );
         }
     };
     let start = Instant::now();
+    let start_wall = SystemTime::now();
     match provider.token().await {
         Ok(t) => {
             let scopes = if t.scopes().is_empty() {
@@ -707,14 +709,13 @@ async fn token_check(settings: Settings) -> (Check, Option<TokenProvider>) {
             } else {
                 ", a ready-made token".into()
             };
+            let how = if t.lifetime_known() && t.obtained_wall() < start_wall {
+                "from the cache".to_owned()
+            } else {
+                format!("granted in {} ms", start.elapsed().as_millis())
+            };
             (
-                Check::ok(
-                    "token",
-                    format!(
-                        "granted in {} ms{life}{scopes}",
-                        start.elapsed().as_millis()
-                    ),
-                ),
+                Check::ok("token", format!("{how}{life}{scopes}")),
                 Some(provider),
             )
         }
