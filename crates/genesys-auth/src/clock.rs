@@ -119,23 +119,35 @@ mod coarse {
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
-    fn coarse() -> Duration {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every
-        // Linux since 2.6.32 and clock_gettime cannot fail for it with a valid pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    /// The coarse monotonic clock, or `None` if the kernel refuses it. The one `unsafe` call of
+    /// the clock: a thin boundary to `clock_gettime(2)`.
+    fn coarse() -> Option<Duration> {
+        // SAFETY: `timespec` is plain integers, for which all zeroes is a valid value. Zeroed
+        // rather than written out field by field, because some 32-bit targets add private
+        // padding fields to it.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: `ts` is a valid, writable timespec that outlives the call.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        // A monotonic clock is never negative; `tv_nsec` is below 10^9.
+        Some(Duration::new(
+            u64::try_from(ts.tv_sec).ok()?,
+            u32::try_from(ts.tv_nsec).ok()?,
+        ))
     }
 
     /// `Instant`s on the coarse clock, anchored to one fine reading taken together with one
-    /// coarse reading (the two clocks share their base; they differ by less than a tick).
+    /// coarse reading (the two clocks share their base; they differ by less than a tick). Where
+    /// the coarse clock cannot be read, the fine clock.
     pub(super) fn now() -> Instant {
-        static ORIGIN: OnceLock<(Instant, Duration)> = OnceLock::new();
-        let (origin, base) = *ORIGIN.get_or_init(|| (Instant::now(), coarse()));
-        origin + coarse().saturating_sub(base)
+        static ORIGIN: OnceLock<Option<(Instant, Duration)>> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(|| coarse().map(|base| (Instant::now(), base)));
+        match (origin, origin.and_then(|_| coarse())) {
+            (Some((origin, base)), Some(c)) => origin + c.saturating_sub(base),
+            _ => Instant::now(),
+        }
     }
 }
 
