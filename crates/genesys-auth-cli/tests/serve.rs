@@ -1140,7 +1140,7 @@ fn under_load_with_expiry_revocation_and_429s_no_request_fails_and_each_refresh_
     let started = Instant::now();
     let wrk = Killed(
         Command::new("wrk")
-            .args(["-t2", "-c100", "-d5s", "--timeout", "10s", "-H"])
+            .args(["-t2", "-c100", "-d6s", "--timeout", "10s", "-H"])
             .arg(format!("Authorization: Bearer {}", serve.bearer()))
             .arg(format!("{}/api/v2/organizations/me", serve.url()))
             .stdout(Stdio::piped())
@@ -1180,12 +1180,14 @@ fn under_load_with_expiry_revocation_and_429s_no_request_fails_and_each_refresh_
     .into_iter();
     let mut next = events.next();
     while let Some((at, event)) = &next {
-        if started.elapsed() >= Duration::from_secs(*at) && api() >= 100 * at {
+        // A loaded machine (tests run side by side on 2 cores) may pass only a few requests a
+        // second: the schedule waits for some traffic, not for a rate.
+        if started.elapsed() >= Duration::from_secs(*at) && api() >= 10 * at {
             event();
             next = events.next();
         } else {
             assert!(
-                started.elapsed() < Duration::from_secs(5),
+                started.elapsed() < Duration::from_secs(6),
                 "the run ended before event {at}: {} requests",
                 api()
             );
@@ -1222,7 +1224,9 @@ fn under_load_with_expiry_revocation_and_429s_no_request_fails_and_each_refresh_
         "token requests in the run: {}; fetches serve counted: {fetched}",
         c.token_requests
     );
-    assert!(c.token_requests <= 12, "{c:?}\n{m}");
+    // About six for the 2 s lifetime over the 6 s run, one each for the server-side expiry and
+    // the revocation: a request per waiting connection would be hundreds.
+    assert!(c.token_requests <= 14, "{c:?}\n{m}");
 }
 
 #[test]
