@@ -631,7 +631,7 @@ impl SettingsLoader {
     }
 
     /// Resolves every setting from its sources: each source is read into the same shape, the
-    /// shapes are merged strongest first (by [`trust::Ranking`]), then the result is checked,
+    /// shapes are merged strongest first (by `trust::Ranking`), then the result is checked,
     /// the trust rules included. Warnings are collected here and returned in
     /// [`Settings::warnings`], for the caller to show once.
     pub fn load(self) -> Result<Settings, ConfigError> {
