@@ -1214,13 +1214,20 @@ fn twenty_processes_in_a_503_storm_make_no_more_requests_than_one() {
     for out in &outs {
         assert_eq!(code(out), 7, "{}", stderr(out));
     }
-    // One process tries 4 times; the lock's holder does, and the others back off with it.
+    // One process tries 4 times; the lock's holder does, and the others back off with it,
+    // reporting the failure the token store recorded (claiming no attempt of their own).
     assert_eq!(e.emu.counters().token_requests, 4);
     assert!(
         outs.iter()
-            .filter(|o| stderr(o).contains("another process"))
+            .filter(|o| stderr(o).contains("sharing this token store"))
             .count()
             >= 19
+    );
+    assert_eq!(
+        outs.iter()
+            .filter(|o| stderr(o).contains("another process"))
+            .count(),
+        0
     );
 }
 
