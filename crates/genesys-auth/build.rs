@@ -22,4 +22,16 @@ fn main() {
             println!("cargo::rustc-cfg={cfg}");
         }
     }
+    // Tests that give a file to another user need root to chown it.
+    println!("cargo::rustc-check-cfg=cfg(root_user)");
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    });
+    if ci || root {
+        println!("cargo::rustc-cfg=root_user");
+    }
 }

@@ -40,6 +40,14 @@ impl InputError {
         }
     }
 
+    /// The I/O error behind it, when reading failed on the system's side.
+    pub(crate) fn io_cause(&self) -> Option<Arc<std::io::Error>> {
+        match self {
+            InputError::Io(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
     /// The raw OS error number, when there is one.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {

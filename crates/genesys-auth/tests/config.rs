@@ -1260,6 +1260,97 @@ fn a_profile_file_others_can_write_is_refused_and_runs_nothing() {
     assert!(marker.exists());
 }
 
+/// A profile file that another user owns (or whose folder another user owns) is refused, as git
+/// refuses a repository another user owns: they could make it run a command. Root's are read.
+#[test]
+#[cfg_attr(not(root_user), ignore = "needs root, to give a file to another user")]
+fn a_profile_another_user_owns_is_refused_and_runs_nothing() {
+    use std::os::unix::fs::chown;
+    let sb = Sandbox::new();
+    let marker = sb.path("ran");
+    let p = sb.write(
+        OWN,
+        &format!(
+            "[profiles.default]\nclient_id = \"id\"\nclient_secret_command = \"touch {}\"\n",
+            marker.display()
+        ),
+    );
+    chown(&p, Some(65534), None).unwrap();
+    let e = sb.loader(&[]).load().unwrap_err().to_string();
+    assert!(
+        e.contains("another user (uid 65534) owns it") && e.contains("chown"),
+        "{e}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    chown(&p, Some(0), None).unwrap();
+    chown(p.parent().unwrap(), Some(65534), None).unwrap();
+    let e = sb.loader(&[]).load().unwrap_err().to_string();
+    assert!(
+        e.contains("another user (uid 65534) owns its folder"),
+        "{e}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    chown(p.parent().unwrap(), Some(0), None).unwrap();
+    // Root's file in root's folder is read, and its command runs.
+    let _ = sb.loader(&[]).load();
+    assert!(marker.exists());
+}
+
+/// A `.env` or profile file that is a FIFO or a device is refused at once, naming the file: a
+/// cloned folder's `.env` must not hang the tool or fill its memory.
+#[test]
+fn a_dotenv_or_profile_that_is_not_a_regular_file_is_refused_without_waiting() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path("work")).unwrap();
+    std::fs::create_dir_all(sb.path("config/genesys-auth")).unwrap();
+    let dotenv = sb.path("work/.env");
+    let profile = sb.path(OWN);
+    let mkfifo = |p: &Path| {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo {}", p.display());
+    };
+    // Each load runs on its own thread, so that a hang fails the test instead of stalling it.
+    let load = |env: &'static [(&'static str, &'static str)]| {
+        let loader = sb.loader(env);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                loader
+                    .load()
+                    .map(|s| s.warnings.join("\n"))
+                    .map_err(|e| e.to_string()),
+            );
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("loading the settings hung on a FIFO or a device")
+    };
+    mkfifo(&dotenv);
+    let e = load(&[]).unwrap_err();
+    assert!(
+        e.contains(".env") && e.contains("a FIFO, not a regular file"),
+        "{e}"
+    );
+    // Not needed: skipped with a warning that names it.
+    let w = load(&COMPLETE_ENV).unwrap();
+    assert!(w.contains(".env") && w.contains("a FIFO"), "{w}");
+    std::fs::remove_file(&dotenv).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &dotenv).unwrap();
+    let e = load(&[]).unwrap_err();
+    assert!(e.contains(".env") && e.contains("a device"), "{e}");
+    std::fs::remove_file(&dotenv).unwrap();
+    mkfifo(&profile);
+    let e = load(&[]).unwrap_err();
+    assert!(e.contains("config.toml") && e.contains("a FIFO"), "{e}");
+    std::fs::remove_file(&profile).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &profile).unwrap();
+    let e = load(&[]).unwrap_err();
+    assert!(e.contains("config.toml") && e.contains("a device"), "{e}");
+}
+
 /// Relative paths in a profile are the profile file's neighbours, wherever the tool runs.
 #[test]
 fn relative_paths_in_a_profile_resolve_against_its_folder() {

@@ -28,16 +28,21 @@ pub(crate) struct DotenvSyntax {
     pub kind: &'static str,
 }
 
+/// The largest `.env` read: far beyond any real one.
+pub(crate) const FILE_CAP: u64 = 1 << 20;
+
 /// Reads `path`: `Ok(None)` when it does not exist.
 pub(crate) fn read(path: &Path) -> Result<Option<HashMap<String, String>>, ConfigError> {
-    let bytes = match std::fs::read(path) {
+    // Bounded and never blocking: a `.env` comes with whatever folder the tool runs in, and a
+    // FIFO or `/dev/zero` there must not hang or exhaust the process.
+    let bytes = match crate::input::read_file(path, FILE_CAP) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
         Err(e) => {
             return Err(ConfigError::File {
                 path: path.to_owned(),
-                message: format!("cannot read it: {}", e.kind()),
-                cause: Some(std::sync::Arc::new(e)),
+                message: e.to_string(),
+                cause: e.io_cause(),
             });
         }
     };

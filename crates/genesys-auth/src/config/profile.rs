@@ -37,28 +37,25 @@ pub(super) fn read_profile(
     kind: ProfileKind,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Partial>, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
+    let text = match read_text(path) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(None),
+        Err(message) => {
             return Err(ConfigError::File {
                 path: path.to_owned(),
-                message: e.to_string(),
-                cause: Some(std::sync::Arc::new(e)),
+                cause: message.1,
+                message: message.0,
             });
         }
     };
     // A profile file can run a command and choose where the secret goes: one that others can
     // change is refused, as git refuses a repository's configuration that another user owns.
-    if let Some(why) = writable_by_others(path) {
+    if let Some((why, fix)) = changeable_by_others(path) {
         return Err(ConfigError::File {
             cause: None,
             path: path.to_owned(),
             message: format!(
-                "{why}, so they could make it run a command or send the secret elsewhere; it is not read. Run: chmod go-w {} {}",
-                path.display(),
-                path.parent()
-                    .map_or(String::new(), |d| d.display().to_string())
+                "{why}, so they could make it run a command or send the secret elsewhere; it is not read. Run: {fix}"
             ),
         });
     }
@@ -215,10 +212,29 @@ const OWN_PROFILE_KEYS: [&str; 12] = [
     "client_key",
 ];
 
+/// The largest profile file read: far beyond any real one.
+const FILE_CAP: u64 = 1 << 20;
+
+/// A profile file's text: `Ok(None)` when it does not exist. Bounded and never blocking (a
+/// FIFO or a device is refused), as every file the settings name is read.
+fn read_text(
+    path: &Path,
+) -> Result<Option<String>, (String, Option<std::sync::Arc<std::io::Error>>)> {
+    let bytes = match crate::input::read_file(path, FILE_CAP) {
+        Ok(b) => b,
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+        Err(e) => return Err((e.to_string(), e.io_cause())),
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| ("it is not UTF-8 text; save it as UTF-8".to_owned(), None))
+}
+
 /// The profile names a file holds (for the message when one asked for is missing).
 pub(super) fn profile_names(path: &Path, kind: ProfileKind) -> Vec<String> {
-    let Some(doc) = std::fs::read_to_string(path)
+    let Some(doc) = read_text(path)
         .ok()
+        .flatten()
         .and_then(|t| t.parse::<toml::Table>().ok())
     else {
         return Vec::new();
@@ -237,28 +253,57 @@ pub(super) fn profile_names(path: &Path, kind: ProfileKind) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Why others can change the file: it, or its folder, can be written by its group or by
-/// everyone (a folder with the sticky bit, like /tmp, protects the files in it).
+/// Why others can change the file, and the command that stops them: another user owns it or
+/// its folder (root excepted), as git refuses a repository another user owns; or its group or
+/// everyone can write it or its folder (a folder with the sticky bit, like /tmp, protects the
+/// files in it).
 #[cfg(unix)]
-fn writable_by_others(path: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode();
-    if mode & 0o022 != 0 {
-        return Some(format!("others can write it (mode {:o})", mode & 0o777));
-    }
+fn changeable_by_others(path: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let me = crate::store::euid();
+    let foreign = |uid: u32| uid != me && uid != 0;
+    let meta = std::fs::metadata(path).ok()?;
     let folder = path.parent()?;
-    let dir_mode = std::fs::metadata(folder).ok()?.permissions().mode();
+    let dir = std::fs::metadata(folder).ok()?;
+    let both = format!("{} {}", path.display(), folder.display());
+    if foreign(meta.uid()) {
+        return Some((
+            format!("another user (uid {}) owns it", meta.uid()),
+            format!("chown $(id -u) {both}, or copy it into a folder of yours"),
+        ));
+    }
+    if foreign(dir.uid()) {
+        return Some((
+            format!(
+                "another user (uid {}) owns its folder {}",
+                dir.uid(),
+                folder.display()
+            ),
+            format!("chown $(id -u) {both}, or move it into a folder of yours"),
+        ));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o022 != 0 {
+        return Some((
+            format!("others can write it (mode {:o})", mode & 0o777),
+            format!("chmod go-w {both}"),
+        ));
+    }
+    let dir_mode = dir.permissions().mode();
     (dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0).then(|| {
-        format!(
-            "others can write its folder {} (mode {:o})",
-            folder.display(),
-            dir_mode & 0o777
+        (
+            format!(
+                "others can write its folder {} (mode {:o})",
+                folder.display(),
+                dir_mode & 0o777
+            ),
+            format!("chmod go-w {both}"),
         )
     })
 }
 
 #[cfg(not(unix))]
-fn writable_by_others(_path: &Path) -> Option<String> {
+fn changeable_by_others(_path: &Path) -> Option<(String, String)> {
     None
 }
 

@@ -296,9 +296,9 @@ fn write_atomic(tmp: &Path, path: &Path, body: &[u8]) -> Result<(), StoreError> 
 }
 
 /// This process's effective user id, to check that the directory and its files are its own.
-/// The file store's one `unsafe` call: a thin boundary to `geteuid(2)`.
+/// The one `unsafe` call for it: a thin boundary to `geteuid(2)` (profile files are checked too).
 #[cfg(unix)]
-fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }

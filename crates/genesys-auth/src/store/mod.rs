@@ -4,6 +4,8 @@
 
 mod fallback;
 mod file;
+#[cfg(unix)]
+pub(crate) use file::euid;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
