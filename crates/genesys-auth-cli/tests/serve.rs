@@ -64,15 +64,19 @@ impl Serve {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_owned();
         std::fs::write(path.join("secret.txt"), format!("{secret}\n")).unwrap();
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
-            .env_clear()
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"));
+        cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", path.join("home"))
             .env("XDG_CACHE_HOME", path.join("cache"))
             .env("XDG_CONFIG_HOME", path.join("config"))
             .env("XDG_RUNTIME_DIR", path.join("run"))
-            .env("GENESYS_REGION", emu.base_url())
-            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_ID", ID);
+        // A gateway's two URLs replace the emulator as the region.
+        if !env.iter().any(|(k, _)| *k == "GENESYS_API_URL") {
+            cmd.env("GENESYS_REGION", emu.base_url());
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
             .arg("--client-secret-file")
             .arg(path.join("secret.txt"))
@@ -715,6 +719,81 @@ fn a_429_is_waited_out_or_passed_through() {
         1,
     );
     assert_eq!(serve.get("/api/v2/organizations/me").0, 429);
+}
+
+/// An API origin on loopback that answers `GET /api/v2/organizations/me` with the given
+/// `(status, Retry-After)` answers in turn (no header where it is empty), then 200; its URL and how many requests it had.
+fn api_answering(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<usize>>) {
+    use axum::http::{HeaderValue, StatusCode};
+    let listener = rt()
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answers = Arc::new(Mutex::new(std::collections::VecDeque::from(answers)));
+    let seen = Arc::new(Mutex::new(0));
+    let counted = seen.clone();
+    let app = axum::Router::new().route(
+        "/api/v2/organizations/me",
+        axum::routing::get(move || {
+            let answers = answers.clone();
+            let seen = counted.clone();
+            async move {
+                *seen.lock().unwrap() += 1;
+                let mut r = axum::response::Response::new(axum::body::Body::from("{}"));
+                if let Some((status, retry_after)) = answers.lock().unwrap().pop_front() {
+                    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+                    if !retry_after.is_empty() {
+                        r.headers_mut()
+                            .insert("retry-after", HeaderValue::from_str(&retry_after).unwrap());
+                    }
+                }
+                r
+            }
+        }),
+    );
+    rt().spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[test]
+fn a_429_whose_retry_after_is_an_http_date_is_waited_out_too() {
+    let emu = emulator();
+    let now = std::time::SystemTime::now();
+    let date = |d: std::time::SystemTime| httpdate::fmt_http_date(d);
+    let (api, seen) = api_answering(vec![
+        // Already past: no wait at all.
+        (429, date(now - Duration::from_secs(3600))),
+        // A second or two ahead: waited.
+        (429, date(now + Duration::from_secs(2))),
+        (200, String::new()),
+        // An hour ahead: past --max-rate-limit-wait, handed back.
+        (429, date(now + Duration::from_secs(3600))),
+    ]);
+    let login = emu.base_url();
+    let serve = Serve::start_env(
+        &emu,
+        &[
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", api.as_str()),
+        ],
+        &[],
+    );
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(*seen.lock().unwrap(), 3);
+    let m = serve.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_rate_limit_waits_total"),
+        Some(2.0),
+        "{m}"
+    );
+    assert!(
+        series(&m, "genesys_auth_rate_limit_wait_seconds_total").is_some_and(|s| s > 0.0),
+        "{m}"
+    );
+    let (status, headers, _) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 429);
+    assert!(headers["retry-after"].to_str().unwrap().ends_with(" GMT"));
 }
 
 #[test]

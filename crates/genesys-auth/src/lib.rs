@@ -62,6 +62,7 @@ pub use provider::{ProviderBuilder, Revocation, TokenProvider};
 pub use region::{REGIONS, Region, RegionError, RegionInfo};
 /// The HTTP method type of [`ApiRequest`], re-exported so that callers need not add `reqwest`.
 pub use reqwest::Method;
+pub use retry::parse_retry_after;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
 pub use store::{

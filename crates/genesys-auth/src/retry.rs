@@ -216,8 +216,11 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// Parses `Retry-After`: delta seconds or an HTTP date (relative to `now`).
-pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+/// Parses a `Retry-After` value (RFC 9110 §10.2.3): delta seconds, or an HTTP date taken
+/// relative to `now` (a date already past is no wait). `None` for anything else. Public so that
+/// a program relaying the API's answers (as `genesys-auth serve` does) reads the header as the
+/// library does.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

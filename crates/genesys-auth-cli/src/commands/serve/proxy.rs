@@ -5,7 +5,7 @@
 //!   that met the same 401) and the request is sent once more with the new token. A 401 on a
 //!   token that another request had already replaced is not counted as this request's refresh:
 //!   it is sent again with the current token (at most three sends in all).
-//! - A 429 with `Retry-After` (in seconds) is waited out, within `--max-rate-limit-wait` in total
+//! - A 429 with `Retry-After` (in seconds or as an HTTP date) is waited out, within `--max-rate-limit-wait` in total
 //!   and at most [`MAX_RATE_LIMIT_RETRIES`] times, and sent again; or passed through
 //!   (`--on-429 pass`).
 //! - Only a request whose body can be sent again is retried: one with no body, or one that
@@ -200,15 +200,11 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
     }
 }
 
-/// `Retry-After` in seconds (what Genesys sends); an HTTP date is not waited for.
+/// `Retry-After` in seconds (what Genesys sends) or as an HTTP date (what other gateways on
+/// the way may send), read by the library's parser.
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    h.get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    let v = h.get(header::RETRY_AFTER)?.to_str().ok()?;
+    genesys_auth::parse_retry_after(v, std::time::SystemTime::now())
 }
 
 fn upstream_error(e: &reqwest::Error) -> Response {
