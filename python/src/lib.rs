@@ -1,8 +1,8 @@
 //! `genesys_auth._native`: the Rust token provider and emulator, for Python.
 //!
 //! Modules in dependency order: errors (the exception classes), logs (the package's logger),
-//! fork (the runtime, and what a child inherits), bridge (Rust futures to asyncio), emulator,
-//! provider.
+//! fork (the runtime, and what a child inherits), bridge (Rust futures to asyncio), wait (blocking
+//! waits, gevent-aware), emulator, provider.
 
 mod bridge;
 mod emulator;
@@ -10,6 +10,7 @@ mod errors;
 mod fork;
 mod logs;
 mod provider;
+mod wait;
 
 use pyo3::prelude::*;
 

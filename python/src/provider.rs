@@ -23,6 +23,7 @@ use crate::emulator::Emulator;
 use crate::errors::{ConfigError, to_py};
 use crate::fork::{self, Inherited, runtime};
 use crate::logs;
+use crate::wait;
 
 /// Where a store's name came from, for its error message: the argument, or the variable the
 /// CLI also reads.
@@ -166,9 +167,13 @@ impl TokenProvider {
         if let Some(r) = now_or_never(&rt, &provider) {
             return r.map_err(|e| to_py(py, e));
         }
-        // Boxed across the detach: the error is large, and only moved once.
-        py.detach(|| rt.block_on(provider.token()).map_err(Box::new))
-            .map_err(|e| to_py(py, *e))
+        // Boxed across the wait: the error is large, and only moved once.
+        wait::block_on(
+            py,
+            &rt,
+            async move { provider.token().await.map_err(Box::new) },
+        )?
+        .map_err(|e| to_py(py, *e))
     }
 
     /// The Python string for `t`: the one made before while the token is unchanged. A new
@@ -432,9 +437,13 @@ impl TokenProvider {
         let provider = self.provider(py)?;
         let rt = runtime()?;
         // The token held itself is revoked (a 401 means it already was), never a new one.
-        py.detach(|| rt.block_on(provider.revoke()).map_err(Box::new))
-            .map(|_| ())
-            .map_err(|e| to_py(py, *e))
+        wait::block_on(
+            py,
+            &rt,
+            async move { provider.revoke().await.map_err(Box::new) },
+        )?
+        .map(|_| ())
+        .map_err(|e| to_py(py, *e))
     }
 
     /// As `revoke`, on the runtime, then `done(ok, None_or_exception)`.
@@ -456,10 +465,13 @@ impl TokenProvider {
     fn _api_get(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         let client = ApiClient::new(self.provider(py)?);
         let rt = runtime()?;
-        py.detach(|| {
-            rt.block_on(client.get_json::<serde_json::Value>(path))
+        let path = path.to_owned();
+        wait::block_on(py, &rt, async move {
+            client
+                .get_json::<serde_json::Value>(&path)
+                .await
                 .map_err(Box::new)
-        })
+        })?
         .map(|v| v.to_string())
         .map_err(|e| to_py(py, *e))
     }
