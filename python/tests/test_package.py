@@ -10,10 +10,13 @@ import multiprocessing
 import os
 import pathlib
 import pickle
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+import traceback
 
 import pytest
 
@@ -53,6 +56,78 @@ def test_a_fork_pool_keeps_the_parents_valid_token(emu, provider):
         tokens = pool.map_async(_inherited_token, range(16)).get(timeout=60)
     assert set(tokens) == {parent}
     assert emu.token_requests == 1, "the children asked for tokens of their own"
+
+
+def in_child(fn):
+    """Runs ``fn()`` in a forked child and returns its JSON-able result; a child that fails or
+    hangs (killed by the alarm) fails the test."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        signal.alarm(30)
+        try:
+            out, code = json.dumps({"ok": fn()}), 0
+        except BaseException:
+            out, code = json.dumps({"error": traceback.format_exc()}), 1
+        with os.fdopen(w, "w") as f:
+            f.write(out)
+        os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text or "the child hung and was killed"
+    return json.loads(text)["ok"]
+
+
+# 600 s tokens: the refresh point is 60 s before expiry, spread up to 15 s earlier (so between
+# 525 s and 540 s), and a token counts as expired 5 s before its end (595 s).
+SHORT_TTL = 600
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_refreshes_on_its_own_only_when_due():
+    with ga.Emulator(clients={ID: {"secret": SECRET, "ttl": SHORT_TTL}}) as emu:
+        p = ga.TokenProvider(client_id=ID, client_secret=SECRET, region=emu.base_url, clock=emu)
+        parent = p.token()
+        assert emu.token_requests == 1
+
+        # In a child, advance_clock moves that child's clocks only (the provider's, and its own
+        # copy of the emulator's); the emulator serving the requests runs in this process and
+        # counts every child's token requests.
+        def not_due():
+            emu.advance_clock(400)
+            return [p.token() for _ in range(3)]
+
+        def due():
+            emu.advance_clock(SHORT_TTL - 40)  # past the refresh point, before expiry
+            # The parent's token is still valid here: the child may hand it out while its one
+            # refresh is in flight, or wait for that refresh; either way it refreshes once.
+            while (t := p.token()) == parent:  # bounded by the alarm
+                time.sleep(0.01)
+            return [t] + [p.token() for _ in range(3)]
+
+        def expired():
+            emu.advance_clock(SHORT_TTL * 2)
+            return [p.token() for _ in range(3)]
+
+        assert in_child(not_due) == [parent] * 3
+        assert emu.token_requests == 1, "a child asked for a token before it was due"
+
+        got = in_child(due)
+        assert len(set(got)) == 1 and got[0] != parent
+        assert emu.token_requests == 2, "the due child made other than exactly one request"
+
+        got = in_child(expired)
+        assert len(set(got)) == 1 and got[0] != parent
+        assert emu.token_requests == 3, "the expired child made other than exactly one request"
+
+        # A sibling forked after them still starts from the parent's token, and the parent's
+        # own token is untouched.
+        assert in_child(lambda: p.token()) == parent
+        assert p.token() == parent
+        assert emu.token_requests == 3
 
 
 def test_scopes_as_the_tutorial_writes_them(emu):
