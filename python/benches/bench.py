@@ -1,11 +1,16 @@
-"""Benchmark: genesys_auth from Python against the tutorial's TokenCache, side by side, on the
-emulator. Usage: python bench.py PATH/TO/seed_auth.py  (prints Markdown, then a JSON line)."""
+"""Benchmark: genesys_auth from Python against the tutorial's code (its TokenCache and its
+script), side by side, on the emulator: a cached token, a cold herd of threads, a fork pool from
+a warm parent, whole processes that print a token, and import time.
+Usage: python bench.py PATH/TO/seed_auth.py  (prints Markdown, then a JSON line)."""
 
 import importlib.util
 import json
 import multiprocessing
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -63,6 +68,74 @@ def fork_pool(call, warm_first=True, n=8):
     return (time.perf_counter() - start) * 1000
 
 
+RUNS = 15
+
+# What each whole process runs: ours prints the token as the tutorial's script does.
+OURS = "import genesys_auth; print(genesys_auth.get_access_token())"
+IMPORT_OURS = "import time; t = time.perf_counter(); import genesys_auth; print(time.perf_counter() - t)"
+IMPORT_TUTORIAL = (
+    "import time; t = time.perf_counter(); import requests, dotenv; print(time.perf_counter() - t)"
+)
+
+
+def processes(argv, env, cwd, runs=RUNS):
+    """Wall times (ms) of `runs` runs of `argv`, after one untimed run (warm file cache)."""
+    times = []
+    for i in range(runs + 1):
+        start = time.perf_counter()
+        out = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+        elapsed = (time.perf_counter() - start) * 1000
+        if out.returncode != 0 or len(out.stdout.strip()) < 20:
+            raise SystemExit(f"{argv[:2]} failed (exit {out.returncode})")
+        if i:
+            times.append(elapsed)
+    return times
+
+
+def import_ms(code, env, cwd, runs=RUNS):
+    """Median time (ms) that the import in `code` takes, measured inside fresh processes."""
+    return statistics.median(
+        float(subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True,
+                             capture_output=True, text=True, timeout=120).stdout) * 1000
+        for _ in range(runs)
+    )
+
+
+def whole_processes(emu, seed_path, r):
+    with tempfile.TemporaryDirectory() as home:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": home,
+            "GENESYS_CLIENT_ID": ID,
+            "GENESYS_CLIENT_SECRET": SECRET,
+            "GENESYS_REGION": emu.base_url,
+            "SEED_BASE_URL": emu.base_url,
+        }
+        before = emu.token_requests
+        r["process_ms_tutorial"] = processes([sys.executable, seed_path], env, home)
+        r["process_requests_tutorial"] = (emu.token_requests - before) / (RUNS + 1)
+        before = emu.token_requests
+        r["process_ms_genesys_auth"] = processes([sys.executable, "-c", OURS], env, home)
+        r["process_requests_genesys_auth"] = (emu.token_requests - before) / (RUNS + 1)
+        # The file store: the token cached by one process serves the next ones.
+        cached = dict(env, GENESYS_TOKEN_STORE="file")
+        before = emu.token_requests
+        r["process_ms_genesys_auth_file"] = processes([sys.executable, "-c", OURS], cached, home)
+        r["process_requests_genesys_auth_file"] = emu.token_requests - before
+        r["process_ms_bare_python"] = processes(
+            [sys.executable, "-c", "print('x' * 43)"], env, home
+        )
+        r["import_ms_genesys_auth"] = import_ms(IMPORT_OURS, env, home)
+        r["import_ms_tutorial"] = import_ms(IMPORT_TUTORIAL, env, home)
+
+
+def row(name, times, requests):
+    return (
+        f"| {name} | {statistics.median(times):.1f} | {min(times):.1f} | {max(times):.1f} "
+        f"| {requests} |"
+    )
+
+
 def main():
     spec = importlib.util.spec_from_file_location("seed", sys.argv[1])
     seed = importlib.util.module_from_spec(spec)
@@ -94,6 +167,7 @@ def main():
         before = emu.token_requests
         r["fork_ms_tutorial"] = fork_pool(lambda: tutorial.get_token(ID, SECRET, "us", None))
         r["fork_requests_tutorial"] = emu.token_requests - before
+        whole_processes(emu, sys.argv[1], r)
     print("| Python, same process | genesys_auth | tutorial TokenCache |")
     print("|---|---|---|")
     print(f"| cached token() | {r['cached_ns_genesys_auth']:.0f} ns | {r['cached_ns_tutorial']:.0f} ns |")
@@ -106,6 +180,29 @@ def main():
         f"| fork pool of 8, warm parent | {r['fork_requests_genesys_auth']} token request(s), "
         f"{r['fork_ms_genesys_auth']:.0f} ms | {r['fork_requests_tutorial']} token request(s), "
         f"{r['fork_ms_tutorial']:.0f} ms |"
+    )
+    print()
+    print(f"Whole processes that print a token, median of {RUNS} runs after a warm-up run (ms):")
+    print()
+    print("| process | median | min | max | token requests a run |")
+    print("|---|---|---|---|---|")
+    print(row("tutorial script (seed_auth.py)", r["process_ms_tutorial"],
+              f"{r['process_requests_tutorial']:g}"))
+    print(row("`python -c 'import genesys_auth; print(genesys_auth.get_access_token())'`",
+              r["process_ms_genesys_auth"], f"{r['process_requests_genesys_auth']:g}"))
+    print(row("the same, `GENESYS_TOKEN_STORE=file` (token cached by an earlier run)",
+              r["process_ms_genesys_auth_file"],
+              f"{r['process_requests_genesys_auth_file']} in {RUNS + 1} runs (the first)"))
+    print(row("for reference: `python -c \"print('x' * 43)\"`", r["process_ms_bare_python"], "0"))
+    ratio = statistics.median(r["process_ms_genesys_auth"]) / statistics.median(
+        r["process_ms_tutorial"]
+    )
+    r["process_ratio"] = ratio
+    print()
+    print(f"genesys_auth's process takes {ratio:.2f}x the tutorial script's time.")
+    print(
+        f"Import: `import genesys_auth` {r['import_ms_genesys_auth']:.1f} ms, the tutorial's "
+        f"`import requests, dotenv` {r['import_ms_tutorial']:.1f} ms (median of {RUNS}, in process)."
     )
     print(json.dumps(r))
 
