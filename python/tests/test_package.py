@@ -1,7 +1,8 @@
 """The package as a user meets it: a fork pool that keeps the parent's token, scopes written as
 the tutorial writes them, exceptions with attributes, the version and ``python -m genesys_auth``,
 an import that pays for asyncio only when used, a clear message from a source checkout, DEBUG
-logs, async methods that hold no thread, and the pytest plugin's fixtures and emulator options."""
+logs, async methods that hold no thread, the pytest plugin's fixtures and emulator options, a forked
+child that refreshes only when due, and the wheel's tag and index metadata."""
 
 import asyncio
 import json
@@ -314,3 +315,35 @@ def test_emulator_clients_with_options_and_faults():
         with pytest.raises(ValueError):
             ga.Emulator(clients={"x": {"secret": "y", "colour": "red"}})
     assert "stopped" in repr(emu)
+
+
+def test_installed_from_a_manylinux_abi3_wheel_with_its_index_metadata():
+    from importlib import metadata
+
+    dist = metadata.distribution("genesys-auth")
+    # The wheel scripts/python-setup builds: one file for CPython 3.9 and later, a platform tag
+    # PyPI accepts (a plain linux_x86_64 wheel, as `pip install ./python` makes, is refused).
+    tags = [line.split(":", 1)[1].strip() for line in dist.read_text("WHEEL").splitlines()
+            if line.startswith("Tag:")]
+    assert tags and all(t.startswith("cp39-abi3-manylinux") for t in tags), tags
+    meta = dist.metadata
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
+    assert {"Homepage", "Source", "Documentation", "Issues"} <= set(urls), urls
+    classifiers = set(meta.get_all("Classifier"))
+    for c in (
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.13",
+        "Operating System :: POSIX :: Linux",
+        "License :: OSI Approved :: MIT License",
+        "License :: OSI Approved :: Apache Software License",
+        "Framework :: Pytest",
+    ):
+        assert c in classifiers, c
+    assert "genesys" in meta["Keywords"] and meta["Requires-Python"] == ">=3.9"
+    # The index page is the README, and it stands alone: its sections, and no link that only
+    # resolves inside the repository.
+    readme = meta.get_payload() if hasattr(meta, "get_payload") else meta["Description"]
+    for heading in ("## Install", "## Quick start", "## asyncio", "## Threads, fork and prefork",
+                    "## gevent", "## Tests of your own code", "## Errors", "## What it does not do"):
+        assert heading in readme, heading
+    assert "](../" not in readme and "](./" not in readme
