@@ -8,6 +8,8 @@ mod deadline;
 mod exit;
 mod jq;
 mod output;
+mod progress;
+mod window;
 
 use std::process::ExitCode;
 

@@ -3032,3 +3032,199 @@ fn doctor_checks_the_cached_token() {
     );
     assert_eq!(e.emu.counters().token_requests, 1);
 }
+
+// `api --paginate --parallel N`: pages fetched a window at a time, printed in page order.
+
+/// Users 1 to n as `api users --paginate` prints them, compact.
+fn users_json(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("User {i}")).collect()
+}
+
+fn names(out: &Output) -> Vec<String> {
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    all.iter()
+        .map(|u| u["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Many pages, answered late and out of order (every answer waits, the first few wait
+/// longer): `--parallel 8` prints exactly what `--parallel 1` prints, byte for byte, with at
+/// most 8 requests at the emulator at once, and more than one; `--parallel 1` never has two.
+#[test]
+fn paginate_in_parallel_prints_the_sequential_result_in_page_order() {
+    let e = env_with(|b| b.users(437).api_latency(Duration::from_millis(15)));
+    let run = |parallel: &str| {
+        e.emu.reset_counters();
+        // Page 1, then the first two pages of the window, answer last.
+        e.emu.inject(Target::Api, Fault::Delay { ms: 150 }, 3);
+        let out = e.run_args(&[
+            "api",
+            "users",
+            "-q",
+            "pageSize=10",
+            "--paginate",
+            "--parallel",
+            parallel,
+        ]);
+        assert_eq!(code(&out), 0, "--parallel {parallel}: {}", stderr(&out));
+        (out, e.emu.counters())
+    };
+    let (one, one_counted) = run("1");
+    assert_eq!(names(&one), users_json(437));
+    assert_eq!(one_counted.api_requests["/api/v2/users"], 44);
+    assert_eq!(one_counted.api_max_in_flight, 1);
+    for (parallel, most) in [("8", 8), ("3", 3)] {
+        let (many, counted) = run(parallel);
+        assert_eq!(stdout(&many), stdout(&one), "--parallel {parallel}");
+        assert_eq!(counted.api_requests["/api/v2/users"], 44);
+        assert!(
+            (2..=most).contains(&counted.api_max_in_flight),
+            "--parallel {parallel}: {} at once",
+            counted.api_max_in_flight
+        );
+    }
+    // The default window is a few pages.
+    let (default, counted) = run_default(&e);
+    assert_eq!(stdout(&default), stdout(&one));
+    assert!(counted.api_max_in_flight <= 4, "{counted:?}");
+}
+
+fn run_default(e: &Env) -> (Output, genesys_emulator::Counters) {
+    e.emu.reset_counters();
+    let out = e.run_args(&["api", "users", "-q", "pageSize=10", "--paginate"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    (out, e.emu.counters())
+}
+
+/// A cursor-paged list is followed one page at a time whatever `--parallel` says: each page's
+/// cursor comes from the page before it.
+#[test]
+fn paginate_follows_cursors_one_page_at_a_time() {
+    let e = env_with(|b| b.api_latency(Duration::from_millis(10)));
+    let out = e.run_args(&[
+        "api",
+        "/api/v2/externalcontacts/scan/contacts",
+        "-q",
+        "limit=5",
+        "--paginate",
+        "--parallel",
+        "8",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let want: Vec<String> = (1..=45).map(|i| format!("Contact {i}")).collect();
+    let got: Vec<&str> = all
+        .iter()
+        .map(|c| c["firstName"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    let counted = e.emu.counters();
+    assert_eq!(
+        counted.api_requests["/api/v2/externalcontacts/scan/contacts"],
+        9
+    );
+    assert_eq!(counted.api_max_in_flight, 1);
+}
+
+/// A page that fails ends the command with exit 7 and an error naming that page; the pages
+/// before it are printed in order as one complete array, and nothing after it, whichever page
+/// of the window failed and whatever the window.
+#[test]
+fn paginate_names_the_page_that_failed_and_prints_only_the_pages_before_it() {
+    let e = env_with(|b| b.users(200).api_latency(Duration::from_millis(5)));
+    for parallel in ["1", "4", "8"] {
+        // Page 1 passes; the next request to arrive fails (500 is not retried).
+        e.emu.inject(Target::Api, Fault::Delay { ms: 0 }, 1);
+        e.emu.inject(Target::Api, Fault::status(500), 1);
+        let out = e.run_args(&[
+            "api",
+            "users",
+            "-q",
+            "pageSize=10",
+            "--paginate",
+            "--parallel",
+            parallel,
+        ]);
+        assert_eq!(code(&out), 7, "--parallel {parallel}: {}", stderr(&out));
+        let err = stderr(&out);
+        let page: usize = err
+            .split("error: page ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no page named: {err}"));
+        assert!((2..=9).contains(&page), "{err}");
+        if parallel == "1" {
+            assert_eq!(page, 2, "{err}");
+        }
+        assert!(err.contains("500"), "{err}");
+        assert!(
+            err.contains(&format!("stopped after {} page(s)", page - 1)),
+            "{err}"
+        );
+        assert_eq!(names(&out), users_json((page - 1) * 10), "{err}");
+        e.emu.clear_faults();
+    }
+}
+
+/// A server that ignores `pageNumber` (every page is page 1) is caught, not merged into
+/// duplicates: the error names the page and says how to follow the list instead.
+#[test]
+fn paginate_refuses_pages_that_answer_another_number() {
+    let e = env();
+    let (base, _) = tiny_server(|_| {
+        r#"{"entities":[1,2],"pageNumber":1,"pageSize":2,"pageCount":3,"total":6}"#.into()
+    });
+    let out = e.run(
+        e.cmd()
+            .env("GENESYS_REGION", &base)
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "tiny-server-token")
+            .args(["api", "/api/v2/things", "--paginate"]),
+    );
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("page 2: the server answered page 1 instead")
+            && stderr(&out).contains("--parallel 1"),
+        "{}",
+        stderr(&out)
+    );
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all, serde_json::json!([1, 2]));
+}
+
+/// On a pipe (as here, and under CI), stderr gets no progress line and no escape codes, even
+/// with a terminal type set; only the output on stdout.
+#[test]
+fn paginate_draws_no_progress_on_a_pipe() {
+    let e = env_with(|b| b.users(300));
+    let out = e.run(e.cmd().env("TERM", "xterm-256color").args([
+        "api",
+        "users",
+        "-q",
+        "pageSize=5",
+        "--paginate",
+    ]));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\x1b') && !err.contains('\r') && !err.contains("pages "),
+        "{err:?}"
+    );
+    assert!(err.is_empty(), "{err:?}");
+    assert_eq!(names(&out).len(), 300);
+}
+
+/// `--parallel` takes 1 to 32 and only with --paginate.
+#[test]
+fn parallel_is_checked() {
+    let e = env();
+    for args in [
+        &["api", "users", "--paginate", "--parallel", "0"][..],
+        &["api", "users", "--paginate", "--parallel", "33"],
+        &["api", "users", "--parallel", "4"],
+    ] {
+        let out = e.run_args(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+    }
+    assert!(e.emu.counters().api_requests.is_empty());
+}

@@ -77,6 +77,25 @@ impl ApiRequest {
         self
     }
 
+    /// This request for page `n` of a list paged by page number: `pageNumber=n`, in place of
+    /// any `pageNumber` in the query or the path.
+    pub fn with_page_number(&self, n: u64) -> Self {
+        let mut req = self.clone();
+        if let Some((path, query)) = req.path.split_once('?') {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| pair.split('=').next() != Some("pageNumber"))
+                .collect();
+            req.path = match kept.is_empty() {
+                true => path.to_owned(),
+                false => format!("{path}?{}", kept.join("&")),
+            };
+        }
+        req.query.retain(|(k, _)| k != "pageNumber");
+        req.query.push(("pageNumber".into(), n.to_string()));
+        req
+    }
+
     /// Sets a JSON body.
     pub fn json(mut self, body: &impl serde::Serialize) -> Result<Self, Error> {
         self.body = Some(serde_json::to_vec(body).map_err(|e| Error::Usage(e.to_string()))?);
@@ -191,6 +210,52 @@ pub struct Page {
     pub page_count: Option<u64>,
     /// `total`, when the endpoint gives it.
     pub total: Option<u64>,
+    /// `pageSize`, when the endpoint gives it.
+    pub page_size: Option<u64>,
+    /// `nextUri`, when the endpoint gives it.
+    pub next_uri: Option<String>,
+    /// The answer's `inin-ratelimit-*` headers: how much of the rate-limit window is left.
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl Page {
+    /// The pages after this one, by number, when they can be fetched in any order: the list is
+    /// paged by page number (`pageNumber`), this page says how many pages there are
+    /// (`pageCount`, or `total` and `pageSize`), and its `nextUri`, if any, only names the next
+    /// page number (no `cursor` or `after`). Fetch each with [`ApiRequest::with_page_number`].
+    /// `None` when the list must be followed one page at a time (cursor paging) or this is the
+    /// last page.
+    pub fn numbered_rest(&self) -> Option<std::ops::RangeInclusive<u64>> {
+        if self.entities.is_empty() {
+            return None;
+        }
+        let n = self.page_number?;
+        let count = self.page_count.or_else(|| {
+            let (total, size) = (self.total?, self.page_size?);
+            (size > 0).then(|| total.div_ceil(size))
+        })?;
+        if let Some(next) = &self.next_uri {
+            // A relative nextUri is read against any origin: only its query matters here.
+            let url = url::Url::parse("https://api.invalid/")
+                .and_then(|base| base.join(next))
+                .ok()?;
+            let mut numbered = false;
+            for (k, v) in url.query_pairs() {
+                match k.as_ref() {
+                    "cursor" | "after" | "before" => return None,
+                    "pageNumber" if v.parse::<u64>().ok() == n.checked_add(1) => numbered = true,
+                    "pageNumber" => return None,
+                    _ => {}
+                }
+            }
+            if !numbered {
+                return None;
+            }
+        }
+        // As many pages as `pages` would follow, against a server that never stops.
+        let last = count.min(MAX_PAGES as u64);
+        (n < last).then(|| n + 1..=last)
+    }
 }
 
 /// Calls the Genesys Cloud API with tokens from a [`TokenProvider`]. Cheap to clone.
@@ -444,17 +509,55 @@ impl ApiClient {
     /// Every page of a paged list endpoint, following `nextUri`, or `pageNumber` up to
     /// `pageCount`. Ends after the last page or at the first error.
     pub fn pages(&self, req: ApiRequest) -> impl Stream<Item = Result<Page, Error>> + Send + '_ {
-        struct State {
-            next: Option<ApiRequest>,
-            pages: usize,
-            /// Every page address asked so far: a server that sends one back again is looping.
-            seen: std::collections::HashSet<String>,
-        }
-        let state = State {
+        self.follow(FollowState {
             next: Some(req),
             pages: 0,
             seen: Default::default(),
+        })
+    }
+
+    /// The pages after `first`, the answer to `req`, followed one at a time as [`pages`]
+    /// follows them: for a caller that fetched the first page itself (with [`page`]) to see
+    /// how the list is paged.
+    ///
+    /// [`pages`]: ApiClient::pages
+    /// [`page`]: ApiClient::page
+    pub fn pages_after<'a>(
+        &'a self,
+        req: ApiRequest,
+        first: &Page,
+    ) -> impl Stream<Item = Result<Page, Error>> + Send + use<'a> {
+        let seen = std::iter::once(self.page_address(&req)).collect();
+        self.follow(FollowState {
+            next: next_request(&req, first),
+            pages: 1,
+            seen,
+        })
+    }
+
+    /// One page of a paged list endpoint: an error status is an error, and so is an answer
+    /// that is not a list ([`Error::NotPaged`]).
+    pub async fn page(&self, req: ApiRequest) -> Result<Page, Error> {
+        let r = self.send(req).await?;
+        let v: Value = r.json()?;
+        let Some(entities) = v.get("entities").and_then(Value::as_array).cloned() else {
+            return Err(Error::NotPaged {
+                endpoint: r.endpoint,
+            });
         };
+        let num = |k: &str| v.get(k).and_then(Value::as_u64);
+        Ok(Page {
+            page_number: num("pageNumber"),
+            page_count: num("pageCount"),
+            total: num("total"),
+            page_size: num("pageSize"),
+            next_uri: v.get("nextUri").and_then(Value::as_str).map(str::to_owned),
+            rate_limit: r.rate_limit(),
+            entities,
+        })
+    }
+
+    fn follow(&self, state: FollowState) -> impl Stream<Item = Result<Page, Error>> + Send + '_ {
         futures_util::stream::unfold(state, move |mut st| async move {
             let req = st.next.take()?;
             st.pages += 1;
@@ -480,28 +583,22 @@ impl ApiClient {
                     st,
                 ));
             }
-            let result = self.send(req.clone()).await.and_then(|r| {
-                let v: Value = r.json()?;
-                Ok((v, r.endpoint))
-            });
-            let (v, endpoint) = match result {
-                Ok(x) => x,
+            let page = match self.page(req.clone()).await {
+                Ok(p) => p,
                 Err(e) => return Some((Err(e), st)),
             };
-            let Some(entities) = v.get("entities").and_then(Value::as_array).cloned() else {
-                return Some((Err(Error::NotPaged { endpoint }), st));
-            };
-            let num = |k: &str| v.get(k).and_then(Value::as_u64);
-            let page = Page {
-                page_number: num("pageNumber"),
-                page_count: num("pageCount"),
-                total: num("total"),
-                entities,
-            };
-            st.next = next_request(&req, &v, &page).filter(|_| st.pages < MAX_PAGES);
+            st.next = next_request(&req, &page).filter(|_| st.pages < MAX_PAGES);
             Some((Ok(page), st))
         })
     }
+}
+
+/// Where [`ApiClient::pages`] is in a list.
+struct FollowState {
+    next: Option<ApiRequest>,
+    pages: usize,
+    /// Every page address asked so far: a server that sends one back again is looping.
+    seen: std::collections::HashSet<String>,
 }
 
 impl ApiClient {
@@ -546,11 +643,11 @@ impl ApiClient {
 }
 
 /// The request for the page after `page`, if there is one.
-fn next_request(current: &ApiRequest, body: &Value, page: &Page) -> Option<ApiRequest> {
+fn next_request(current: &ApiRequest, page: &Page) -> Option<ApiRequest> {
     if page.entities.is_empty() {
         return None;
     }
-    if let Some(next) = body.get("nextUri").and_then(Value::as_str) {
+    if let Some(next) = &page.next_uri {
         // nextUri carries its own query; extra parameters would be repeated. One that points
         // back to a page already fetched is caught by `pages`, as an error.
         return Some(ApiRequest {
@@ -563,10 +660,7 @@ fn next_request(current: &ApiRequest, body: &Value, page: &Page) -> Option<ApiRe
     if n >= count {
         return None;
     }
-    let mut req = current.clone();
-    req.query.retain(|(k, _)| k != "pageNumber");
-    req.query.push(("pageNumber".into(), (n + 1).to_string()));
-    Some(req)
+    Some(current.with_page_number(n + 1))
 }
 
 fn strip_query(url: &str) -> &str {
@@ -583,7 +677,10 @@ mod tests {
             entities: body["entities"].as_array().cloned().unwrap_or_default(),
             page_number: body["pageNumber"].as_u64(),
             page_count: body["pageCount"].as_u64(),
-            total: None,
+            total: body["total"].as_u64(),
+            page_size: body["pageSize"].as_u64(),
+            next_uri: body["nextUri"].as_str().map(str::to_owned),
+            rate_limit: None,
         }
     }
 
@@ -591,7 +688,7 @@ mod tests {
     fn without_next_uri_page_numbers_lead_to_the_last_page() {
         let req = ApiRequest::get("/api/v2/things").query("pageSize", "2");
         let body = json!({"entities": [1, 2], "pageNumber": 1, "pageCount": 3});
-        let next = next_request(&req, &body, &page(&body)).expect("a next page");
+        let next = next_request(&req, &page(&body)).expect("a next page");
         assert_eq!(
             next.query,
             vec![
@@ -600,17 +697,101 @@ mod tests {
             ]
         );
         let last = json!({"entities": [5], "pageNumber": 3, "pageCount": 3});
-        assert!(next_request(&next, &last, &page(&last)).is_none());
+        assert!(next_request(&next, &page(&last)).is_none());
     }
 
     #[test]
     fn next_uri_wins_and_an_empty_page_ends_it() {
         let req = ApiRequest::get("/api/v2/things").query("pageSize", "2");
         let body = json!({"entities": [1], "nextUri": "/api/v2/things?cursor=abc"});
-        let next = next_request(&req, &body, &page(&body)).expect("a next page");
+        let next = next_request(&req, &page(&body)).expect("a next page");
         assert_eq!(next.path, "/api/v2/things?cursor=abc");
         assert!(next.query.is_empty());
         let empty = json!({"entities": [], "nextUri": "/api/v2/things?cursor=def"});
-        assert!(next_request(&next, &empty, &page(&empty)).is_none());
+        assert!(next_request(&next, &page(&empty)).is_none());
+    }
+
+    #[test]
+    fn page_numbered_lists_say_which_pages_remain() {
+        let numbered = |body: Value| page(&body).numbered_rest();
+        // pageCount, or total and pageSize; a nextUri that only names the next number.
+        assert_eq!(
+            numbered(json!({"entities": [1], "pageNumber": 1, "pageCount": 4,
+                "nextUri": "/api/v2/users?pageSize=1&pageNumber=2"})),
+            Some(2..=4)
+        );
+        assert_eq!(
+            numbered(json!({"entities": [1, 2], "pageNumber": 2, "total": 7, "pageSize": 2})),
+            Some(3..=4)
+        );
+        // The last page, an empty page, cursors, a nextUri elsewhere in the list, no count.
+        for body in [
+            json!({"entities": [1], "pageNumber": 4, "pageCount": 4}),
+            json!({"entities": [], "pageNumber": 1, "pageCount": 4}),
+            json!({"entities": [1], "pageNumber": 1, "pageCount": 4,
+                "nextUri": "/api/v2/things?cursor=abc&pageNumber=2"}),
+            json!({"entities": [1], "pageNumber": 1, "pageCount": 4,
+                "nextUri": "/api/v2/things?after=abc"}),
+            json!({"entities": [1], "pageNumber": 1, "pageCount": 4,
+                "nextUri": "/api/v2/things?pageNumber=3"}),
+            json!({"entities": [1], "pageNumber": 1}),
+            json!({"entities": [1], "nextUri": "/api/v2/things?cursor=abc"}),
+        ] {
+            assert_eq!(numbered(body.clone()), None, "{body}");
+        }
+        // Never more pages than `pages` would follow.
+        let huge = numbered(json!({"entities": [1], "pageNumber": 1, "pageCount": u64::MAX}));
+        assert_eq!(huge, Some(2..=MAX_PAGES as u64));
+    }
+
+    #[test]
+    fn a_page_number_replaces_the_one_in_the_query_or_the_path() {
+        let req = ApiRequest::get("users?pageNumber=1&expand=x")
+            .query("pageSize", "5")
+            .query("pageNumber", "1");
+        let p = req.with_page_number(3);
+        assert_eq!(p.path, "users?expand=x");
+        assert_eq!(
+            p.query,
+            vec![
+                ("pageSize".into(), "5".into()),
+                ("pageNumber".into(), "3".into())
+            ]
+        );
+        assert_eq!(
+            ApiRequest::get("users?pageNumber=9")
+                .with_page_number(2)
+                .path,
+            "users"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a server puts in `nextUri` and the counts, the pages said to remain follow
+        /// this one and stay within the bound; nothing panics.
+        #[test]
+        fn numbered_rest_stays_in_bounds(
+            next in proptest::option::of("\\PC{0,60}"),
+            number in proptest::option::of(0u64..u64::MAX),
+            count in proptest::option::of(0u64..u64::MAX),
+            total in proptest::option::of(0u64..u64::MAX),
+            size in proptest::option::of(0u64..1000),
+        ) {
+            let p = Page {
+                entities: vec![json!(1)],
+                page_number: number,
+                page_count: count,
+                total,
+                page_size: size,
+                next_uri: next,
+                rate_limit: None,
+            };
+            if let Some(rest) = p.numbered_rest() {
+                let n = number.unwrap_or_default();
+                proptest::prop_assert_eq!(*rest.start(), n + 1);
+                proptest::prop_assert!(*rest.end() <= MAX_PAGES as u64);
+                proptest::prop_assert!(rest.start() <= rest.end());
+            }
+        }
     }
 }

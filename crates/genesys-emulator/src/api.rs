@@ -38,6 +38,11 @@ pub(crate) async fn guard(
         .get::<axum::extract::OriginalUri>()
         .map_or_else(|| req.uri().path().to_owned(), |u| u.path().to_owned());
     state.count(|c| *c.api_requests.entry(path.clone()).or_default() += 1);
+    // Counted until the answer is made, dropped with the request if the client goes away.
+    let _in_flight = state.api_request_in_flight();
+    if !state.api_latency.is_zero() {
+        tokio::time::sleep(state.api_latency).await;
+    }
     if let Some(fault) = state.next_fault(Target::Api)
         && let Outcome::Respond(resp) = faults::apply(fault, Target::Api).await
     {

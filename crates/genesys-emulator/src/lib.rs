@@ -62,6 +62,7 @@ pub struct EmulatorBuilder {
     login_prefix: String,
     api_prefix: String,
     read_timeout: Duration,
+    api_latency: Duration,
 }
 
 /// The largest request body the emulator reads (a token request or a fault is far smaller).
@@ -80,6 +81,7 @@ impl Default for EmulatorBuilder {
             users: 60,
             port: 0,
             read_timeout: Duration::from_secs(30),
+            api_latency: Duration::ZERO,
         }
     }
 }
@@ -108,6 +110,13 @@ impl EmulatorBuilder {
     /// and `Retry-After` beyond; off by default.
     pub fn api_rate_limit(mut self, per_minute: Option<u32>) -> Self {
         self.api_rate_limit = per_minute;
+        self
+    }
+
+    /// Waits this long before every API answer (default none), as a distant region's round
+    /// trip would: what makes concurrent paging pay, and what benchmarks of it add.
+    pub fn api_latency(mut self, latency: Duration) -> Self {
+        self.api_latency = latency;
         self
     }
 
@@ -217,6 +226,7 @@ impl EmulatorBuilder {
             self.api_rate_limit,
             self.enforce_scopes,
             self.users,
+            self.api_latency,
         ));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;

@@ -312,6 +312,9 @@ pub struct Counters {
     pub api_requests: std::collections::BTreeMap<String, u64>,
     /// 401 answers, from the token endpoint and the API together.
     pub unauthorized: u64,
+    /// The most API requests that were being answered at the same time: how many a client
+    /// had in flight at once.
+    pub api_max_in_flight: u64,
 }
 
 /// Which endpoint a fault applies to.
@@ -434,6 +437,10 @@ pub(crate) struct State {
     /// API requests allowed per minute per token.
     pub api_rate_limit: Option<u32>,
     pub api_windows: Mutex<HashMap<String, ApiWindow>>,
+    /// Added before every API answer, as a distant region's round trip would.
+    pub api_latency: Duration,
+    /// API requests being answered now.
+    pub api_in_flight: AtomicU64,
     /// Whether a request for a scope the client lacks is refused rather than narrowed.
     pub enforce_scopes: bool,
     /// Clients deleted since start: their tokens stop working and they get "client not found".
@@ -452,6 +459,7 @@ impl State {
         api_rate_limit: Option<u32>,
         enforce_scopes: bool,
         users: usize,
+        api_latency: Duration,
     ) -> Self {
         let users = (1..=users)
             .map(|i| {
@@ -475,6 +483,8 @@ impl State {
             token_windows: Mutex::new(HashMap::new()),
             api_rate_limit,
             api_windows: Mutex::new(HashMap::new()),
+            api_latency,
+            api_in_flight: AtomicU64::new(0),
             enforce_scopes,
             deleted: Mutex::new(Default::default()),
             roles: (1..=30)
@@ -537,6 +547,14 @@ impl State {
         *lock(&self.counters) = Counters::default();
     }
 
+    /// Counts one API request as being answered until the guard is dropped, and records the
+    /// most answered at once.
+    pub fn api_request_in_flight(&self) -> InFlight<'_> {
+        let now = self.api_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.count(|c| c.api_max_in_flight = c.api_max_in_flight.max(now));
+        InFlight(&self.api_in_flight)
+    }
+
     /// Deletes a registered client and revokes its tokens; `false` if there was no such client.
     pub fn delete_client(&self, id: &str) -> bool {
         if !self.clients.contains_key(id) {
@@ -586,6 +604,15 @@ impl State {
         }
         window.push_back(now);
         false
+    }
+}
+
+/// One API request being answered (see [`State::api_request_in_flight`]).
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -1,8 +1,5 @@
 //! `genesys-auth api PATH`, in the manner of `gh api`.
 
-use std::io::IsTerminal as _;
-
-use futures_util::StreamExt as _;
 use genesys_auth::{ApiClient, ApiRequest, ApiResponse};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -19,9 +16,6 @@ fn usage(msg: String) -> CliError {
 
 /// A request body (`-d`, `-F x=@file`, standard input) is read up to this size.
 pub const MAX_BODY: u64 = 64 << 20;
-
-/// The merged entities of `--paginate` are kept up to this size.
-const MAX_MERGED: usize = 256 << 20;
 
 /// The body of `-d`: JSON text, `@file` or `@-`, checked to be JSON.
 fn read_body(data: &str) -> Result<Vec<u8>, CliError> {
@@ -170,7 +164,7 @@ fn print_head(resp: &ApiResponse) {
     eprintln!();
 }
 
-fn print_body(body: &[u8], args: &ApiArgs) -> Result<(), CliError> {
+pub(crate) fn print_body(body: &[u8], args: &ApiArgs) -> Result<(), CliError> {
     if args.silent || body.is_empty() {
         return Ok(());
     }
@@ -195,7 +189,9 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
     let settings = context::settings(global)?;
     let api = ApiClient::new(context::provider(global, settings)?);
     if args.paginate {
-        return paginate(&api, req, &args).await;
+        let progress =
+            crate::progress::Progress::new(crate::progress::wanted(global.verbose, args.silent));
+        return super::paginate::run(&api, req, &args, progress).await;
     }
     let revokes_own = revokes_own_token(&api, &req);
     let resp = api.send(req).await?;
@@ -233,84 +229,6 @@ fn revokes_own_token(api: &ApiClient, req: &ApiRequest) -> bool {
             (api.url_for(&req.path), api.url_for("tokens/me")),
             (Ok(asked), Ok(me)) if without_query(&asked).trim_end_matches('/') == me
         )
-}
-
-/// Prints the merged entities as `print_body` prints an answer (`--jq`, `--silent`).
-fn print_all(all: Vec<Value>, args: &ApiArgs) -> Result<(), CliError> {
-    let text = serde_json::to_vec(&Value::Array(all)).unwrap_or_default();
-    print_body(&text, args)
-}
-
-async fn paginate(api: &ApiClient, req: ApiRequest, args: &ApiArgs) -> Result<(), CliError> {
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message("fetching pages");
-        bar
-    });
-    let mut all = Vec::new();
-    let mut size = 0usize;
-    let mut pages = 0usize;
-    let mut stream = std::pin::pin!(api.pages(req));
-    while let Some(page) = stream.next().await {
-        let page = match page {
-            Ok(p) => p,
-            // What was fetched is printed, not lost; the error still sets the exit code.
-            Err(e) if pages > 0 => {
-                if let Some(bar) = &progress {
-                    bar.finish_and_clear();
-                }
-                crate::output::warn(&format!(
-                    "stopped after {pages} page(s); printing the {} entities fetched so far",
-                    all.len()
-                ));
-                print_all(all, args)?;
-                return Err(e.into());
-            }
-            Err(genesys_auth::Error::NotPaged { endpoint }) => {
-                return Err(usage(format!(
-                    "{endpoint} answered a single object, not a paged list; drop --paginate"
-                )));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        size += page
-            .entities
-            .iter()
-            .map(|e| e.to_string().len() + 1)
-            .sum::<usize>();
-        if size > MAX_MERGED {
-            if let Some(bar) = &progress {
-                bar.finish_and_clear();
-            }
-            crate::output::warn(&format!(
-                "stopped after {pages} page(s); printing the {} entities fetched so far",
-                all.len()
-            ));
-            print_all(all, args)?;
-            return Err(CliError::new(
-                Exit::Network,
-                format!(
-                    "the pages hold more than {} MiB of entities, more than --paginate keeps in memory; ask for fewer with query parameters (-q) and page through them in parts",
-                    MAX_MERGED >> 20
-                ),
-            ));
-        }
-        pages += 1;
-        all.extend(page.entities);
-        if let Some(bar) = &progress {
-            let of = page
-                .page_count
-                .map(|c| format!(" of {c}"))
-                .unwrap_or_default();
-            bar.set_message(format!("page {pages}{of}, {} entities", all.len()));
-            bar.tick();
-        }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    tracing::info!(pages, entities = all.len(), "paginated");
-    print_all(all, args)
 }
 
 #[cfg(test)]

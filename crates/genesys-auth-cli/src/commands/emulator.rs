@@ -13,6 +13,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), CliError> {
     let mut builder = Emulator::builder()
         .port(args.port)
         .users(args.users)
+        .api_latency(Duration::from_millis(args.api_latency_ms))
         .token_rate_limit((args.token_rate_limit > 0).then_some(args.token_rate_limit))
         .api_rate_limit((args.api_rate_limit > 0).then_some(args.api_rate_limit))
         .enforce_scopes(args.enforce_scopes);

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod emulator;
+pub mod paginate;
 pub mod regions;
 pub mod revoke;
 pub mod serve;
