@@ -3228,3 +3228,68 @@ fn parallel_is_checked() {
     }
     assert!(e.emu.counters().api_requests.is_empty());
 }
+
+/// On a terminal (a real pseudo-terminal, made by util-linux's `script`), stderr shows the
+/// progress line, with the page count and the entities; stdout, a file, gets the array alone.
+#[test]
+fn paginate_shows_progress_on_a_terminal() {
+    let e = env_with(|b| b.users(300));
+    let bin = assert_cmd::cargo::cargo_bin("genesys-auth");
+    let out_file = e.path("users.json");
+    let line = format!(
+        "{} api users -q pageSize=10 --paginate --parallel 2 > {}",
+        bin.display(),
+        out_file.display()
+    );
+    // `script` (util-linux, always in Debian) runs the line on a new pseudo-terminal and copies
+    // what it shows to its own stdout.
+    let out = e.run(
+        Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TERM", "xterm-256color")
+            .env("HOME", e.path("home"))
+            .env("XDG_CACHE_HOME", e.path("cache"))
+            .env("XDG_CONFIG_HOME", e.path("config"))
+            .env("GENESYS_REGION", e.emu.base_url())
+            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_SECRET", SECRET)
+            .current_dir(e.path("work"))
+            .timeout(Duration::from_secs(60)),
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let shown = stdout(&out);
+    // The first page is drawn at once; later ones as often as the terminal is redrawn.
+    assert!(shown.contains("pages 1/30 · 10 entities"), "{shown:?}");
+    // Cleared at the end: the last thing drawn erases the line.
+    assert!(shown.trim_end().ends_with("\x1b[2K"), "{shown:?}");
+    let all: Vec<Value> = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(all.len(), 300);
+}
+
+/// The rate limit's headers shrink the window: with 10 requests a minute allowed and 10 pages,
+/// the first answer leaves 9, so `--parallel 8` has at most 4 pages in flight, and no request
+/// meets a 429 (each page asked once).
+#[test]
+fn paginate_shrinks_its_window_as_the_rate_limit_is_spent() {
+    let e = env_with(|b| {
+        b.users(100)
+            .api_rate_limit(Some(10))
+            .api_latency(Duration::from_millis(40))
+    });
+    let out = e.run_args(&[
+        "api",
+        "users",
+        "-q",
+        "pageSize=10",
+        "--paginate",
+        "--parallel",
+        "8",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(names(&out), users_json(100));
+    let counted = e.emu.counters();
+    assert_eq!(counted.api_requests["/api/v2/users"], 10, "{counted:?}");
+    assert!(counted.api_max_in_flight <= 4, "{counted:?}");
+}
