@@ -818,7 +818,7 @@ fn store_redis_cluster_shares_one_token_between_processes() {
     let out = e.run_args(&["--store", &with_password, "config"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("redis+cluster://:***@127.0.0.1:"),
+        stdout(&out).contains("redis+cluster://***@127.0.0.1:"),
         "{}",
         stdout(&out)
     );

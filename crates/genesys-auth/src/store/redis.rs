@@ -120,7 +120,7 @@ impl RedisStore {
     }
 
     fn build(url: &str, certs: Option<redis::TlsCertificates>) -> Result<Self, StoreError> {
-        let shown_url = topology::shown(url);
+        let shown_url = crate::redact::url_like(url);
         let link = Connector::new(url, certs).map_err(|e| bad_url(&shown_url, &e))?;
         Ok(Self {
             link: Arc::new(link),

@@ -1,8 +1,9 @@
 //! Where the Redis store's commands go: one server (`redis://`), a Redis Cluster
 //! (`redis+cluster://`), or the primary that Redis Sentinel names (`redis+sentinel://`); the
-//! URL forms, their parsing and their redacted display; and the connection each one hands out.
+//! URL forms and their parsing; and the connection each one hands out. (They are shown, as every
+//! URL is, through `crate::redact::url_like`.)
 //!
-//! URL forms (`rediss…` for TLS; the password is never shown, `***` stands in for it):
+//! URL forms (`rediss…` for TLS; the user information is never shown, `***` stands in for it):
 //! - `redis://[[user]:password@]host[:port][/db]`: one server, as redis-rs reads it;
 //! - `redis+cluster://[[user]:password@]host[:port][,host[:port]…][/]`: any nodes of a cluster
 //!   (the others are found from them); a cluster has database 0 only; port 6379 by default;
@@ -59,22 +60,6 @@ pub(crate) enum Kind {
         service: String,
         db: i64,
     },
-}
-
-/// The URL with any password hidden (`***`), for messages, whatever the scheme. Never fails.
-pub(crate) fn shown(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(unparsable URL)".into();
-    };
-    // Everything up to the last `@` is credentials, whatever characters the password holds
-    // (a `?`, `/` or `#` left unescaped would end a URL parser's idea of them early).
-    match rest.rsplit_once('@') {
-        Some((userinfo, after)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{after}"),
-            None => format!("{scheme}://***@{after}"),
-        },
-        None => url.to_owned(),
-    }
 }
 
 /// Parses a `redis+cluster://` or `redis+sentinel://` URL (or their `rediss` forms). The error
@@ -530,11 +515,12 @@ mod tests {
             if let Err(e) = parse(&url) {
                 prop_assert!(tail.len() < 6 || !e.contains(&tail));
             }
-            let _ = shown(&url);
-            let _ = shown(&tail);
+            let _ = crate::redact::url_like(&url);
+            let _ = crate::redact::url_like(&tail);
         }
 
-        /// A password, whatever characters it holds (escaped or not), is never shown.
+        /// A password, whatever characters it holds (escaped or not), is never shown by the
+        /// one redaction every message uses, nor is the user name.
         #[test]
         fn the_password_is_never_shown(
             pw in "[ -~]{6,30}",
@@ -543,8 +529,9 @@ mod tests {
         ) {
             let after = "h1:7000,h2:7001/svc";
             prop_assume!(!user.contains(&pw) && !after.contains(&pw));
-            let s = shown(&format!("{scheme}://{user}:{pw}@{after}"));
+            let s = crate::redact::url_like(&format!("{scheme}://{user}:{pw}@{after}"));
             prop_assert!(!s.contains(&pw), "{}", s);
+            prop_assert_eq!(s, format!("{scheme}://***@{after}"));
         }
 
         /// Generated well-formed URLs parse to what they say.
