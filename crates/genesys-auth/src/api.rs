@@ -469,6 +469,7 @@ impl ApiClient {
             correlation_id = correlation_id(&headers).as_deref().unwrap_or("-"),
             "API answered"
         );
+        crate::metrics::api_answer(status.as_u16(), self.clock.now() - start, &headers);
         let body = match read_capped(endpoint, resp, MAX_API_BODY).await {
             Ok(b) => b,
             Err(e @ Error::Transport { .. }) => return transient(e),

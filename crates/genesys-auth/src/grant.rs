@@ -296,6 +296,7 @@ impl TokenExchange {
             .timeout(timeout)
             .send()
             .await
+            .inspect_err(|_| crate::metrics::token_fetch(None, self.clock.now() - sent_at.0))
             .map_err(|e| crate::transport::request_error(&self.settings, &endpoint, e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -311,6 +312,7 @@ impl TokenExchange {
             correlation_id = cid.as_deref().unwrap_or("-"),
             "token endpoint answered"
         );
+        crate::metrics::token_fetch(Some(status), self.clock.now() - sent_at.0);
         let body = read_capped(&endpoint, resp, MAX_BODY).await?;
         if status == 200 {
             return parse_token_response(&body, sent_at).map_err(|reason| Error::BadResponse {

@@ -8,6 +8,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `sync` | locking that survives a panic elsewhere |
+//! | [`metrics`] | figures through the `metrics` facade (feature `metrics`) |
 //! | [`input`] | bounded reads of local files and standard input, FIFOs and devices refused |
 //! | `clock` | the time source ([`Clock`]), injectable so that tests move time |
 //! | `redact` | the one way a URL-like value that may hold credentials is shown |
@@ -27,6 +28,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod sync;
+
+pub mod metrics;
 
 pub mod input;
 

@@ -306,12 +306,14 @@ impl TokenProvider {
         };
         let generation = inner.current.generation();
         if let Some(t) = inner.current.fresh_copy(generation, now) {
+            crate::metrics::cache_hit();
             return Ok(t);
         }
         {
             let guard = self.inner.current.load();
             if let Some(c) = guard.as_ref() {
                 if now < c.refresh_at {
+                    crate::metrics::cache_hit();
                     return Ok(inner.current.keep_copy(generation, c));
                 }
                 if now < c.hard_expiry {
@@ -747,6 +749,7 @@ impl Inner {
 
     /// After a failed fetch: the still-valid `fallback` if there is one, else the error.
     fn failed(&self, epoch: u64, e: Error, fallback: Option<Arc<AccessToken>>) -> Attempt {
+        crate::metrics::refresh_failed();
         let still_valid =
             fallback.filter(|f| self.clock.now() + hard_margin(f.lifetime()) < f.expires_at());
         let Some(f) = still_valid else {

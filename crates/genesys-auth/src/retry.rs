@@ -123,6 +123,9 @@ impl RetryPolicy {
             let Some(wait) = self.wait(retries, steps.next(), cause, elapsed) else {
                 return otherwise.map_err(|e| e.with_attempts(attempts));
             };
+            if matches!(cause, WaitCause::Asked(_) | WaitCause::RateLimited) {
+                crate::metrics::rate_limit_wait(wait);
+            }
             tracing::debug!(
                 wait_ms = wait.as_millis() as u64,
                 attempt = attempts,

@@ -30,6 +30,7 @@ impl FallbackStore {
     }
 
     fn note(&self, what: &str, e: &super::StoreError) {
+        crate::metrics::store_fallback();
         if self.warned.swap(true, Ordering::Relaxed) {
             tracing::debug!(
                 primary = self.primary.kind(),
