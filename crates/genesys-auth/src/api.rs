@@ -4,6 +4,11 @@
 //! 502/503/504 and transport failures it retries idempotent methods. Every other answer is
 //! returned as it is: callers see the status, the headers (`inin-ratelimit-*` included) and the
 //! body.
+//!
+//! With a token pool ([`ProviderBuilder::pool`](crate::ProviderBuilder::pool)), each attempt
+//! takes the token with the most headroom ([`TokenProvider::lease`]) and reports the answer to
+//! it; a 429 rests that token and the retry goes at once to another, or waits, without sending,
+//! until a token has headroom again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::RetryPolicy;
 use crate::error::Error;
 
-use crate::provider::TokenProvider;
+use crate::provider::{RateLimit, TokenProvider};
 use crate::retry::{Attempt, Outcome, WaitCause, parse_retry_after};
 use crate::transport::{LazyClient, correlation_id, excerpt, read_capped};
 
@@ -103,17 +108,6 @@ impl ApiRequest {
     }
 }
 
-/// Genesys' rate-limit headers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests counted in the window (`inin-ratelimit-count`).
-    pub count: u64,
-    /// Requests allowed in the window (`inin-ratelimit-allowed`).
-    pub allowed: u64,
-    /// Seconds until the window resets (`inin-ratelimit-reset`).
-    pub reset: u64,
-}
-
 /// A response as the server sent it.
 #[derive(Clone, Debug)]
 pub struct ApiResponse {
@@ -190,12 +184,7 @@ impl ApiResponse {
 
     /// The `inin-ratelimit-*` headers, when all three are present.
     pub fn rate_limit(&self) -> Option<RateLimit> {
-        let n = |k: &str| self.headers.get(k)?.to_str().ok()?.trim().parse().ok();
-        Some(RateLimit {
-            count: n("inin-ratelimit-count")?,
-            allowed: n("inin-ratelimit-allowed")?,
-            reset: n("inin-ratelimit-reset")?,
-        })
+        RateLimit::from_headers(&self.headers)
     }
 }
 
@@ -425,13 +414,14 @@ impl ApiClient {
             true => Outcome::from_error(e),
             false => Outcome::GiveUp(e),
         };
-        let token = match req.no_auth {
+        let lease = match req.no_auth {
             true => None,
-            false => match self.tokens.token().await {
-                Ok(t) => Some(t),
+            false => match self.tokens.lease().await {
+                Ok(l) => Some(l),
                 Err(e) => return Outcome::Done(Err(e)),
             },
         };
+        let token = lease.as_ref().map(|l| l.token().clone());
         let http = match self.transport.get() {
             Ok(h) => h,
             Err(e) => return Outcome::Done(Err(e)),
@@ -462,6 +452,13 @@ impl ApiClient {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
+        let pooled = lease.as_ref().is_some_and(|l| l.is_pooled());
+        if let Some(lease) = lease {
+            if status == StatusCode::UNAUTHORIZED && !attempt.refreshed {
+                lease.refused();
+            }
+            lease.answered(status.as_u16(), &headers);
+        }
         tracing::info!(
             endpoint = %endpoint,
             status = status.as_u16(),
@@ -487,12 +484,18 @@ impl ApiClient {
                 source_name: self.tokens.fixed_source().unwrap_or("settings").into(),
             })),
             (401, Some(token)) if !attempt.refreshed => {
-                tracing::debug!(endpoint = %endpoint, "401: invalidating the token sent and retrying once");
-                self.tokens.invalidate(token);
+                // The lease dropped the token sent from its slot, above.
+                tracing::debug!(endpoint = %endpoint, "401: invalidated the token sent; retrying once");
                 Outcome::RefreshOnce {
                     otherwise: Ok(response),
                 }
             }
+            // The pool rests the token that met it: the retry takes another at once, or waits
+            // for a reset in the lease, without sending.
+            (429, _) if pooled => Outcome::Retry {
+                cause: WaitCause::Elsewhere,
+                otherwise: Ok(response),
+            },
             (429, _) => Outcome::Retry {
                 cause: response
                     .retry_after()

@@ -19,7 +19,7 @@
 //! | `transport` | HTTP: the client, proxies, TLS, capped bodies |
 //! | `grant` | one client-credentials exchange, giving an [`AccessToken`] |
 //! | `store` | where tokens are kept between processes ([`TokenStore`]) |
-//! | `provider` | [`TokenProvider`]: cached reads, one shared refresh, refresh ahead of expiry |
+//! | `provider` | [`TokenProvider`]: cached reads, one shared refresh, refresh ahead of expiry; a token pool chosen by headroom ([`Lease`]) |
 //! | `api` | [`ApiClient`]: authenticated requests, retries, paging |
 //! | `blocking` | the same for code without an async runtime |
 //!
@@ -51,7 +51,7 @@ mod provider;
 mod api;
 pub mod blocking;
 
-pub use api::{ApiClient, ApiRequest, ApiResponse, Page, RateLimit};
+pub use api::{ApiClient, ApiRequest, ApiResponse, Page};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
 pub use clock::{Clock, Sleep, SystemClock};
@@ -61,7 +61,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use grant::AccessToken;
-pub use provider::{ProviderBuilder, Revocation, TokenProvider};
+pub use provider::{Lease, MAX_POOL, ProviderBuilder, RateLimit, Revocation, TokenProvider};
 pub use region::{REGIONS, Region, RegionError, RegionInfo};
 /// The HTTP method type of [`ApiRequest`], re-exported so that callers need not add `reqwest`.
 pub use reqwest::Method;

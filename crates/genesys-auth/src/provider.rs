@@ -17,6 +17,8 @@
 //! again, from any store: no call that begins after one of them returns is served what it retired.
 
 mod current;
+mod headroom;
+mod pool;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,8 @@ use crate::store::{MemoryStore, StoreKey, StoredFailure, StoredToken, TokenStore
 use crate::sync::lock;
 use crate::transport::{LazyClient, MAX_BODY, correlation_id, excerpt, read_capped, request_error};
 use current::{Cached, CurrentToken};
+pub use headroom::RateLimit;
+pub use pool::{Lease, MAX_POOL};
 
 /// The longest pause between failed refresh attempts.
 const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
@@ -46,6 +50,8 @@ const MAX_RETIRED: usize = 1024;
 
 type FlightResult = Option<Result<Arc<AccessToken>, Error>>;
 
+// One per provider core, made once and never moved: the size of its larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Mode {
     /// Tokens from the client-credentials exchange, kept in the store under `key`.
     Exchange {
@@ -137,6 +143,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct TokenProvider {
     inner: Arc<Inner>,
+    /// The token pool, when more than one token is allowed: `inner` is its slot 0.
+    pool: Option<Arc<pool::Pool>>,
 }
 
 impl std::fmt::Debug for TokenProvider {
@@ -144,6 +152,7 @@ impl std::fmt::Debug for TokenProvider {
         f.debug_struct("TokenProvider")
             .field("region", &self.inner.settings.region.value)
             .field("store", &self.inner.store.kind())
+            .field("pool", &self.pool_size())
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +179,7 @@ pub struct ProviderBuilder {
     clock: Option<Arc<dyn Clock>>,
     http: Option<reqwest::Client>,
     jitter: f64,
+    pool: pool::PoolOptions,
 }
 
 impl std::fmt::Debug for ProviderBuilder {
@@ -204,9 +214,41 @@ impl ProviderBuilder {
         self
     }
 
+    /// A pool of up to `n` tokens of the client (1 to [`MAX_POOL`]; default 1, a single token),
+    /// to go past the API's per-token rate limit: [`ApiClient`](crate::ApiClient) sends each
+    /// request with the token that has the most headroom. A new token is fetched only when
+    /// every one held is out of headroom, one at a time and spaced
+    /// ([`pool_mint_interval`](Self::pool_mint_interval)), never in a burst that would trip the
+    /// token endpoint's own limit. Slot i is kept in the store under a key of its own, so
+    /// processes sharing a file or Redis store share the pool's tokens. A ready-made access
+    /// token is one token: the pool does not apply to it.
+    pub fn pool(mut self, n: usize) -> Self {
+        self.pool.size = n;
+        self
+    }
+
+    /// Requests per minute a pooled token is allowed until the API says otherwise with its
+    /// `inin-ratelimit-*` headers (default 300, Genesys' per-token limit).
+    pub fn pool_rate(mut self, per_minute: u32) -> Self {
+        self.pool.per_minute = per_minute.max(1);
+        self
+    }
+
+    /// The least time between two token fetches that grow the pool (default 1 s).
+    pub fn pool_mint_interval(mut self, d: Duration) -> Self {
+        self.pool.mint_interval = d;
+        self
+    }
+
     /// Builds the provider. Fails only on configuration: missing credentials (unless a ready-made
-    /// access token is configured).
+    /// access token is configured), or a pool size outside 1 to [`MAX_POOL`].
     pub fn build(self) -> Result<TokenProvider, Error> {
+        let size = self.pool.size;
+        if !(1..=MAX_POOL).contains(&size) {
+            return Err(Error::Usage(format!(
+                "a token pool holds 1 to {MAX_POOL} tokens, not {size}"
+            )));
+        }
         let settings = Arc::new(self.settings);
         let system_clock = self.clock.is_none();
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -229,22 +271,44 @@ impl ProviderBuilder {
                 Mode::Exchange { exchange, key }
             }
         };
-        Ok(TokenProvider {
-            inner: Arc::new(Inner {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        // Each slot of a pool is a provider core of its own, with its own key in the store.
+        let core = |mode: Mode| {
+            Arc::new(Inner {
                 mode,
                 current: CurrentToken::new(),
-                settings,
-                http,
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                clock,
+                settings: settings.clone(),
+                http: http.clone(),
+                store: store.clone(),
+                clock: clock.clone(),
                 system_clock,
                 flight: Mutex::new(None),
                 failures: Mutex::new(Failures::default()),
                 retired: Mutex::new(Retired::default()),
                 jitter: self.jitter,
                 store_warned: std::sync::atomic::AtomicBool::new(false),
-            }),
-        })
+            })
+        };
+        let pool_slots: Vec<Arc<Inner>> = match &mode {
+            Mode::Exchange { exchange, key } if size > 1 => (1..size)
+                .map(|i| {
+                    core(Mode::Exchange {
+                        exchange: exchange.clone(),
+                        key: key.for_slot(i as u32),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let inner = core(mode);
+        let pool = (!pool_slots.is_empty()).then(|| {
+            let slots = std::iter::once(inner.clone())
+                .chain(pool_slots)
+                .map(|inner| TokenProvider { inner, pool: None })
+                .collect();
+            Arc::new(pool::Pool::new(slots, clock.clone(), self.pool))
+        });
+        Ok(TokenProvider { inner, pool })
     }
 }
 
@@ -289,6 +353,7 @@ impl TokenProvider {
             clock: None,
             http: None,
             jitter: 0.25,
+            pool: pool::PoolOptions::default(),
         }
     }
 
@@ -362,12 +427,43 @@ impl TokenProvider {
         if matches!(self.inner.mode, Mode::Fixed { .. }) {
             return;
         }
-        self.inner.invalidate(token);
+        match &self.pool {
+            // Only the slot that holds it drops it; the others just never take it.
+            Some(pool) => pool.slots().iter().for_each(|s| s.inner.invalidate(token)),
+            None => self.inner.invalidate(token),
+        }
     }
 
-    /// Forgets the current token, in memory and in the store (after revoking it).
+    /// Forgets the current token (every token of a pool), in memory and in the store.
     pub async fn forget(&self) -> Result<(), crate::store::StoreError> {
-        self.inner.forget(None).await
+        match &self.pool {
+            Some(pool) => pool.forget().await,
+            None => self.inner.forget(None).await,
+        }
+    }
+
+    /// A token for one API request, with its claim on that token's rate limit: of a pool, the
+    /// token with the most headroom, waiting (without sending) until one has some; without a
+    /// pool, [`token`](Self::token). Report the answer with [`Lease::answered`], so that the
+    /// pool learns the limits the server states.
+    pub async fn lease(&self) -> Result<Lease, Error> {
+        match &self.pool {
+            Some(pool) => pool.lease().await,
+            None => Ok(Lease::single(self.clone(), self.token().await?)),
+        }
+    }
+
+    /// How many tokens the pool may hold (1 without a pool).
+    pub fn pool_size(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.slots().len())
+    }
+
+    /// How many slots of the pool hold a token in memory now (0 or 1 without a pool).
+    pub fn pool_held(&self) -> usize {
+        match &self.pool {
+            Some(pool) => pool.slots().iter().filter(|s| s.cached().is_some()).count(),
+            None => usize::from(self.cached().is_some()),
+        }
     }
 
     /// Revokes the token held (the one in memory, else the store's) with
@@ -377,7 +473,14 @@ impl TokenProvider {
     /// invalid, not that another token should be fetched to be revoked instead. An answer other
     /// than 2xx or 401 is an [`Error::Api`], and the token is forgotten all the same; a request
     /// that could not be sent leaves it held, still valid. A ready-made token is revoked too.
+    ///
+    /// With a pool, every slot's token is revoked in turn; the answer is the first slot's that
+    /// revoked one (else `AlreadyInvalid` if any was, else `NoToken`), and the first error is
+    /// returned after every slot was tried.
     pub async fn revoke(&self) -> Result<Revocation, Error> {
+        if let Some(pool) = &self.pool {
+            return pool.revoke().await;
+        }
         let inner = &*self.inner;
         let held: Option<Arc<AccessToken>> = match (self.cached(), inner.key()) {
             (Some(t), _) => Some(t),
@@ -430,6 +533,12 @@ impl TokenProvider {
     /// Waits for the refresh in flight, if any, to finish (e.g. before shutting down, or in tests
     /// after a call that started a background refresh).
     pub async fn wait_idle(&self) {
+        if let Some(pool) = &self.pool {
+            for s in pool.slots() {
+                Box::pin(s.wait_idle()).await;
+            }
+            return;
+        }
         let rx = lock(&self.inner.flight).clone();
         if let Some(mut rx) = rx {
             let _ = rx.wait_for(Option::is_some).await;

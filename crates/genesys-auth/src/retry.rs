@@ -184,6 +184,7 @@ impl RetryPolicy {
                 full / 2 + jitter(full / 2)
             }
             WaitCause::Failure => self.min_delay + jitter(step),
+            WaitCause::Elsewhere => Duration::ZERO,
         };
         (elapsed + wait <= self.deadline).then_some(wait)
     }
@@ -198,6 +199,9 @@ pub(crate) enum WaitCause {
     RateLimited,
     /// A server or transport failure.
     Failure,
+    /// A rate limit on one token of a pool: the next attempt takes another token, and the pool
+    /// does the waiting, if any.
+    Elsewhere,
 }
 
 impl WaitCause {
@@ -206,6 +210,7 @@ impl WaitCause {
         match self {
             WaitCause::Asked(_) | WaitCause::RateLimited => "rate limited",
             WaitCause::Failure => "the request failed",
+            WaitCause::Elsewhere => "rate limited on one token of the pool, taking another",
         }
     }
 }

@@ -76,6 +76,7 @@ pub(crate) async fn guard(
     }
     let limit = rate_limit(&state, &caller.token);
     if let Some((_, _, reset)) = limit.filter(|(count, allowed, _)| count > allowed) {
+        state.count(|c| c.api_rate_limited += 1);
         let mut resp = error(
             StatusCode::TOO_MANY_REQUESTS,
             "Rate limit exceeded the maximum. [api]",

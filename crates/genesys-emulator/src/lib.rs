@@ -54,6 +54,7 @@ pub const ADMIN_PREFIX: &str = "/__emulator";
 pub struct EmulatorBuilder {
     clients: Vec<ClientSpec>,
     token_rate_limit: Option<u32>,
+    token_rate_window: Duration,
     api_rate_limit: Option<u32>,
     enforce_scopes: bool,
     users: usize,
@@ -73,6 +74,7 @@ impl Default for EmulatorBuilder {
         Self {
             clients: Vec::new(),
             token_rate_limit: Some(300),
+            token_rate_window: Duration::from_secs(60),
             api_rate_limit: None,
             enforce_scopes: false,
             tls: None,
@@ -96,6 +98,14 @@ impl EmulatorBuilder {
     /// Token requests a client may make per minute (Genesys: about 300); `None` switches it off.
     pub fn token_rate_limit(mut self, per_minute: Option<u32>) -> Self {
         self.token_rate_limit = per_minute;
+        self
+    }
+
+    /// The span over which [`token_rate_limit`](Self::token_rate_limit) counts (default a
+    /// minute). A short span models a limit on bursts: `token_rate_limit(Some(3))` with a
+    /// span of 1 s refuses a fourth token request within any second.
+    pub fn token_rate_window(mut self, span: Duration) -> Self {
+        self.token_rate_window = span.max(Duration::from_millis(1));
         self
     }
 
@@ -220,14 +230,16 @@ impl EmulatorBuilder {
         if clients.is_empty() {
             clients.push(ClientSpec::demo());
         }
-        let state = Arc::new(State::new(
+        let mut state = State::new(
             clients,
             self.token_rate_limit,
             self.api_rate_limit,
             self.enforce_scopes,
             self.users,
             self.api_latency,
-        ));
+        );
+        state.token_rate_window = self.token_rate_window;
+        let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();

@@ -315,6 +315,12 @@ pub struct Counters {
     /// The most API requests that were being answered at the same time: how many a client
     /// had in flight at once.
     pub api_max_in_flight: u64,
+    /// 429 answers of the per-token API rate limit.
+    #[serde(default)]
+    pub api_rate_limited: u64,
+    /// 400 "rate limit exceeded" answers of the token endpoint's own limit.
+    #[serde(default)]
+    pub token_rate_limited: u64,
 }
 
 /// Which endpoint a fault applies to.
@@ -433,6 +439,8 @@ pub(crate) struct State {
     pub faults: Mutex<HashMap<Target, VecDeque<(Fault, u32)>>>,
     pub counters: Mutex<Counters>,
     pub token_rate_limit: Option<u32>,
+    /// The span `token_rate_limit` counts over (a minute unless set).
+    pub token_rate_window: Duration,
     pub token_windows: Mutex<HashMap<String, VecDeque<Duration>>>,
     /// API requests allowed per minute per token.
     pub api_rate_limit: Option<u32>,
@@ -480,6 +488,7 @@ impl State {
             faults: Mutex::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             token_rate_limit,
+            token_rate_window: Duration::from_secs(60),
             token_windows: Mutex::new(HashMap::new()),
             api_rate_limit,
             api_windows: Mutex::new(HashMap::new()),
@@ -595,11 +604,13 @@ impl State {
         let window = windows.entry(client_id.to_owned()).or_default();
         while window
             .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= Duration::from_secs(60))
+            .is_some_and(|t| now.saturating_sub(*t) >= self.token_rate_window)
         {
             window.pop_front();
         }
         if window.len() >= limit as usize {
+            drop(windows);
+            self.count(|c| c.token_rate_limited += 1);
             return true;
         }
         window.push_back(now);

@@ -40,6 +40,11 @@ pub struct StoreKey {
     client_id: String,
     scopes: Vec<String>,
     id: String,
+    /// The client's part of `id`, the same for every slot of a token pool (see
+    /// [`StoreKey::slot`]): a shared store keeps a client's entries together under it.
+    client_tag: String,
+    /// The slot of a token pool this entry is for; 0 without a pool.
+    slot: u32,
     /// `id` and the network settings a fetch's outcome also depends on: see
     /// [`StoreKey::failure_id`].
     failure_id: String,
@@ -94,6 +99,8 @@ impl StoreKey {
         let id = hex::encode(&h.finalize()[..16]);
         Self {
             failure_id: failure_id(&id, settings),
+            client_tag: id.clone(),
+            slot: 0,
             login_url,
             client_id: credentials.client_id.clone(),
             scopes,
@@ -103,9 +110,35 @@ impl StoreKey {
         }
     }
 
-    /// A stable, opaque id: 32 hex digits, safe in file names and Redis keys.
+    /// A stable, opaque id: 32 hex digits (followed by `-N` for slot N ≥ 1 of a token pool),
+    /// safe in file names and Redis keys. Each slot's entry has an id of its own.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The slot of a token pool this entry holds (0 without a pool): a pool of n tokens keeps
+    /// slot i's token under a key of its own, so that processes sharing the store share the
+    /// pool's n tokens.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// The key of slot `slot` of the same client's token pool. Its failure record is the
+    /// client's, shared by every slot: the token endpoint limits the client, not a slot.
+    pub(crate) fn for_slot(&self, slot: u32) -> Self {
+        let mut k = self.clone();
+        k.slot = slot;
+        k.id = match slot {
+            0 => self.client_tag.clone(),
+            n => format!("{}-{n}", self.client_tag),
+        };
+        k
+    }
+
+    /// The id without the slot: the same for every slot of a pool.
+    #[cfg(feature = "redis")]
+    pub(crate) fn client_tag(&self) -> &str {
+        &self.client_tag
     }
 
     /// The id under which a failed fetch is shared ([`TokenStore::save_failure`]): 32 hex

@@ -40,6 +40,15 @@ const PREFIX: &str = "genesys-auth:v1";
 /// Published tokens leave Redis this long before they expire.
 const TTL_MARGIN: Duration = Duration::from_secs(5);
 
+/// The part of a key after the hash tag that tells a pool's slots apart: none for slot 0, so
+/// that a provider without a pool keeps the key it always had.
+fn pool_suffix(key: &StoreKey) -> String {
+    match key.slot() {
+        0 => String::new(),
+        n => format!(":slot{n}"),
+    }
+}
+
 /// Tokens in Redis, sealed, shared by every process that has the same settings and secret.
 pub struct RedisStore {
     link: Arc<Connector>,
@@ -170,20 +179,29 @@ impl RedisStore {
         &self.shown_url
     }
 
-    // Keys carry the entry's id as a hash tag (`{…}`): on a cluster, an entry's token, lock and
-    // failure record hash to one slot.
+    // Keys carry the client's id as a hash tag (`{…}`): on a cluster, an entry's token, lock and
+    // failure record, and those of every slot of a token pool, hash to one cluster slot.
     fn token_key(key: &StoreKey) -> String {
-        format!("{PREFIX}:token:{{{}}}", key.id())
+        format!(
+            "{PREFIX}:token:{{{}}}{}",
+            key.client_tag(),
+            pool_suffix(key)
+        )
     }
 
     fn lock_key(key: &StoreKey) -> String {
-        format!("{PREFIX}:lock:{{{}}}", key.id())
+        format!("{PREFIX}:lock:{{{}}}{}", key.client_tag(), pool_suffix(key))
     }
 
     fn failure_key(key: &StoreKey) -> String {
         // The client in the hash tag keeps the record in the slot of its token (one script
-        // publishes the one and clears the other); the network settings follow it.
-        format!("{PREFIX}:failure:{{{}}}:{}", key.id(), key.failure_id())
+        // publishes the one and clears the other); the network settings follow it. One record
+        // for every slot of a pool: the token endpoint limits the client.
+        format!(
+            "{PREFIX}:failure:{{{}}}:{}",
+            key.client_tag(),
+            key.failure_id()
+        )
     }
 
     async fn load_failure_now(&self, key: &StoreKey) -> Result<Option<StoredFailure>, StoreError> {

@@ -1,0 +1,228 @@
+//! One pooled token's headroom under the API's per-token rate limit: how many more requests it
+//! may send in the current window, learned from the `inin-ratelimit-*` headers when the server
+//! sends them, and counted on this side (a fixed window of a minute) when it does not.
+//!
+//! Every estimate errs on the side of sending less: a request is counted when it is sent, the
+//! server's count is raised by the requests still in flight, and the server's reset (whole
+//! seconds, rounded down) is taken a second later than it says.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+
+/// The window of the client-side count, and of Genesys' per-token limit.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Two window ends closer than this are the same window seen from two responses.
+const SAME_WINDOW: Duration = Duration::from_secs(2);
+
+/// Genesys' rate-limit headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests counted in the window (`inin-ratelimit-count`).
+    pub count: u64,
+    /// Requests allowed in the window (`inin-ratelimit-allowed`).
+    pub allowed: u64,
+    /// Seconds until the window resets (`inin-ratelimit-reset`).
+    pub reset: u64,
+}
+
+impl RateLimit {
+    /// The three headers, when all are present and numbers.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let n = |k: &str| headers.get(k)?.to_str().ok()?.trim().parse().ok();
+        Some(Self {
+            count: n("inin-ratelimit-count")?,
+            allowed: n("inin-ratelimit-allowed")?,
+            reset: n("inin-ratelimit-reset")?,
+        })
+    }
+}
+
+/// What one token may still send.
+#[derive(Debug)]
+pub(super) struct Budget {
+    /// Requests allowed per window: the server's figure once it has said, else the configured.
+    allowed: u64,
+    /// Requests counted in the window that ends at `window_end`.
+    used: u64,
+    /// Requests sent and not answered yet.
+    in_flight: u64,
+    /// The end of the current window; `None` before the first request.
+    window_end: Option<Instant>,
+    /// After a 429: not used before this.
+    cool_until: Option<Instant>,
+}
+
+impl Budget {
+    pub(super) fn new(allowed: u64) -> Self {
+        Self {
+            allowed,
+            used: 0,
+            in_flight: 0,
+            window_end: None,
+            cool_until: None,
+        }
+    }
+
+    fn in_window(&self, now: Instant) -> bool {
+        self.window_end.is_some_and(|end| now < end)
+    }
+
+    /// Requests this token may send now.
+    pub(super) fn headroom(&self, now: Instant) -> u64 {
+        if self.cool_until.is_some_and(|t| now < t) {
+            return 0;
+        }
+        match self.in_window(now) {
+            true => self.allowed.saturating_sub(self.used),
+            false => self.allowed.saturating_sub(self.in_flight),
+        }
+    }
+
+    /// When a token without headroom has some again; `None` when only its requests in flight
+    /// hold it back (their answers say more).
+    pub(super) fn free_at(&self, now: Instant) -> Option<Instant> {
+        let cooled = self.cool_until.filter(|t| now < *t);
+        let window = self
+            .window_end
+            .filter(|end| now < *end && self.used >= self.allowed);
+        match (cooled, window) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (Some(t), None) | (None, Some(t)) => Some(t),
+            (None, None) => None,
+        }
+    }
+
+    /// Counts one request sent now.
+    pub(super) fn reserve(&mut self, now: Instant) {
+        if !self.in_window(now) {
+            self.window_end = Some(now + WINDOW);
+            // Requests still in flight may reach the server in the new window.
+            self.used = self.in_flight;
+        }
+        self.used = self.used.saturating_add(1);
+        self.in_flight = self.in_flight.saturating_add(1);
+    }
+
+    /// A request counted by `reserve` that was never answered (not sent, or the connection
+    /// failed): it stays counted, since the server may have seen it.
+    pub(super) fn abandon(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Learns from an answer: the server's count, limit and reset, and a 429's wait.
+    pub(super) fn answered(
+        &mut self,
+        now: Instant,
+        status: u16,
+        limit: Option<RateLimit>,
+        retry_after: Option<Duration>,
+    ) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(l) = limit {
+            let end = now + Duration::from_secs(l.reset.saturating_add(1));
+            // Requests still in flight may not have reached the server's count yet.
+            let counted = l.count.saturating_add(self.in_flight);
+            self.allowed = l.allowed;
+            match self.window_end {
+                Some(e) if e.max(end).duration_since(e.min(end)) < SAME_WINDOW => {
+                    self.window_end = Some(e.max(end));
+                    self.used = self.used.max(counted);
+                }
+                _ => {
+                    self.window_end = Some(end);
+                    self.used = counted;
+                }
+            }
+        }
+        if status == 429 {
+            let left = self
+                .window_end
+                .filter(|end| now < *end)
+                .map(|end| end - now);
+            let wait = retry_after
+                .or(limit.map(|l| Duration::from_secs(l.reset)))
+                .or(left)
+                .unwrap_or(WINDOW)
+                .max(Duration::from_secs(1));
+            self.cool_until = Some(now + wait);
+            if self.in_window(now) {
+                self.used = self.used.max(self.allowed);
+            }
+        }
+    }
+
+    /// Not used for `d` (its token could not be had).
+    pub(super) fn cool(&mut self, now: Instant, d: Duration) {
+        self.cool_until = Some(now + d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn limit(count: u64, allowed: u64, reset: u64) -> Option<RateLimit> {
+        Some(RateLimit {
+            count,
+            allowed,
+            reset,
+        })
+    }
+
+    #[test]
+    fn the_client_side_count_allows_the_configured_rate_per_minute() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(3);
+        for _ in 0..3 {
+            assert!(b.headroom(t0) > 0);
+            b.reserve(t0);
+            b.answered(t0, 200, None, None);
+        }
+        assert_eq!(b.headroom(t0), 0);
+        assert_eq!(b.free_at(t0), Some(t0 + WINDOW));
+        assert_eq!(b.headroom(t0 + WINDOW), 3);
+    }
+
+    #[test]
+    fn the_server_headers_set_the_limit_and_the_window() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(300);
+        b.reserve(t0);
+        b.answered(t0, 200, limit(8, 10, 30), None);
+        assert_eq!(b.headroom(t0), 2, "the server counted 8 of 10");
+        assert_eq!(b.window_end, Some(t0 + Duration::from_secs(31)));
+    }
+
+    #[test]
+    fn a_429_cools_the_token_until_its_retry_after() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(300);
+        b.reserve(t0);
+        b.answered(t0, 429, limit(301, 300, 20), Some(Duration::from_secs(20)));
+        assert_eq!(b.headroom(t0 + Duration::from_secs(19)), 0);
+        assert!(b.headroom(t0 + Duration::from_secs(21)) > 0);
+    }
+
+    proptest! {
+        /// Whatever the server answers, a token never sends past what its last answer allows:
+        /// after an answer saying `count` of `allowed`, with `others` still in flight, the
+        /// headroom is at most `allowed - count - others`.
+        #[test]
+        fn headroom_never_exceeds_what_the_server_allows(
+            sends in 1u64..50, count in 0u64..400, allowed in 1u64..400, reset in 0u64..60,
+            others in 0u64..20,
+        ) {
+            let t0 = Instant::now();
+            let mut b = Budget::new(300);
+            for _ in 0..sends.max(others + 1) {
+                b.reserve(t0);
+            }
+            let in_flight = sends.max(others + 1) - 1;
+            b.answered(t0, 200, limit(count, allowed, reset), None);
+            prop_assert!(b.headroom(t0) <= allowed.saturating_sub(count + in_flight));
+        }
+    }
+}
