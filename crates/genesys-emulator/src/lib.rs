@@ -64,6 +64,7 @@ pub struct EmulatorBuilder {
     api_prefix: String,
     read_timeout: Duration,
     api_latency: Duration,
+    time_scale: u32,
 }
 
 /// The largest request body the emulator reads (a token request or a fault is far smaller).
@@ -84,6 +85,7 @@ impl Default for EmulatorBuilder {
             port: 0,
             read_timeout: Duration::from_secs(30),
             api_latency: Duration::ZERO,
+            time_scale: 1,
         }
     }
 }
@@ -127,6 +129,17 @@ impl EmulatorBuilder {
     /// trip would: what makes concurrent paging pay, and what benchmarks of it add.
     pub fn api_latency(mut self, latency: Duration) -> Self {
         self.api_latency = latency;
+        self
+    }
+
+    /// Runs the emulator's clock `k` times faster than real time (default 1), for benchmarks
+    /// that would otherwise wait out real minutes: token lifetimes, the API's per-token
+    /// rate-limit minute (and its `inin-ratelimit-reset` and `Retry-After` seconds) and the
+    /// token endpoint's window all pass `k` times sooner. What stays real: network and
+    /// processing time, [`api_latency`](Self::api_latency), injected delays, read timeouts and
+    /// the `Date` header. A client must run its own clock as fast to agree with it.
+    pub fn time_scale(mut self, k: u32) -> Self {
+        self.time_scale = k.max(1);
         self
     }
 
@@ -239,6 +252,7 @@ impl EmulatorBuilder {
             self.api_latency,
         );
         state.token_rate_window = self.token_rate_window;
+        state.clock = state::Clock::scaled(self.time_scale);
         let state = Arc::new(state);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;

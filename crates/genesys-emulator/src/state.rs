@@ -274,25 +274,33 @@ pub(crate) struct IssuedToken {
     pub revoked: bool,
 }
 
-/// The emulator's clock: real monotonic time plus an offset that tests move forward, so that
-/// expiry is tested without waiting.
+/// The emulator's clock: real monotonic time, optionally running `scale` times faster, plus an
+/// offset that tests move forward, so that expiry is tested without waiting.
 #[derive(Debug)]
 pub(crate) struct Clock {
     start: Instant,
     offset_ms: AtomicU64,
+    scale: u32,
 }
 
 impl Clock {
     fn new() -> Self {
+        Self::scaled(1)
+    }
+
+    /// A clock on which `scale` seconds pass for every real second.
+    pub fn scaled(scale: u32) -> Self {
         Self {
             start: Instant::now(),
             offset_ms: AtomicU64::new(0),
+            scale: scale.max(1),
         }
     }
 
     /// Time since the emulator started, including every advance.
     pub fn now(&self) -> Duration {
-        self.start.elapsed() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
+        self.start.elapsed().saturating_mul(self.scale)
+            + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
     }
 
     pub fn advance(&self, by: Duration) {

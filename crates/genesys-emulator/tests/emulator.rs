@@ -681,6 +681,52 @@ async fn a_deleted_client_or_revoked_tokens_expire_early() {
     assert_eq!(body["description"], "client not found");
 }
 
+/// A scaled clock moves the rate-limit windows and token lifetimes with it: at 2^32 times real
+/// time a minute passes in 14 ns and a day in 20 µs, less than any round trip, so that a
+/// one-a-minute limit allows every request and a day-long token has expired when first used.
+#[tokio::test]
+async fn a_time_scale_runs_rate_windows_and_lifetimes_faster() {
+    let emu = Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET).token_ttl(Duration::from_secs(86_400)))
+        .api_rate_limit(Some(1))
+        .token_rate_limit(Some(1))
+        .time_scale(u32::MAX)
+        .start()
+        .await
+        .unwrap();
+    // The token endpoint's window passed too: a second token request is not refused.
+    let t = token(&emu).await;
+    let _ = token(&emu).await;
+    assert_eq!(
+        get(&emu, "/api/v2/organizations/me", &t).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "a day passed"
+    );
+    let c = emu.counters();
+    assert_eq!(c.token_rate_limited, 0);
+
+    // A token living 2^32 × 1000 s lasts 1000 real seconds at that scale.
+    let emu = Emulator::builder()
+        .client(
+            ClientSpec::new(ID, SECRET).token_ttl(Duration::from_secs(u64::from(u32::MAX) * 1000)),
+        )
+        .api_rate_limit(Some(1))
+        .time_scale(u32::MAX)
+        .start()
+        .await
+        .unwrap();
+    let t = token(&emu).await;
+    for _ in 0..3 {
+        let r = get(&emu, "/api/v2/organizations/me", &t).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "each request in a minute of its own"
+        );
+    }
+    assert_eq!(emu.counters().api_rate_limited, 0);
+}
+
 #[tokio::test]
 async fn the_api_rate_limit_is_per_token_with_retry_after() {
     let emu = Emulator::builder()
