@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -277,13 +278,16 @@ async fn a_401_on_a_pooled_token_refreshes_that_slot_once_and_revoke_revokes_eve
     assert_eq!(emu.counters().token_requests, tokens_after + 1);
 }
 
-/// Many callers on two threads at once: the choice of a token and the count against it are one
-/// step, so that together they never send past a token's limit.
+/// A thousand callers on eight threads at once, as many as ten tokens allow in one window:
+/// the choice of a token and the count against it are one step under one lock, so that
+/// together they never send past a token's limit, and every token is fetched once. (The job
+/// fits one window, so that the manual clock, which ends a sleep at once while requests are in
+/// flight, only ever moves by the mint intervals.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn many_concurrent_callers_never_send_past_a_tokens_limit() {
-    let emu = limited(20).await;
+    let emu = limited(100).await;
     let clock = linked(&emu);
-    let p = pooled(&emu, &clock, 3, 20, None);
+    let p = pooled(&emu, &clock, 10, 100, None);
     let api = ApiClient::new(p.clone());
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
@@ -298,5 +302,272 @@ async fn many_concurrent_callers_never_send_past_a_tokens_limit() {
     assert_eq!(count(&statuses, 200), 1000, "{statuses:?}");
     let c = emu.counters();
     assert_eq!(c.api_rate_limited, 0, "a token was sent past its limit");
+    assert_eq!(c.token_requests, 10, "{c:?}");
+    assert_eq!(c.token_rate_limited, 0);
+    let waited: Duration = clock.manual.sleeps().iter().sum();
+    assert!(
+        waited < Duration::from_secs(30),
+        "{:?}",
+        clock.manual.sleeps()
+    );
+}
+
+// The pool's concurrency guards, each tested so that removing it fails the test every time:
+// the callers interleave on one thread at their await points, in the same order on every run,
+// and time moves only when the pool sleeps.
+
+/// Every caller needs a new token at once (each token allows one request a minute), and this
+/// token endpoint refuses a second token request within a second: slots must open one at a time
+/// (no opening beside another) and a mint interval apart (no opening right after another).
+#[tokio::test]
+async fn slots_open_one_at_a_time_and_a_mint_interval_apart() {
+    let emu = limited(1).await;
+    let clock = linked(&emu);
+    let p = pooled(&emu, &clock, 4, 1, None);
+    let statuses = job(&ApiClient::new(p.clone()), 4, 4).await;
+    assert_eq!(count(&statuses, 200), 4, "{statuses:?}");
+    let c = emu.counters();
+    assert_eq!(
+        c.token_rate_limited, 0,
+        "two token requests within a second"
+    );
+    assert_eq!(c.token_requests, 4, "{c:?}");
+    assert_eq!(c.api_rate_limited, 0);
+    assert_eq!(p.pool_held(), 4);
+    // Each opening after the first waited the mint interval, once, for every caller.
+    let sleeps = clock.manual.sleeps();
+    assert_eq!(
+        sleeps
+            .iter()
+            .filter(|d| **d == Duration::from_secs(1))
+            .count(),
+        3,
+        "{sleeps:?}"
+    );
+}
+
+/// Sixty callers at once, before any answer, against tokens allowing twenty a minute: each is
+/// counted against the token it is given when it is given it, so that no token is sent past its
+/// limit even though no answer has said anything yet.
+#[tokio::test]
+async fn callers_are_counted_against_a_token_when_it_is_chosen() {
+    let emu = limited(20).await;
+    let clock = linked(&emu);
+    let p = pooled(&emu, &clock, 3, 20, None);
+    let statuses = job(&ApiClient::new(p.clone()), 60, 60).await;
+    assert_eq!(count(&statuses, 200), 60, "{statuses:?}");
+    let c = emu.counters();
+    assert_eq!(c.api_rate_limited, 0, "a token was sent past its limit");
     assert_eq!(c.token_requests, 3, "{c:?}");
+    assert_eq!(c.token_rate_limited, 0);
+    // Three tokens' worth in one window: no wait for a reset.
+    assert!(
+        clock
+            .manual
+            .sleeps()
+            .iter()
+            .all(|d| *d < Duration::from_secs(30)),
+        "{:?}",
+        clock.manual.sleeps()
+    );
+}
+
+/// A clock whose sleeps last until the test moves it past their end (the manual clock's end
+/// at once): what shows how many callers sleep at the same time.
+#[derive(Clone, Debug)]
+struct Gated {
+    manual: ManualClock,
+    moved: Arc<tokio::sync::Notify>,
+    sleeping: Arc<AtomicUsize>,
+    most_sleeping: Arc<AtomicUsize>,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Self {
+            manual: ManualClock::new(),
+            moved: Arc::default(),
+            sleeping: Arc::default(),
+            most_sleeping: Arc::default(),
+        }
+    }
+
+    fn advance(&self, d: Duration) {
+        self.manual.advance(d);
+        self.moved.notify_waiters();
+    }
+}
+
+/// Counts a sleeper while it sleeps.
+struct Sleeping(Arc<AtomicUsize>);
+
+impl Drop for Sleeping {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Clock for Gated {
+    fn now(&self) -> Instant {
+        self.manual.now()
+    }
+    fn wall(&self) -> SystemTime {
+        self.manual.wall()
+    }
+    fn sleep(&self, d: Duration) -> Sleep {
+        let (me, end) = (self.clone(), self.now() + d);
+        Box::pin(async move {
+            let n = me.sleeping.fetch_add(1, Ordering::SeqCst) + 1;
+            me.most_sleeping.fetch_max(n, Ordering::SeqCst);
+            let _sleeping = Sleeping(me.sleeping.clone());
+            loop {
+                let moved = me.moved.notified();
+                let mut moved = std::pin::pin!(moved);
+                moved.as_mut().enable();
+                if me.manual.now() >= end {
+                    return;
+                }
+                moved.await;
+            }
+        })
+    }
+}
+
+/// Every token out of headroom and many callers waiting: one of them sleeps until the earliest
+/// reset, the others wait for it, so the pool has one timer, not one per caller.
+#[tokio::test]
+async fn callers_waiting_for_a_reset_share_one_sleep() {
+    let emu = Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET).token_ttl(DAY))
+        .token_rate_limit(None)
+        .start()
+        .await
+        .expect("emulator starts");
+    let clock = Gated::new();
+    let p = TokenProvider::builder(settings(&emu))
+        .clock(Arc::new(clock.clone()))
+        .refresh_jitter(0.0)
+        .pool(2)
+        .pool_rate(5)
+        .pool_mint_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    // Both tokens spent: five requests each, counted on this side.
+    for i in 0..10 {
+        let lease = p.lease().await.unwrap();
+        assert_eq!(lease.slot(), i / 5);
+        drop(lease);
+    }
+    assert_eq!(emu.counters().token_requests, 2);
+    let waiting: Vec<_> = (0..10)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { p.lease().await.map(|l| l.slot()) })
+        })
+        .collect();
+    // Every caller has asked (each ran until it waits) before the clock moves.
+    while clock.sleeping.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        clock.most_sleeping.load(Ordering::SeqCst),
+        1,
+        "one caller sleeps for all"
+    );
+    clock.advance(Duration::from_secs(60));
+    let mut slots = Vec::new();
+    for w in waiting {
+        slots.push(w.await.unwrap().unwrap());
+    }
+    slots.sort();
+    assert_eq!(slots, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+    assert_eq!(clock.most_sleeping.load(Ordering::SeqCst), 1);
+}
+
+/// Several requests sent with one slot's token are all refused (401): the first refusal drops
+/// the token and the slot fetches one new token; the later refusals, of the token already
+/// replaced, leave the new one alone (no second fetch), and no other slot is touched.
+#[tokio::test]
+async fn refusals_of_one_slots_token_refresh_that_slot_once() {
+    let emu = limited(10).await;
+    let clock = linked(&emu);
+    let p = pooled(&emu, &clock, 2, 10, None);
+    // Slot 0 spent (client-side), so that slot 1 opens and takes the next leases.
+    for _ in 0..10 {
+        let lease = p.lease().await.unwrap();
+        assert_eq!(lease.slot(), 0);
+        drop(lease);
+    }
+    let slot0 = p.cached().unwrap();
+    let leases: Vec<_> = futures_util::future::join_all((0..5).map(|_| p.lease())).await;
+    let leases: Vec<_> = leases.into_iter().map(Result::unwrap).collect();
+    assert!(leases.iter().all(|l| l.slot() == 1));
+    assert_eq!(emu.counters().token_requests, 2);
+    // Past the token endpoint's one-a-second limit.
+    clock.advance(Duration::from_secs(2));
+    let mut leases = leases.into_iter();
+    let first = leases.next().unwrap();
+    first.refused();
+    drop(first);
+    let fresh = p.lease().await.unwrap();
+    assert_eq!(fresh.slot(), 1);
+    assert_eq!(emu.counters().token_requests, 3, "slot 1 refreshed");
+    let new_token = fresh.token().clone();
+    drop(fresh);
+    // The other refusals are of the token already replaced.
+    for lease in leases {
+        lease.refused();
+    }
+    let again = p.lease().await.unwrap();
+    assert_eq!(again.slot(), 1);
+    assert!(
+        again.token().same_token(&new_token),
+        "the new token was kept"
+    );
+    assert_eq!(emu.counters().token_requests, 3, "no second refresh");
+    assert!(
+        p.cached().unwrap().same_token(&slot0),
+        "slot 0 kept its token"
+    );
+}
+
+/// The same through the API client: a slot's token revoked at the server while four requests
+/// are sent with it; each meets a 401 and is retried once, and the slot fetches one new token.
+#[tokio::test]
+async fn concurrent_401s_on_one_slot_fetch_one_new_token() {
+    let emu = limited(10).await;
+    let clock = linked(&emu);
+    let p = pooled(&emu, &clock, 2, 10, None);
+    let api = ApiClient::new(p.clone());
+    // Slot 0 spent, slot 1 opened with one request.
+    assert_eq!(count(&job(&api, 11, 1).await, 200), 11);
+    assert_eq!(emu.counters().token_requests, 2, "both slots opened");
+    let lease = p.lease().await.unwrap();
+    assert_eq!(lease.slot(), 1);
+    let slot1 = lease.token().clone();
+    drop(lease);
+    let r = reqwest::Client::new()
+        .delete(format!("{}/api/v2/tokens/me", emu.api_url()))
+        .bearer_auth(slot1.secret())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // Past the token endpoint's one-a-second limit; slot 0 is still out of headroom.
+    clock.advance(Duration::from_secs(2));
+    let unauthorized = emu.counters().unauthorized;
+    let statuses = job(&api, 4, 4).await;
+    assert_eq!(count(&statuses, 200), 4, "{statuses:?}");
+    let c = emu.counters();
+    assert_eq!(
+        c.unauthorized,
+        unauthorized + 4,
+        "the revoked token was sent four times"
+    );
+    assert_eq!(c.token_requests, 3, "slot 1 fetched one new token: {c:?}");
+    assert_eq!(c.token_rate_limited, 0);
+    assert_eq!(c.api_rate_limited, 0);
 }

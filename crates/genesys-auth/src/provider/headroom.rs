@@ -13,8 +13,12 @@ use reqwest::header::HeaderMap;
 /// The window of the client-side count, and of Genesys' per-token limit.
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Two window ends closer than this are the same window seen from two responses.
-const SAME_WINDOW: Duration = Duration::from_secs(2);
+/// Two window ends closer than this are the same window seen from two responses: half a window,
+/// since the ends of two windows one after the other are a whole window apart, while answers of
+/// one window disagree by as much as their delays on the way do. A late answer (held up by a
+/// slow network or a busy runtime) must not pass for a new window: its count is lower than
+/// the window's, and taking it would send past the limit.
+const SAME_WINDOW: Duration = Duration::from_secs(30);
 
 /// Genesys' rate-limit headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +54,8 @@ pub(super) struct Budget {
     in_flight: u64,
     /// The end of the current window; `None` before the first request.
     window_end: Option<Instant>,
+    /// `window_end` is the server's (from `inin-ratelimit-reset`), not this side's guess.
+    learned: bool,
     /// After a 429: not used before this.
     cool_until: Option<Instant>,
 }
@@ -61,6 +67,7 @@ impl Budget {
             used: 0,
             in_flight: 0,
             window_end: None,
+            learned: false,
             cool_until: None,
         }
     }
@@ -98,6 +105,7 @@ impl Budget {
     pub(super) fn reserve(&mut self, now: Instant) {
         if !self.in_window(now) {
             self.window_end = Some(now + WINDOW);
+            self.learned = false;
             // Requests still in flight may reach the server in the new window.
             self.used = self.in_flight;
         }
@@ -126,7 +134,12 @@ impl Budget {
             let counted = l.count.saturating_add(self.in_flight);
             self.allowed = l.allowed;
             match self.window_end {
-                Some(e) if e.max(end).duration_since(e.min(end)) < SAME_WINDOW => {
+                // This side's guess gives way to the server's end; what it counted stands.
+                Some(_) if !self.learned && self.in_window(now) => {
+                    self.window_end = Some(end);
+                    self.used = self.used.max(counted);
+                }
+                Some(e) if self.learned && e.max(end).duration_since(e.min(end)) < SAME_WINDOW => {
                     self.window_end = Some(e.max(end));
                     self.used = self.used.max(counted);
                 }
@@ -135,6 +148,7 @@ impl Budget {
                     self.used = counted;
                 }
             }
+            self.learned = true;
         }
         if status == 429 {
             let left = self
@@ -204,6 +218,29 @@ mod tests {
         b.answered(t0, 429, limit(301, 300, 20), Some(Duration::from_secs(20)));
         assert_eq!(b.headroom(t0 + Duration::from_secs(19)), 0);
         assert!(b.headroom(t0 + Duration::from_secs(21)) > 0);
+    }
+
+    #[test]
+    fn a_late_answer_of_the_same_window_does_not_lower_the_count() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(100);
+        for _ in 0..100 {
+            b.reserve(t0);
+        }
+        for count in 2..=100 {
+            b.answered(t0, 200, limit(count, 100, 59), None);
+        }
+        assert_eq!(b.headroom(t0), 0);
+        // The answer to the first request, held up on the way for a few seconds: its reset was
+        // read when the server counted it, so its window seems to end later than the others'.
+        let late = t0 + Duration::from_secs(5);
+        b.answered(late, 200, limit(1, 100, 59), None);
+        assert_eq!(b.headroom(late), 0, "the server counted 100 in this window");
+        // The next window is a new one.
+        let next = t0 + Duration::from_secs(61);
+        b.reserve(next);
+        b.answered(next, 200, limit(1, 100, 59), None);
+        assert_eq!(b.headroom(next), 99);
     }
 
     proptest! {
