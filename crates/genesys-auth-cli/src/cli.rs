@@ -37,6 +37,7 @@ const TOKEN_OPTIONS: &[&str] = &[
     "client_cert",
     "client_key",
     "timeout",
+    "pool",
 ];
 
 /// The command line, with the token options hidden where they do not apply: `emulator --help`
@@ -135,6 +136,12 @@ pub struct Global {
     /// The key of --client-cert (PEM) [env: GENESYS_CLIENT_KEY]
     #[arg(long, global = true, value_name = "PEM", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+    /// Spread API requests over up to N tokens of the client (1 to 50), to go past the API's
+    /// per-token rate limit: `api` and `serve` send each request with the token that has the
+    /// most headroom, a new token only when all held are spent; processes sharing the token
+    /// cache share the pool [env: GENESYS_TOKEN_POOL] [default: 1]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_pool)]
+    pub pool: Option<usize>,
     /// How long the whole command may take, retries, waits, --jq and a secret command included:
     /// seconds or 500ms, 30s, 2m [default: 15 s a request, 90 s with retries]
     #[arg(
@@ -177,7 +184,8 @@ pub enum Command {
     /// Show the resolved settings and where each came from; makes no request
     #[command(after_help = CONFIG_HELP)]
     Config(JsonArg),
-    /// Revoke the cached token (DELETE /api/v2/tokens/me) and remove it from the cache
+    /// Revoke the cached token (DELETE /api/v2/tokens/me), every token of a pool too, and
+    /// remove it from the cache
     #[command(after_help = REVOKE_HELP)]
     Revoke,
     /// List or clear the token cache
@@ -212,6 +220,9 @@ Examples:
   genesys-auth token --json | jq .expires_at
   genesys-auth -v token                     # says whether the cache served it, and its age
 
+With --pool N, token prints one token: the pool's first, which serve's GET /token hands out
+too (the others are for the requests of api and serve).
+
 Exit codes: 0 success; 3 configuration; 4 client rejected; 5 forbidden; 6 rate limited;
 7 network, server or unreadable response.";
 
@@ -226,13 +237,16 @@ Exit codes: 0 valid; 3 configuration; 4 client or token rejected; 5 forbidden; 6
 const API_HELP: &str = "\
 Examples:
   genesys-auth api organizations/me
-  genesys-auth api users -q pageSize=100 --paginate --parallel 8 --jq '.[].name'
+  genesys-auth --pool 3 api users -q pageSize=100 --paginate --parallel 8 --jq '.[].name'
   genesys-auth api -X POST /api/v2/groups -f name=Support -F rulesVisible=true
   genesys-auth api tokens/me --silent; echo $?      # 0 while the token is accepted
 
 --paginate fetches a list paged by page number --parallel pages at a time (default 4) and
 prints one array in page order; a page that fails ends it with an error naming the page, the
 pages before it printed. On a terminal, stderr shows progress: pages 12/40 · 1,180 entities.
+
+--pool N (or GENESYS_TOKEN_POOL) sends each request with the token of up to N that has the most
+headroom under the API's per-token rate limit, waiting for a reset rather than meeting a 429.
 
 Exit codes: 0 success; 2 usage (a bad header, field or --paginate on a single object);
 3 configuration; 4 token rejected; 5 forbidden; 6 rate limited; 7 network or server error;
@@ -297,6 +311,11 @@ Examples:
   curl -H \"Authorization: Bearer $GENESYS_SERVE_TOKEN\" $GENESYS_SERVE_URL/token
   genesys-auth serve --unix $XDG_RUNTIME_DIR/genesys-auth/serve.sock   # no bearer: file modes
   kill -HUP %1                                # reload settings (a rotated secret)
+  genesys-auth --pool 3 serve > serve.env &   # proxy with up to 3 tokens, by headroom
+
+With --pool N, each proxied request goes out with the token that has the most headroom under
+the API's rate limit, and a 429 moves it to another token (--on-429 pass hands it back
+instead); GET /token hands out the pool's first token; /readyz needs that one valid.
 
 Exit codes: 0 stopped by SIGTERM or Ctrl-C (requests in flight finished); 2 usage (a
 non-loopback --listen without --allow-non-loopback); 3 configuration (settings, the port or
@@ -412,6 +431,25 @@ pub struct ApiArgs {
     /// Print nothing on success (the exit code still says how it went)
     #[arg(long, conflicts_with = "jq")]
     pub silent: bool,
+}
+
+/// A token pool's size, from `--pool` or `GENESYS_TOKEN_POOL`: 1 to [`genesys_auth::MAX_POOL`].
+/// The message says the range and what to type; it never repeats the value.
+pub fn parse_pool(s: &str) -> Result<usize, String> {
+    let max = genesys_auth::MAX_POOL;
+    let t = s.trim();
+    match t.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        Ok(0) => Err(format!(
+            "a token pool holds 1 to {max} tokens, not 0; give a number from 1 to {max} (1, the default, is a single token)"
+        )),
+        _ if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "a token pool holds at most {max} tokens (as Genesys' own tools allow); give a number from 1 to {max}"
+        )),
+        _ => Err(format!(
+            "expected a whole number of tokens from 1 to {max}, e.g. --pool 4 (or GENESYS_TOKEN_POOL=4)"
+        )),
+    }
 }
 
 pub fn parse_pair(s: &str) -> Result<(String, String), String> {

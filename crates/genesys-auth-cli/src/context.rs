@@ -218,10 +218,45 @@ pub fn store(global: &Global, settings: &Settings) -> Result<Store, CliError> {
     }
 }
 
-/// A provider over `settings`, with the store the options name (the file store by default).
+/// How many tokens the pool may hold, and where that came from: `--pool`, then
+/// `GENESYS_TOKEN_POOL`, else 1. Read here rather than by clap so that `config` and `doctor`
+/// can say which; a `.env` cannot set it (the library warns about one that tries).
+pub fn pool(global: &Global) -> Result<(usize, String), CliError> {
+    if let Some(n) = global.pool {
+        return Ok((n, "--pool".into()));
+    }
+    const VAR: &str = "GENESYS_TOKEN_POOL";
+    match std::env::var_os(VAR) {
+        Some(v) if !v.is_empty() => {
+            let n = v
+                .to_str()
+                .ok_or_else(|| "not text".to_owned())
+                .and_then(crate::cli::parse_pool)
+                .map_err(|why| {
+                    CliError::new(Exit::Usage, format!("invalid value for {VAR}: {why}"))
+                })?;
+            Ok((n, format!("environment variable {VAR}")))
+        }
+        _ => Ok((1, "default".into())),
+    }
+}
+
+/// A provider over `settings`, with the store the options name (the file store by default)
+/// and the token pool they ask for.
 pub fn provider(global: &Global, settings: Settings) -> Result<TokenProvider, CliError> {
+    let size = pool(global)?.0;
+    provider_sized(global, settings, size)
+}
+
+/// [`provider`] with a pool of `size` tokens, whatever the options say (`revoke` reaches every
+/// slot a pool may have left in the cache).
+pub fn provider_sized(
+    global: &Global,
+    settings: Settings,
+    size: usize,
+) -> Result<TokenProvider, CliError> {
     let store = store(global, &settings)?;
-    let builder = TokenProvider::builder(settings);
+    let builder = TokenProvider::builder(settings).pool(size);
     let builder =
         match store {
             Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),

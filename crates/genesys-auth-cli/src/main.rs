@@ -94,6 +94,8 @@ fn refuse_inapplicable(cli: &Cli) -> Result<(), CliError> {
         ("--client-cert", g.client_cert.is_some()),
         ("--timeout", g.timeout.is_some()),
         ("--no-cache", g.no_cache),
+        // The flag only: GENESYS_TOKEN_POOL, like GENESYS_TOKEN_STORE, is read where it applies.
+        ("--pool", g.pool.is_some()),
     ];
     match given.iter().find(|(_, on)| *on) {
         // The cache is keyed by client, not by profile: one client's token goes with `revoke`.

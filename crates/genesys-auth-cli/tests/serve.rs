@@ -1374,3 +1374,149 @@ fn two_serve_processes_on_other_machines_share_one_token_through_redis() {
     );
     assert_eq!(series(&m, "genesys_auth_store_fallbacks_total"), Some(0.0));
 }
+
+/// `curl` through serve, with serve's bearer; the status and the body.
+fn curl(serve: &Serve, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {}", serve.bearer()))
+        .arg(format!("{}{path}", serve.url()))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!text.contains(SECRET), "the secret in an answer: {text}");
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Every access token in the file cache under `cache`.
+fn cached_tokens(cache: &Path) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(cache.join("genesys-auth")) else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter_map(|v| v["access_token"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// With `--pool 3` and four API requests a minute per token, twelve requests through curl go
+/// out over three tokens, with no 429 from the API; `/metrics` shows the pool and each
+/// token's last rate-limit values; `/token` keeps handing out the pool's first token; no
+/// token is in serve's output.
+#[test]
+fn serve_with_a_pool_spreads_requests_over_its_tokens() {
+    let emu = emulator_with(|b| b.api_rate_limit(Some(4)));
+    let serve = Serve::start(&emu, &["--pool", "3"]);
+    let (_, _, body) = serve.get("/token");
+    let first: Value = serde_json::from_str(&body).unwrap();
+    for i in 0..12 {
+        let (status, body) = curl(&serve, "/api/v2/organizations/me");
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let c = emu.counters();
+    assert_eq!(c.tokens_issued, 3, "{c:?}");
+    assert_eq!(c.api_rate_limited, 0, "{c:?}");
+    let m = serve.metrics();
+    assert_eq!(series(&m, "genesys_auth_pool_size"), Some(3.0), "{m}");
+    assert_eq!(
+        series(&m, "genesys_auth_pool_tokens_held"),
+        Some(3.0),
+        "{m}"
+    );
+    for slot in 0..3 {
+        let name = format!("genesys_auth_pool_ratelimit_count{{slot=\"{slot}\"}}");
+        assert_eq!(series(&m, &name), Some(4.0), "{m}");
+    }
+    assert_eq!(
+        series(&m, "genesys_auth_proxy_requests_total{status=\"200\"}"),
+        Some(12.0)
+    );
+    let (status, _, body) = serve.get("/readyz");
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["pool"]["size"], 3);
+    assert_eq!(ready["pool"]["held"], 3);
+    let (_, _, body) = serve.get("/token");
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(first["access_token"], again["access_token"]);
+    let tokens = cached_tokens(&serve.dir.join("cache"));
+    assert_eq!(tokens.len(), 3);
+    let out = serve.output();
+    for t in &tokens {
+        assert!(
+            !out.contains(t.as_str()),
+            "a token in serve's output:\n{out}"
+        );
+    }
+}
+
+/// With `--on-429 pass` a 429 is handed back as it came, and the pool rests that token: the
+/// next request goes out with another.
+#[test]
+fn serve_with_a_pool_passes_a_429_back_when_asked_and_moves_on() {
+    let emu = emulator_with(|b| b.api_rate_limit(Some(5)));
+    let serve = Serve::start(&emu, &["--pool", "2", "--on-429", "pass"]);
+    assert_eq!(curl(&serve, "/api/v2/organizations/me").0, 200);
+    emu.inject(
+        Target::Api,
+        Fault::Status {
+            status: 429,
+            retry_after: Some(30),
+        },
+        1,
+    );
+    let (status, body) = curl(&serve, "/api/v2/organizations/me");
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(curl(&serve, "/api/v2/organizations/me").0, 200);
+    let c = emu.counters();
+    assert_eq!(c.tokens_issued, 2, "{c:?}");
+    let m = serve.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_proxy_requests_total{status=\"429\"}"),
+        Some(1.0),
+        "{m}"
+    );
+}
+
+/// Two serve processes with `--pool 3` on one file cache hold three tokens between them, not
+/// six: the second takes the slots' tokens from the cache, and a token the first spent moves
+/// its request to the next slot, never to a token of its own.
+#[test]
+fn a_fleet_of_two_serve_processes_on_one_file_cache_holds_the_pools_tokens_once() {
+    let emu = emulator_with(|b| b.api_rate_limit(Some(4)));
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().to_str().unwrap().to_owned();
+    let env = [("XDG_CACHE_HOME", cache.as_str())];
+    let a = Serve::start_env(&emu, &env, &["--pool", "3"]);
+    for i in 0..9 {
+        let (status, body) = curl(&a, "/api/v2/organizations/me");
+        assert_eq!(status, 200, "a, request {i}: {body}");
+    }
+    assert_eq!(emu.counters().tokens_issued, 3);
+    let b = Serve::start_env(&emu, &env, &["--pool", "3"]);
+    for i in 0..3 {
+        let (status, body) = curl(&b, "/api/v2/organizations/me");
+        assert_eq!(status, 200, "b, request {i}: {body}");
+    }
+    let c = emu.counters();
+    assert_eq!(c.token_requests, 3, "{c:?}");
+    assert_eq!(c.tokens_issued, 3, "{c:?}");
+    let m = b.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_token_fetches_total{outcome=\"ok\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    let tokens = cached_tokens(shared.path());
+    assert_eq!(tokens.len(), 3);
+    for out in [a.output(), b.output()] {
+        for t in &tokens {
+            assert!(
+                !out.contains(t.as_str()),
+                "a token in serve's output:\n{out}"
+            );
+        }
+    }
+}

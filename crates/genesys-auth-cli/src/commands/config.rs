@@ -16,6 +16,7 @@ fn src(s: &Source) -> String {
 pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
     let s = context::settings(global)?;
     let cache = context::store(global, &s)?.location();
+    let (pool, pool_source) = context::pool(global)?;
     let region = &s.region;
     let set = |v: bool| if v { "set" } else { "unset" };
     if args.json {
@@ -41,6 +42,7 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
             "timeout_s": s.timeout.as_secs_f64(),
             "connect_timeout_s": s.connect_timeout.as_secs_f64(),
             "token_cache": cache,
+            "token_pool": {"value": pool, "source": pool_source},
             "warnings": s.warnings,
             "overridden": s.overridden.iter().map(|o| json!({
                 "setting": o.setting,
@@ -111,6 +113,10 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
         "token cache:    {}",
         cache.unwrap_or_else(|| "off".into())
     ));
+    lines.push(format!(
+        "token pool:     {}",
+        pool_figure(pool, &pool_source)
+    ));
     // Values set somewhere and not used, so that none is overridden in silence.
     for o in &s.overridden {
         lines.push(format!(
@@ -122,4 +128,13 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
         print_line(&l);
     }
     Ok(())
+}
+
+/// The pool's size and where it came from, as `config` and `doctor` show it.
+pub fn pool_figure(n: usize, source: &str) -> String {
+    match (n, source) {
+        (1, "default") => "1 token (the default; --pool N for more)".into(),
+        (1, _) => format!("1 token (from {source})"),
+        _ => format!("up to {n} tokens (from {source})"),
+    }
 }

@@ -162,6 +162,16 @@ pub async fn collect(global: &Global, out: &mut Vec<Check>) {
     };
     out.push(settings_check(&settings));
     out.extend(settings_details(&settings));
+    match context::pool(global) {
+        Ok((n, source)) => out.push(Check::ok(
+            "settings",
+            format!("token pool: {}", super::config::pool_figure(n, &source)),
+        )),
+        Err(e) => {
+            out.push(Check::fail("settings", e.exit, "token pool", e.message));
+            return;
+        }
+    }
     for w in &settings.warnings {
         out.push(Check::warn("settings", "a warning", w.clone()));
     }

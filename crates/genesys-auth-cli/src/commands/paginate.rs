@@ -5,7 +5,9 @@
 //! `--parallel` at a time, each by its number, and merged in page order. A cursor-paged list
 //! (`nextUri` with a cursor) is followed one page at a time, as is every list with
 //! `--parallel 1`. The rate limit's headers shrink the window when the window is nearly spent,
-//! rather than meet 429s; the API client still waits out any 429 it gets.
+//! rather than meet 429s; the API client still waits out any 429 it gets. With a token pool
+//! (`--pool`) the window stays whole: the pool sends each page with the token that has the
+//! most headroom and waits for a reset itself.
 //!
 //! A page that fails ends the command with that page's error, named by its number. The pages
 //! before it are printed, in order, as one complete JSON array (with a warning that the list
@@ -85,7 +87,12 @@ async fn fetch_rest(
     merged: &mut Merged,
     progress: &Progress,
 ) -> Result<(), Stop> {
-    let window = Cell::new(window_for(first.rate_limit, parallel));
+    // With a token pool the client paces each token itself, by the headers of that token's
+    // own answers: one token's count says nothing of the others', so it must not narrow the
+    // window for all of them.
+    let pooled = api.provider().pool_size() > 1;
+    let limit_of = |p: &Page| p.rate_limit.filter(|_| !pooled);
+    let window = Cell::new(window_for(limit_of(&first), parallel));
     let numbered = first.numbered_rest().filter(|_| parallel > 1);
     let mut of = numbered.as_ref().map(|r| *r.end()).or(first.page_count);
     let follow = match numbered {
@@ -114,7 +121,7 @@ async fn fetch_rest(
                 .page(req.with_page_number(n))
                 .await
                 .map_err(|e| Stop::Failed(at_page(n, e.into())))?;
-            window.set(window_for(page.rate_limit, parallel));
+            window.set(window_for(limit_of(&page), parallel));
             match page.page_number {
                 Some(m) if m != n => Err(Stop::Failed(CliError::new(
                     Exit::Network,

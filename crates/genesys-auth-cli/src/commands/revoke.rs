@@ -1,4 +1,5 @@
-//! `genesys-auth revoke`: revokes the cached token and removes it from the cache.
+//! `genesys-auth revoke`: revokes the cached token and removes it from the cache; the tokens of
+//! every slot of a token pool too.
 
 use genesys_auth::{Error, Revocation};
 
@@ -14,7 +15,11 @@ pub async fn run(global: &Global) -> Result<(), CliError> {
             "revoke acts on the cached token; drop --no-cache",
         ));
     }
-    let provider = context::provider(global, settings)?;
+    // Every slot a token pool may have cached, whatever --pool says now: a pool used earlier
+    // (or by another process) leaves its tokens under keys of their own, and `revoke` means
+    // every token of the client. A slot that holds none costs one read of the cache.
+    context::pool(global)?;
+    let provider = context::provider_sized(global, settings, genesys_auth::MAX_POOL)?;
     if provider.is_fixed() {
         return Err(CliError::new(
             Exit::Config,

@@ -1395,7 +1395,7 @@ fn read_secret_file(f: &Sourced<String>) -> Result<SourcedSecret, ConfigError> {
 }
 
 /// Every variable of this family the loader reads.
-const KNOWN_VARS: [&str; 19] = [
+const KNOWN_VARS: [&str; 20] = [
     "GENESYS_CLIENT_ID",
     "GENESYSCLOUD_OAUTHCLIENT_ID",
     "GENESYS_CLOUD_CLIENT_ID",
@@ -1409,6 +1409,7 @@ const KNOWN_VARS: [&str; 19] = [
     "GENESYS_PROFILE",
     "GENESYSCLOUD_ACCESS_TOKEN",
     "GENESYS_TOKEN_STORE",
+    "GENESYS_TOKEN_POOL",
     "GENESYS_CA_FILE",
     "GENESYS_LOGIN_URL",
     "GENESYS_API_URL",

@@ -112,7 +112,11 @@ const DOTENV_REFUSED: &[(&str, &str)] = &[
     ),
     (
         "GENESYS_TOKEN_STORE",
-        "the token store is read from --token-store or the environment",
+        "the token store is read from --store or the environment",
+    ),
+    (
+        "GENESYS_TOKEN_POOL",
+        "the token pool's size is read from --pool or the environment",
     ),
     (
         "GENESYS_PROXY_PASSWORD",

@@ -36,7 +36,10 @@ impl Backend {
             .trim_end_matches('/')
             .to_owned();
         let store = context::store(global, &settings)?;
-        let builder = TokenProvider::builder(settings).http(http.clone());
+        let (pool, _) = context::pool(global)?;
+        let builder = TokenProvider::builder(settings)
+            .http(http.clone())
+            .pool(pool);
         let builder = match store {
             context::Store::File(f) => builder.store(Arc::new(f) as Arc<dyn TokenStore>),
             context::Store::Redis(r) => {
@@ -80,6 +83,126 @@ pub(crate) async fn token(
         Err(e) => {
             shared.metrics.refresh_failed();
             Err(e)
+        }
+    }
+}
+
+/// The tokens of one proxied request, one lease per send. Of a pool, each lease is the token
+/// with the most headroom under the API's rate limit, and waits (without sending) while every
+/// token is spent; that waiting is bounded in total by `--max-rate-limit-wait`, as waiting out
+/// 429s is without a pool, beyond the time a token fetch may take.
+pub(crate) struct Pacer {
+    /// What is left of `--max-rate-limit-wait` for this request.
+    left: Duration,
+}
+
+/// Why a request got no token.
+pub(crate) enum NoLease {
+    Failed(genesys_auth::Error),
+    /// Every token of the pool stayed out of headroom past `--max-rate-limit-wait`.
+    Spent {
+        size: usize,
+    },
+}
+
+impl NoLease {
+    /// serve's answer to the client.
+    pub(crate) fn response(self) -> axum::response::Response {
+        use axum::http::StatusCode;
+        match self {
+            NoLease::Failed(e) => {
+                let e = crate::exit::CliError::from(e);
+                super::endpoints::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no_token",
+                    &format!("serve has no token to attach: {}", e.message),
+                )
+            }
+            NoLease::Spent { size } => super::endpoints::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!(
+                    "every token of the pool ({size}) is out of headroom under the API's rate limit for longer than --max-rate-limit-wait; send it again later, or give serve a larger --pool"
+                ),
+            ),
+        }
+    }
+}
+
+impl Pacer {
+    pub(crate) fn new(max_wait: Duration) -> Self {
+        Self { left: max_wait }
+    }
+
+    /// A token for the next send, counted as a cache hit when it was already held.
+    pub(crate) async fn lease(
+        &mut self,
+        shared: &Shared,
+        provider: &TokenProvider,
+    ) -> Result<Lease, NoLease> {
+        let size = provider.pool_size();
+        if size == 1 {
+            let token = token(shared, provider).await.map_err(NoLease::Failed)?;
+            return Ok(Lease::of(token));
+        }
+        let held = provider.pool_held();
+        let started = Instant::now();
+        let bound = self.left + provider.settings().timeout;
+        let leased = tokio::time::timeout(bound, provider.lease()).await;
+        self.left = self.left.saturating_sub(started.elapsed());
+        match leased {
+            Ok(Ok(lease)) => {
+                if provider.pool_held() > held {
+                    shared.metrics.cache_miss(started.elapsed());
+                } else {
+                    shared.metrics.cache_hit();
+                }
+                Ok(Lease::Pooled(lease))
+            }
+            Ok(Err(e)) => {
+                shared.metrics.refresh_failed();
+                Err(NoLease::Failed(e))
+            }
+            Err(_) => Err(NoLease::Spent { size }),
+        }
+    }
+}
+
+/// A token for one send: a single token, or a pool's lease, which is told the answer.
+pub(crate) enum Lease {
+    Single(Arc<AccessToken>),
+    Pooled(genesys_auth::Lease),
+}
+
+impl Lease {
+    fn of(token: Arc<AccessToken>) -> Self {
+        Lease::Single(token)
+    }
+
+    pub(crate) fn token(&self) -> &Arc<AccessToken> {
+        match self {
+            Lease::Single(t) => t,
+            Lease::Pooled(l) => l.token(),
+        }
+    }
+
+    /// Tells the pool how the API answered (its rate-limit headers, a 429 that rests the
+    /// token) and keeps that token's figures; whether the token is pooled, so that a 429 moves
+    /// the request to another token at once instead of waiting out its `Retry-After`.
+    pub(crate) fn answered(
+        self,
+        shared: &Shared,
+        status: axum::http::StatusCode,
+        headers: &axum::http::HeaderMap,
+    ) -> bool {
+        shared.metrics.rate_limit_headers(headers);
+        match self {
+            Lease::Single(_) => false,
+            Lease::Pooled(l) => {
+                shared.metrics.slot_rate_limit_headers(l.slot(), headers);
+                l.answered(status.as_u16(), headers);
+                true
+            }
         }
     }
 }

@@ -35,7 +35,9 @@ pub(crate) fn not_found() -> Response {
     )
 }
 
-/// The token with its type, expiry, scope and API origin, as `token --json` prints it.
+/// The token with its type, expiry, scope and API origin, as `token --json` prints it. With a
+/// pool, always its first token (slot 0, the one the keeper holds fresh): a program that asks
+/// for a token gets one it can keep using, not whichever had headroom a moment ago.
 pub(crate) async fn token(shared: &Shared, method: &Method) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return error(
@@ -69,14 +71,20 @@ pub(crate) fn healthz() -> Response {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// Ready: a token is held that has not expired.
+/// Ready: a token is held that has not expired. With a pool, that is its first token, the one
+/// the keeper holds fresh and `/token` hands out: the others are opened only under load, so
+/// one valid token is what readiness needs; the answer says how many the pool holds.
 pub(crate) fn readyz(shared: &Shared) -> Response {
     let b = shared.backend.load_full();
     let now = b.provider.clock().now();
     match b.provider.cached() {
         Some(t) if !t.lifetime_known() || !t.remaining(now).is_zero() => json_response(
             StatusCode::OK,
-            &json!({"status": "ready", "expires_in": t.lifetime_known().then(|| t.remaining(now).as_secs())}),
+            &json!({
+                "status": "ready",
+                "expires_in": t.lifetime_known().then(|| t.remaining(now).as_secs()),
+                "pool": {"size": b.provider.pool_size(), "held": b.provider.pool_held()},
+            }),
         ),
         _ => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -95,7 +103,8 @@ pub(crate) fn metrics(shared: &Shared) -> Response {
         .cached()
         .filter(|t| t.lifetime_known())
         .map(|t| t.remaining(now).as_secs_f64());
-    let mut r = Response::new(Body::from(shared.metrics.render(expires_in)));
+    let pool = (b.provider.pool_size(), b.provider.pool_held());
+    let mut r = Response::new(Body::from(shared.metrics.render(expires_in, pool)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -86,6 +86,8 @@ pub struct Metrics {
     ratelimit_count: AtomicU64,
     ratelimit_allowed: AtomicU64,
     ratelimit_reset: AtomicU64,
+    /// Of a token pool: the last `inin-ratelimit-*` values (count, allowed, reset) per slot.
+    slot_limits: Box<[[AtomicU64; 3]; genesys_auth::MAX_POOL]>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -117,6 +119,9 @@ impl Metrics {
             ratelimit_count: AtomicU64::new(UNSET),
             ratelimit_allowed: AtomicU64::new(UNSET),
             ratelimit_reset: AtomicU64::new(UNSET),
+            slot_limits: Box::new(std::array::from_fn(|_| {
+                std::array::from_fn(|_| AtomicU64::new(UNSET))
+            })),
             reloads_ok: z(),
             reloads_failed: z(),
         }
@@ -172,19 +177,20 @@ impl Metrics {
 
     /// Keeps the last `inin-ratelimit-*` values the API sent.
     pub fn rate_limit_headers(&self, h: &HeaderMap) {
-        for (name, gauge) in [
-            ("inin-ratelimit-count", &self.ratelimit_count),
-            ("inin-ratelimit-allowed", &self.ratelimit_allowed),
-            ("inin-ratelimit-reset", &self.ratelimit_reset),
-        ] {
-            if let Some(v) = h
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|v| *v != UNSET)
-            {
-                gauge.store(v, Relaxed);
-            }
+        keep_limits(
+            h,
+            [
+                &self.ratelimit_count,
+                &self.ratelimit_allowed,
+                &self.ratelimit_reset,
+            ],
+        );
+    }
+
+    /// Keeps the last `inin-ratelimit-*` values the API sent to a token pool's slot.
+    pub fn slot_rate_limit_headers(&self, slot: usize, h: &HeaderMap) {
+        if let Some([c, a, r]) = self.slot_limits.get(slot) {
+            keep_limits(h, [c, a, r]);
         }
     }
 
@@ -197,8 +203,9 @@ impl Metrics {
         .fetch_add(1, Relaxed);
     }
 
-    /// The text exposition; `expires_in`: the held token's time left, if known.
-    pub fn render(&self, expires_in: Option<f64>) -> String {
+    /// The text exposition; `expires_in`: the held token's time left, if known; `pool`: the
+    /// token pool's size and the tokens it holds.
+    pub fn render(&self, expires_in: Option<f64>, pool: (usize, usize)) -> String {
         let mut o = String::with_capacity(4096);
         let counter = |o: &mut String, name: &str, help: &str, rows: &[(&str, u64)]| {
             let _ = writeln!(o, "# HELP {name} {help}");
@@ -319,6 +326,57 @@ impl Metrics {
                 let _ = writeln!(o, "{name} {v}");
             }
         }
+        let (size, held) = pool;
+        for (name, help, v) in [
+            (
+                "genesys_auth_pool_size",
+                "Tokens the pool may hold (--pool; 1 without a pool).",
+                size,
+            ),
+            (
+                "genesys_auth_pool_tokens_held",
+                "Tokens of the pool held in memory now.",
+                held,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} gauge");
+            let _ = writeln!(o, "{name} {v}");
+        }
+        for (i, (name, help)) in [
+            (
+                "genesys_auth_pool_ratelimit_count",
+                "The last inin-ratelimit-count the API sent to each token of the pool.",
+            ),
+            (
+                "genesys_auth_pool_ratelimit_allowed",
+                "The last inin-ratelimit-allowed the API sent to each token of the pool.",
+            ),
+            (
+                "genesys_auth_pool_ratelimit_reset",
+                "The last inin-ratelimit-reset the API sent to each token of the pool.",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let rows: Vec<(usize, u64)> = self
+                .slot_limits
+                .iter()
+                .take(size)
+                .enumerate()
+                .map(|(slot, g)| (slot, g[i].load(Relaxed)))
+                .filter(|(_, v)| *v != UNSET)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} gauge");
+            for (slot, v) in rows {
+                let _ = writeln!(o, "{name}{{slot=\"{slot}\"}} {v}");
+            }
+        }
         if let Some(s) = expires_in {
             let name = "genesys_auth_token_expires_in_seconds";
             let _ = writeln!(o, "# HELP {name} Time left on the token held.");
@@ -335,6 +393,25 @@ impl Metrics {
             ],
         );
         o
+    }
+}
+
+/// Stores the `inin-ratelimit-*` values `h` carries (count, allowed, reset) in `gauges`.
+fn keep_limits(h: &HeaderMap, gauges: [&AtomicU64; 3]) {
+    let names = [
+        "inin-ratelimit-count",
+        "inin-ratelimit-allowed",
+        "inin-ratelimit-reset",
+    ];
+    for (name, gauge) in names.into_iter().zip(gauges) {
+        if let Some(v) = h
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|v| *v != UNSET)
+        {
+            gauge.store(v, Relaxed);
+        }
     }
 }
 

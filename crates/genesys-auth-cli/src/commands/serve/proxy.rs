@@ -7,7 +7,8 @@
 //!   it is sent again with the current token (at most three sends in all).
 //! - A 429 with `Retry-After` (in seconds or as an HTTP date) is waited out, within `--max-rate-limit-wait` in total
 //!   and at most [`MAX_RATE_LIMIT_RETRIES`] times, and sent again; or passed through
-//!   (`--on-429 pass`).
+//!   (`--on-429 pass`). With `--pool`, each send leases the token with the most headroom and
+//!   a 429 moves the request to another at once ([`backend::Pacer`]).
 //! - Only a request whose body can be sent again is retried: one with no body, or one that
 //!   declares a `Content-Length` of at most [`REPLAY_MAX`], which is buffered for that. A larger
 //!   or chunked body streams through unbuffered, and a 401 or 429 on it goes back to the client
@@ -120,18 +121,13 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
     let mut refreshed = false;
     let mut unauthorized = 0;
     let mut rate_limited = 0;
+    let mut pacer = backend::Pacer::new(opts.max_rate_limit_wait);
     loop {
-        let token = match backend::token(shared, &backend.provider).await {
-            Ok(t) => t,
-            Err(e) => {
-                let e = crate::exit::CliError::from(e);
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no_token",
-                    &format!("serve has no token to attach: {}", e.message),
-                );
-            }
+        let lease = match pacer.lease(shared, &backend.provider).await {
+            Ok(l) => l,
+            Err(no) => return no.response(),
         };
+        let token = lease.token().clone();
         let mut rb = backend
             .http
             .request(parts.method.clone(), &url)
@@ -161,8 +157,8 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
             Ok(r) => r,
             Err(e) => return upstream_error(&e),
         };
-        shared.metrics.rate_limit_headers(resp.headers());
         let status = resp.status();
+        let pooled = lease.answered(shared, status, resp.headers());
         if status == StatusCode::UNAUTHORIZED {
             // A token already replaced while this request was on its way: sending it again
             // with the current one is not this request's refresh (a revocation can refuse both,
@@ -184,7 +180,8 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
             && opts.on_429 == OnRateLimit::Wait
             && outgoing.replayable()
             && rate_limited < MAX_RATE_LIMIT_RETRIES
-            && let Some(wait) = retry_after(resp.headers())
+            // A pool's 429 moves the request to another token at once (the lease waits if need be).
+            && let Some(wait) = if pooled { Some(Duration::ZERO) } else { retry_after(resp.headers()) }
             && waited + wait <= opts.max_rate_limit_wait
         {
             rate_limited += 1;
