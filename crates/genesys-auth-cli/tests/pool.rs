@@ -164,6 +164,11 @@ fn paginate_with_a_pool_gets_every_page_over_several_tokens_without_a_429() {
             .args(PAGINATE),
     );
     assert_eq!(code(&out), 6, "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--pool N"),
+        "{}",
+        text(&out.stderr)
+    );
     let c = single.emu.counters();
     assert!(c.api_rate_limited >= 1, "{c:?}");
     assert_eq!(c.tokens_issued, 1);

@@ -191,10 +191,11 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
     if args.paginate {
         let progress =
             crate::progress::Progress::new(crate::progress::wanted(global.verbose, args.silent));
-        return super::paginate::run(&api, req, &args, progress).await;
+        let result = super::paginate::run(&api, req, &args, progress).await;
+        return result.map_err(|e| pool_hint(e, &api));
     }
     let revokes_own = revokes_own_token(&api, &req);
-    let resp = api.send(req).await?;
+    let resp = api.send(req).await.map_err(|e| pool_hint(e.into(), &api))?;
     if args.include {
         print_head(&resp);
     }
@@ -218,6 +219,23 @@ pub async fn run(global: &Global, args: ApiArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::new(Exit::Network, e.to_string()))?;
     }
     print_body(&resp.body, &args)
+}
+
+/// The API's rate limit met with a single token: one way past it is more tokens, which the
+/// library's message cannot name (it knows no flags). Not the token endpoint's limit (its
+/// URL is in the message), which more tokens would only make worse.
+fn pool_hint(mut e: CliError, api: &ApiClient) -> CliError {
+    let provider = api.provider();
+    if e.exit == Exit::RateLimited
+        && !e.message.contains("/oauth/token")
+        && provider.pool_size() == 1
+        && !provider.is_fixed()
+    {
+        e.message.push_str(
+            "\nto go past one token's limit, spread the requests over several tokens of the client: --pool N (or GENESYS_TOKEN_POOL=N)",
+        );
+    }
+    e
 }
 
 /// Whether `req` is `DELETE /api/v2/tokens/me` with the cached token, which revokes it.
