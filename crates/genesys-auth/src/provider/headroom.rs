@@ -50,6 +50,15 @@ pub(super) struct Budget {
     allowed: u64,
     /// Requests counted in the window that ends at `window_end`.
     used: u64,
+    /// The highest count the server has stated in the current window, once it has stated one.
+    /// Then `used` is this plus the requests in flight and those lost: every request the server
+    /// counted before the one it stated this count for is in the count, and every other is still
+    /// in flight (answers come back in any order, so adding the requests in flight to each
+    /// answer's count counts some twice; recomputing from the highest count lets that error go
+    /// once their answers are in).
+    seen: Option<u64>,
+    /// Requests of the current window that were never answered (they stay counted).
+    lost: u64,
     /// Requests sent and not answered yet.
     in_flight: u64,
     /// The end of the current window; `None` before the first request.
@@ -65,6 +74,8 @@ impl Budget {
         Self {
             allowed,
             used: 0,
+            seen: None,
+            lost: 0,
             in_flight: 0,
             window_end: None,
             learned: false,
@@ -106,6 +117,8 @@ impl Budget {
         if !self.in_window(now) {
             self.window_end = Some(now + WINDOW);
             self.learned = false;
+            self.seen = None;
+            self.lost = 0;
             // Requests still in flight may reach the server in the new window.
             self.used = self.in_flight;
         }
@@ -117,6 +130,7 @@ impl Budget {
     /// failed): it stays counted, since the server may have seen it.
     pub(super) fn abandon(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        self.lost = self.lost.saturating_add(1);
     }
 
     /// Learns from an answer: the server's count, limit and reset, and a 429's wait.
@@ -137,14 +151,21 @@ impl Budget {
                 // This side's guess gives way to the server's end; what it counted stands.
                 Some(_) if !self.learned && self.in_window(now) => {
                     self.window_end = Some(end);
+                    self.seen = Some(l.count);
                     self.used = self.used.max(counted);
                 }
                 Some(e) if self.learned && e.max(end).duration_since(e.min(end)) < SAME_WINDOW => {
                     self.window_end = Some(e.max(end));
-                    self.used = self.used.max(counted);
+                    let seen = self.seen.unwrap_or(0).max(l.count);
+                    self.seen = Some(seen);
+                    self.used = seen
+                        .saturating_add(self.in_flight)
+                        .saturating_add(self.lost);
                 }
                 _ => {
                     self.window_end = Some(end);
+                    self.seen = Some(l.count);
+                    self.lost = 0;
                     self.used = counted;
                 }
             }
@@ -163,6 +184,7 @@ impl Budget {
             self.cool_until = Some(now + wait);
             if self.in_window(now) {
                 self.used = self.used.max(self.allowed);
+                self.seen = self.seen.map(|n| n.max(self.allowed));
             }
         }
     }
@@ -241,6 +263,23 @@ mod tests {
         b.reserve(next);
         b.answered(next, 200, limit(1, 100, 59), None);
         assert_eq!(b.headroom(next), 99);
+    }
+
+    #[test]
+    fn answers_out_of_order_leave_no_phantom_requests_once_all_are_in() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(300);
+        b.reserve(t0);
+        b.answered(t0, 200, limit(1, 20, 59), None);
+        for _ in 0..10 {
+            b.reserve(t0);
+        }
+        // The server counted them 2 to 11; their answers come back last first. While some are
+        // in flight, the count errs high.
+        for count in (2..=11).rev() {
+            b.answered(t0, 200, limit(count, 20, 59), None);
+        }
+        assert_eq!(b.headroom(t0), 9, "20 allowed, 11 counted, none in flight");
     }
 
     proptest! {
