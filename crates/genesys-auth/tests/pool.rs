@@ -278,7 +278,8 @@ async fn a_401_on_a_pooled_token_refreshes_that_slot_once_and_revoke_revokes_eve
     assert_eq!(emu.counters().token_requests, tokens_after + 1);
 }
 
-/// A thousand callers on eight threads at once, as many as ten tokens allow in one window:
+/// Nine hundred callers on eight threads at once, as many as nine of ten tokens allow in one
+/// window:
 /// the choice of a token and the count against it are one step under one lock, so that
 /// together they never send past a token's limit, and every token is fetched once. (The job
 /// fits one window, so that the manual clock, which ends a sleep at once while requests are in
@@ -289,7 +290,7 @@ async fn many_concurrent_callers_never_send_past_a_tokens_limit() {
     let clock = linked(&emu);
     let p = pooled(&emu, &clock, 10, 100, None);
     let api = ApiClient::new(p.clone());
-    let tasks: Vec<_> = (0..1000)
+    let tasks: Vec<_> = (0..900)
         .map(|_| {
             let api = api.clone();
             tokio::spawn(async move { api.get("organizations/me").await.map(|r| r.status) })
@@ -299,10 +300,10 @@ async fn many_concurrent_callers_never_send_past_a_tokens_limit() {
     for t in tasks {
         statuses.push(t.await.unwrap().unwrap().as_u16());
     }
-    assert_eq!(count(&statuses, 200), 1000, "{statuses:?}");
+    assert_eq!(count(&statuses, 200), 900, "{statuses:?}");
     let c = emu.counters();
     assert_eq!(c.api_rate_limited, 0, "a token was sent past its limit");
-    assert_eq!(c.token_requests, 10, "{c:?}");
+    assert_eq!(c.token_requests, 9, "nine tokens' worth, each fetched once: {c:?}");
     assert_eq!(c.token_rate_limited, 0);
     let waited: Duration = clock.manual.sleeps().iter().sum();
     assert!(
