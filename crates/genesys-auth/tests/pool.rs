@@ -303,7 +303,10 @@ async fn many_concurrent_callers_never_send_past_a_tokens_limit() {
     assert_eq!(count(&statuses, 200), 900, "{statuses:?}");
     let c = emu.counters();
     assert_eq!(c.api_rate_limited, 0, "a token was sent past its limit");
-    assert_eq!(c.token_requests, 9, "nine tokens' worth, each fetched once: {c:?}");
+    assert_eq!(
+        c.token_requests, 9,
+        "nine tokens' worth, each fetched once: {c:?}"
+    );
     assert_eq!(c.token_rate_limited, 0);
     let waited: Duration = clock.manual.sleeps().iter().sum();
     assert!(
