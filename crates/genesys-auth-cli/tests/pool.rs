@@ -237,6 +237,18 @@ fn config_doctor_and_token_with_a_pool() {
     );
     let out = e.run_args(&["config"]);
     assert!(text(&out.stdout).contains("token pool:     1 token (the default"));
+    let out = e.run(
+        e.cmd()
+            .env("GENESYSCLOUD_ACCESS_TOKEN", "ready-made-token-Qw2")
+            .env_remove("GENESYS_CLIENT_SECRET")
+            .env_remove("GENESYS_CLIENT_ID")
+            .args(["--pool", "3", "config"]),
+    );
+    assert!(
+        text(&out.stdout).contains("not used: the ready-made access token is one token"),
+        "{}",
+        text(&out.stdout)
+    );
 
     std::fs::write(e.path("work/.env"), "GENESYS_TOKEN_POOL=9\n").unwrap();
     let out = e.run_args(&["config", "--json"]);

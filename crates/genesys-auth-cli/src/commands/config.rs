@@ -115,7 +115,7 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
     ));
     lines.push(format!(
         "token pool:     {}",
-        pool_figure(pool, &pool_source)
+        pool_figure(pool, &pool_source, &s)
     ));
     // Values set somewhere and not used, so that none is overridden in silence.
     for o in &s.overridden {
@@ -131,10 +131,15 @@ pub fn run(global: &Global, args: JsonArg) -> Result<(), CliError> {
 }
 
 /// The pool's size and where it came from, as `config` and `doctor` show it.
-pub fn pool_figure(n: usize, source: &str) -> String {
-    match (n, source) {
+/// A ready-made access token is one token: a pool does not apply to it, and that is said.
+pub fn pool_figure(n: usize, source: &str, s: &genesys_auth::Settings) -> String {
+    let figure = match (n, source) {
         (1, "default") => "1 token (the default; --pool N for more)".into(),
         (1, _) => format!("1 token (from {source})"),
         _ => format!("up to {n} tokens (from {source})"),
+    };
+    match (n, &s.access_token) {
+        (2.., Some(_)) => format!("{figure}; not used: the ready-made access token is one token"),
+        _ => figure,
     }
 }

@@ -165,7 +165,10 @@ pub async fn collect(global: &Global, out: &mut Vec<Check>) {
     match context::pool(global) {
         Ok((n, source)) => out.push(Check::ok(
             "settings",
-            format!("token pool: {}", super::config::pool_figure(n, &source)),
+            format!(
+                "token pool: {}",
+                super::config::pool_figure(n, &source, &settings)
+            ),
         )),
         Err(e) => {
             out.push(Check::fail("settings", e.exit, "token pool", e.message));
