@@ -206,15 +206,201 @@ impl Listener {
         }
     }
 
-    /// Serves `app` until `stop` resolves, then lets the requests in flight finish.
+    /// Serves `app` on [`workers`] runtimes of one thread each, until `stop` turns true, then
+    /// lets the requests in flight finish.
+    ///
+    /// One accept loop (here) hands each connection to the next runtime in turn, which serves
+    /// all of its requests and drives the upstream connections they use: a request and its
+    /// forwarding never wake another thread, which on a multi-threaded runtime cost half the
+    /// proxy's time in context switches. One listening socket (not one per runtime with
+    /// `SO_REUSEPORT`) also means no other process of this user can bind the port beside it.
     pub async fn serve(
         self,
         app: axum::Router,
-        stop: impl std::future::Future<Output = ()> + Send + 'static,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         match self {
-            Listener::Tcp(l, _) => axum::serve(l, app).with_graceful_shutdown(stop).await,
-            Listener::Unix(l, _) => axum::serve(l, app).with_graceful_shutdown(stop).await,
+            Listener::Tcp(l, _) => spread(l, app, stop).await,
+            Listener::Unix(l, _) => spread(l, app, stop).await,
         }
+    }
+}
+
+/// A listening socket whose connections are handed to another runtime.
+trait Accept: Send + 'static {
+    /// A connection as a socket of the standard library: a tokio socket belongs to the reactor
+    /// that registered it, so each is registered again by the runtime that serves it.
+    type Conn: Send + 'static;
+    fn accept_std(&mut self) -> impl Future<Output = std::io::Result<Self::Conn>> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Conn = std::net::TcpStream;
+    async fn accept_std(&mut self) -> std::io::Result<Self::Conn> {
+        // axum's accept: retries at once after a connection's own failure, a second later
+        // after running out of file descriptors.
+        let (s, _) = axum::serve::Listener::accept(self).await;
+        // Answers leave at once rather than wait for the acknowledgement of an earlier
+        // segment (Nagle): a streamed body is written in pieces.
+        s.set_nodelay(true)?;
+        s.into_std()
+    }
+}
+
+impl Accept for tokio::net::UnixListener {
+    type Conn = std::os::unix::net::UnixStream;
+    async fn accept_std(&mut self) -> std::io::Result<Self::Conn> {
+        let (s, _) = axum::serve::Listener::accept(self).await;
+        s.into_std()
+    }
+}
+
+/// Accepts until `stop`, handing each connection to the next serving runtime in turn; then
+/// closes the listening socket and waits for every runtime to finish its requests in flight.
+async fn spread<L: Accept>(
+    mut listener: L,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    Handoff<L::Conn>: axum::serve::Listener<Addr = ()>,
+{
+    let (to, done) = start_workers::<L::Conn>(&app, &stop)?;
+    let mut next = 0;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            conn = listener.accept_std() => match conn {
+                Ok(conn) => {
+                    let _ = to[next].send(conn);
+                    next = (next + 1) % to.len();
+                }
+                Err(e) => tracing::warn!("cannot hand a connection over: {e}"),
+            },
+        }
+    }
+    drop(listener);
+    for d in done {
+        let _ = d.await;
+    }
+    Ok(())
+}
+
+/// The most runtimes serve starts, whatever the core count.
+const MAX_WORKERS: usize = 64;
+
+/// How many runtimes serve connections: one a core.
+pub(crate) fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(MAX_WORKERS)
+}
+
+thread_local! {
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The index of the serving runtime this thread drives (0 on any other thread): what picks the
+/// upstream client of that runtime.
+pub(crate) fn worker() -> usize {
+    WORKER.with(std::cell::Cell::get)
+}
+
+/// Starts the serving runtimes, each on a thread of its own; returns where to send them
+/// connections, and what tells when each has finished its requests after `stop`.
+#[allow(clippy::type_complexity)]
+fn start_workers<T>(
+    app: &axum::Router,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<(
+    Vec<tokio::sync::mpsc::UnboundedSender<T>>,
+    Vec<tokio::sync::oneshot::Receiver<()>>,
+)>
+where
+    T: Send + 'static,
+    Handoff<T>: axum::serve::Listener<Addr = ()>,
+{
+    let mut to = Vec::new();
+    let mut done = Vec::new();
+    for i in 0..workers() {
+        let (conn_tx, conn_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (app, mut stop) = (app.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name(format!("serve-{i}"))
+            .spawn(move || {
+                WORKER.with(|w| w.set(i));
+                runtime.block_on(async move {
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    let _ = axum::serve(Handoff(conn_rx), app)
+                        .with_graceful_shutdown(stopped)
+                        .await;
+                    let _ = done_tx.send(());
+                    // Still driven until the process exits: a token refresh started by one
+                    // of its requests runs here, and requests on other runtimes may wait for it.
+                    std::future::pending::<()>().await;
+                });
+            })?;
+        to.push(conn_tx);
+        done.push(done_rx);
+    }
+    Ok((to, done))
+}
+
+/// The connections handed to one serving runtime, as sockets of the standard library: a tokio
+/// socket belongs to the reactor that registered it, so each is registered by the runtime
+/// that serves it.
+pub(crate) struct Handoff<T>(tokio::sync::mpsc::UnboundedReceiver<T>);
+
+impl<T: Send + 'static> Handoff<T> {
+    /// The next connection; never, once the accept loop has ended (the graceful shutdown
+    /// ends serving).
+    async fn next(&mut self) -> T {
+        match self.0.recv().await {
+            Some(c) => c,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl axum::serve::Listener for Handoff<std::net::TcpStream> {
+    type Io = tokio::net::TcpStream;
+    type Addr = ();
+
+    async fn accept(&mut self) -> (Self::Io, ()) {
+        loop {
+            match tokio::net::TcpStream::from_std(self.next().await) {
+                Ok(s) => return (s, ()),
+                Err(e) => tracing::warn!("cannot serve a connection: {e}"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl axum::serve::Listener for Handoff<std::os::unix::net::UnixStream> {
+    type Io = tokio::net::UnixStream;
+    type Addr = ();
+
+    async fn accept(&mut self) -> (Self::Io, ()) {
+        loop {
+            match tokio::net::UnixStream::from_std(self.next().await) {
+                Ok(s) => return (s, ()),
+                Err(e) => tracing::warn!("cannot serve a connection: {e}"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -2,8 +2,10 @@
 //! a credential endpoint (`GET /token`) and as an authenticating reverse proxy (`/api/v2/...`),
 //! in the manner of Vault Proxy, the AWS container credentials endpoint and `kubectl proxy`.
 //!
-//! Its own multi-threaded runtime (the other commands run one short flow on one thread), one
-//! provider shared by every request (so one refresh serves them all), swapped whole on SIGHUP.
+//! Runtimes of its own: one a core serving connections (see [`listen::Listener::serve`]) and
+//! one for signals, reloads and the refresh-ahead (the other commands run one short flow on one
+//! thread); one provider shared by every request (so one refresh serves them all), swapped
+//! whole on SIGHUP.
 
 mod backend;
 mod body;
@@ -86,9 +88,9 @@ pub(crate) struct Shared {
     options: proxy::Options,
 }
 
-/// Runs `serve` on a runtime of its own, until SIGTERM or Ctrl-C.
+/// Runs `serve` on runtimes of its own, until SIGTERM or Ctrl-C.
 pub fn main(global: &Global, args: ServeArgs) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| {
@@ -150,11 +152,7 @@ async fn run(global: Global, args: ServeArgs) -> Result<(), CliError> {
         .fallback(handle)
         .with_state(shared.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopping = async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let server = tokio::spawn(listener.serve(app, stopping));
+    let server = tokio::spawn(listener.serve(app, stop_rx));
     let signal = stop_signal().await;
     eprintln!(
         "genesys-auth: {signal}: finishing the requests in flight (at most {} s)",

@@ -19,6 +19,8 @@
 //! - No redirect is followed (the client is built without); the API origin is the only host a
 //!   request can reach, as the path is appended to it and only origin-form targets pass the guard.
 
+use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -26,6 +28,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
+use genesys_auth::AccessToken;
 use http_body_util::BodyExt as _;
 
 use super::body::Capped;
@@ -76,12 +79,21 @@ pub(crate) async fn forward(shared: &Shared, req: Request) -> Response {
 async fn forward_inner(shared: &Shared, req: Request) -> Response {
     let opts = shared.options;
     let backend = shared.backend.load_full();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let target = parts
         .uri
         .path_and_query()
         .map_or(parts.uri.path(), |pq| pq.as_str());
-    let url = format!("{}{}", backend.api_base, target);
+    let url = match reqwest::Url::parse(&format!("{}{}", backend.api_base, target)) {
+        Ok(u) => u,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "cannot reach the API: the request target does not make a URL on its origin",
+            );
+        }
+    };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -116,7 +128,7 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
         },
         _ => Outgoing::Stream(Some(body)),
     };
-    let headers = request_headers(&parts.headers);
+    let headers = request_headers(std::mem::take(&mut parts.headers));
     let mut waited = Duration::ZERO;
     let mut refreshed = false;
     let mut unauthorized = 0;
@@ -128,31 +140,31 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
             Err(no) => return no.response(),
         };
         let token = lease.token().clone();
-        let mut rb = backend
-            .http
-            .request(parts.method.clone(), &url)
-            .headers(headers.clone());
-        match &mut outgoing {
-            Outgoing::None => {}
-            Outgoing::Buffered(b) => rb = rb.body(b.clone()),
-            Outgoing::Stream(s) => {
-                if let Some(body) = s.take() {
-                    rb = rb.body(reqwest::Body::wrap(Capped::new(
-                        body,
-                        opts.max_request_body,
-                    )));
-                }
-            }
-        }
-        let Ok(mut authorization) = HeaderValue::from_str(&token.authorization()) else {
+        let Some(authorization) = authorization(&token) else {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_token",
                 "the token held cannot be sent in a header",
             );
         };
-        authorization.set_sensitive(true);
-        let sent = rb.header(header::AUTHORIZATION, authorization).send().await;
+        let mut request = reqwest::Request::new(parts.method.clone(), url.clone());
+        *request.headers_mut() = headers.clone();
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, authorization);
+        match &mut outgoing {
+            Outgoing::None => {}
+            Outgoing::Buffered(b) => *request.body_mut() = Some(b.clone().into()),
+            Outgoing::Stream(s) => {
+                if let Some(body) = s.take() {
+                    *request.body_mut() = Some(reqwest::Body::wrap(Capped::new(
+                        body,
+                        opts.max_request_body,
+                    )));
+                }
+            }
+        }
+        let sent = backend.http().execute(request).await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => return upstream_error(&e),
@@ -195,6 +207,38 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
         }
         return respond(resp, opts.max_response_body);
     }
+}
+
+thread_local! {
+    /// The last token this thread sent and its `Authorization` value: made once a token, not
+    /// once a request.
+    static AUTHORIZATION: RefCell<Option<(Arc<AccessToken>, HeaderValue)>> =
+        const { RefCell::new(None) };
+}
+
+/// `Bearer <token>` as a header value marked sensitive (kept out of hyper's debug output);
+/// `None` if the token cannot be sent in a header.
+fn authorization(token: &Arc<AccessToken>) -> Option<HeaderValue> {
+    let make = || {
+        let mut v = HeaderValue::from_str(&token.authorization()).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    };
+    AUTHORIZATION
+        .try_with(|cell| {
+            let Ok(mut last) = cell.try_borrow_mut() else {
+                return make();
+            };
+            if let Some((t, v)) = last.as_ref()
+                && (Arc::ptr_eq(t, token) || t.same_token(token))
+            {
+                return Some(v.clone());
+            }
+            let v = make()?;
+            *last = Some((token.clone(), v.clone()));
+            Some(v)
+        })
+        .unwrap_or_else(|_| make())
 }
 
 /// `Retry-After` in seconds (what Genesys sends) or as an HTTP date (what other gateways on
@@ -265,19 +309,18 @@ fn respond(resp: reqwest::Response, cap: u64) -> Response {
             &format!("the API's answer is larger than --max-response-body ({cap} bytes)"),
         );
     }
-    let status = resp.status();
-    let mut headers = resp.headers().clone();
+    let (parts, body) = axum::http::Response::from(resp).into_parts();
+    let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    let mut out = Response::new(Body::new(Capped::new(reqwest::Body::from(resp), cap)));
-    *out.status_mut() = status;
+    let mut out = Response::new(Body::new(Capped::new(body, cap)));
+    *out.status_mut() = parts.status;
     *out.headers_mut() = headers;
     out
 }
 
 /// The client's headers as the API should see them: end-to-end ones only, without `Host`
 /// (the API's own is set), any `Authorization` or serve's bearer, and `Expect` (answered here).
-fn request_headers(incoming: &HeaderMap) -> HeaderMap {
-    let mut h = incoming.clone();
+fn request_headers(mut h: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut h);
     h.remove(header::HOST);
     h.remove(header::AUTHORIZATION);
@@ -359,7 +402,7 @@ mod tests {
             HeaderValue::from_static("y"),
         );
         h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        let out = request_headers(&h);
+        let out = request_headers(h);
         assert_eq!(out.len(), 1);
         assert!(out.contains_key(header::ACCEPT));
     }
