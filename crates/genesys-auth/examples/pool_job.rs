@@ -22,7 +22,8 @@
 //! real seconds; the scaled-back figures are those times the scale times over.
 //!
 //! `cargo run --release -p genesys-auth --example pool_job -- [--scale K] [--calls N]
-//! [--workers W] [--burst B]`
+//! [--workers W] [--burst B]`; `POOL_JOB_ONLY=n` runs the library's pool of n alone, and
+//! `RUST_LOG=genesys_auth::provider::pool=debug` shows the pool's openings and waits.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
