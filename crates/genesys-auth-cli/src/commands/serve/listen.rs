@@ -335,6 +335,7 @@ where
             .spawn(move || {
                 WORKER.with(|w| w.set(i));
                 runtime.block_on(async move {
+                    tokio::spawn(tick());
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
@@ -351,6 +352,17 @@ where
         done.push(done_rx);
     }
     Ok((to, done))
+}
+
+/// Wakes its runtime once a second, for nothing: while a timer of the runtime is due that soon,
+/// the timer of a request's `--timeout` (due later) is set without waking the runtime's thread
+/// through its eventfd, one system call and one pass of its loop saved per request.
+async fn tick() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// The connections handed to one serving runtime, as sockets of the standard library: a tokio
