@@ -77,24 +77,39 @@ struct Failures {
 struct Retired {
     /// Advanced by every forget, revocation and invalidation of the token held.
     epoch: u64,
-    /// Fingerprints of tokens forgotten, revoked or refused by a server, each until it expires:
-    /// never installed again, from any store.
-    tokens: Vec<([u8; 32], Instant)>,
+    /// How many retirements there have been: each entry of `tokens` keeps the number of its
+    /// own, so that a waiter can tell a token retired before it began from one retired since.
+    retirements: u64,
+    /// Fingerprints of tokens forgotten, revoked or refused by a server, each until it expires
+    /// (with the number of its retirement): never installed again, from any store.
+    tokens: Vec<([u8; 32], Instant, u64)>,
 }
 
 impl Retired {
     fn add(&mut self, secret: &str, expires: Instant, now: Instant) {
         let digest = digest(secret);
-        self.tokens.retain(|(d, e)| *e > now && *d != digest);
+        self.retirements += 1;
+        // A token retired again keeps the number of its first retirement: it was retired since.
+        let first = self
+            .tokens
+            .iter()
+            .find(|(d, _, _)| *d == digest)
+            .map_or(self.retirements, |(_, _, n)| *n);
+        self.tokens.retain(|(d, e, _)| *e > now && *d != digest);
         if self.tokens.len() >= MAX_RETIRED {
             self.tokens.remove(0);
         }
-        self.tokens.push((digest, expires));
+        self.tokens.push((digest, expires, first));
     }
 
     fn holds(&self, secret: &str) -> bool {
+        self.retired_by(secret, u64::MAX)
+    }
+
+    /// Whether `secret` was retired by the `by`-th retirement or earlier.
+    fn retired_by(&self, secret: &str, by: u64) -> bool {
         let digest = digest(secret);
-        self.tokens.iter().any(|(d, _)| *d == digest)
+        self.tokens.iter().any(|(d, _, n)| *d == digest && *n <= by)
     }
 }
 
@@ -394,8 +409,12 @@ impl TokenProvider {
         if let Some(e) = self.inner.failed_recently(now) {
             return Err(e);
         }
-        // A refresh installs its token before its waiters hear of it: one retired in between
-        // (this call may have begun after that) is not handed out; the next refresh is joined.
+        // A refresh installs its token before its waiters hear of it: one retired in between,
+        // before this call began to wait, is not handed out, and the next refresh is joined. One
+        // retired since may be: this call began before it was retired. So a writer that retires
+        // token after token cannot starve a waiter: the next refresh began after the wait did,
+        // and what it installs was retired (if at all) after that.
+        let began = self.inner.retirements();
         for _ in 0..MAX_OVERTAKEN {
             let result = match self.inner.start_flight(now) {
                 Flight::Ready(t) => return Ok(t),
@@ -405,7 +424,7 @@ impl TokenProvider {
                 },
             };
             match result {
-                Some(Ok(t)) if self.inner.is_retired(&t) => continue,
+                Some(Ok(t)) if self.inner.retired_by(&t, began) => continue,
                 Some(r) => return r,
                 // The refresh task cannot drop its sender without sending; if the runtime is
                 // shutting down, say so rather than hang.
@@ -686,6 +705,16 @@ impl Inner {
         lock(&self.retired).holds(t.secret())
     }
 
+    /// How many retirements there have been so far.
+    fn retirements(&self) -> u64 {
+        lock(&self.retired).retirements
+    }
+
+    /// Whether `t` was retired by the `by`-th retirement or earlier.
+    fn retired_by(&self, t: &AccessToken, by: u64) -> bool {
+        lock(&self.retired).retired_by(t.secret(), by)
+    }
+
     /// A token from the store, if it is there, unexpired and not one retired here.
     async fn load_stored(&self, key: &StoreKey) -> Option<AccessToken> {
         match self.store.load(key).await {
@@ -959,6 +988,24 @@ mod tests {
 
     const ID: &str = "forget-client";
     const SECRET: &str = "forget-secret-Zq9";
+
+    /// A waiter skips a token retired before it began to wait and takes one retired since; a
+    /// token retired twice counts from its first retirement, so retiring it again cannot make
+    /// it look newly retired to a waiter that began in between.
+    #[test]
+    fn a_retirement_is_dated_by_its_first_number() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut r = Retired::default();
+        r.add("old", later, now);
+        let began = r.retirements;
+        r.add("new", later, now);
+        r.add("old", later, now);
+        assert!(r.retired_by("old", began));
+        assert!(!r.retired_by("new", began));
+        assert!(r.holds("new") && r.holds("old") && !r.holds("other"));
+        assert_eq!(r.retirements, 3);
+    }
 
     /// A thread that made a copy and then sleeps, never calling again, holds no copy of the
     /// token once it is forgotten: its slot is emptied from the forgetting thread.
