@@ -156,65 +156,129 @@ def test_a_hundred_tasks_make_one_request_and_the_loop_stays_responsive(emu, pro
     assert ticks > 1, "the loop kept running while tokens were fetched"
 
 
-def test_a_blocking_token_call_leaves_the_gil_to_other_threads(blackhole):
-    p = stalled_provider(blackhole)
-    count = 0
-    stop = threading.Event()
+class ThreadRelay:
+    """A TCP relay between the provider and the emulator, run by Python threads: it moves the
+    request and the answer only while other Python threads get the GIL. A token call that held
+    the GIL through its wait would starve it, and time out instead of getting a token."""
 
-    def spin():
-        nonlocal count
-        while not stop.is_set():
-            count += 1
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+
+
+def emulator_port(emu):
+    return int(emu.base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+def test_a_blocking_token_call_leaves_the_gil_to_other_threads(emu):
+    relay = ThreadRelay(emulator_port(emu))
     try:
-        # The spinner's pace with the main thread asleep, for a bound that holds on a slow or
-        # busy machine.
-        time.sleep(0.05)
-        t0, c0 = time.monotonic(), count
-        time.sleep(0.2)
-        rate = (count - c0) / (time.monotonic() - t0)
-        assert rate > 0, "the spinning thread is not running"
-        t0, c0 = time.monotonic(), count
-        with pytest.raises(ga.NetworkError):
-            p.token()
-        elapsed, during = time.monotonic() - t0, count - c0
+        p = ga.TokenProvider(
+            client_id=ID, client_secret=SECRET, region=f"http://127.0.0.1:{relay.port}", timeout=10
+        )
+        # The relay's threads need the GIL to pass the request on: this call gets a token only
+        # if it left the GIL while it waited.
+        token = p.token()
     finally:
-        stop.set()
-        spinner.join(timeout=10)
-    # Holding the GIL through the ~1 s wait would leave the spinner a switch interval or two
-    # (milliseconds) of the call; released, it spins through nearly all of it.
-    share = during / (rate * elapsed)
-    assert share > 0.3, f"the spinning thread ran {share:.0%} of its pace during token()"
+        relay.close()
+    assert len(token) == 43
+    assert relay.connections == 1 and emu.token_requests == 1
 
 
-def test_the_event_loop_keeps_ticking_while_token_async_fails(blackhole):
+def test_the_event_loop_keeps_running_while_token_async_waits(emu):
+    target = ("127.0.0.1", emulator_port(emu))
+    connections = 0
+
+    async def pump(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    pumps = []
+
+    async def relay(reader, writer):
+        nonlocal connections
+        connections += 1
+        up_reader, up_writer = await asyncio.open_connection(*target)
+        pumps.append(asyncio.gather(pump(reader, up_writer), pump(up_reader, writer)))
+        await pumps[-1]
+
+    async def main():
+        # The relay runs on this same loop: the token arrives only if the loop kept running
+        # while token_async waited for it.
+        server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        p = ga.TokenProvider(
+            client_id=ID, client_secret=SECRET, region=f"http://127.0.0.1:{port}", timeout=10
+        )
+        async with server:
+            token = await p.token_async()
+            info = await p.token_info_async()
+            # The provider keeps its connection alive: end the relay's pumps before the loop.
+            for pair in pumps:
+                pair.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+        return token, info
+
+    token, info = run_bounded(main(), timeout=60)
+    assert len(token) == 43 and info.token == token
+    assert connections >= 1 and emu.token_requests == 1
+
+
+def test_a_failing_token_async_leaves_the_loop_free(blackhole):
     p = stalled_provider(blackhole)
 
     async def main():
-        gaps = []
-        done = asyncio.Event()
+        # The other task sets the event only if the loop runs while the fetch is failing.
+        ran = asyncio.Event()
 
-        async def ticker():
-            last = time.monotonic()
-            while not done.is_set():
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
+        async def other():
+            ran.set()
 
-        t = asyncio.create_task(ticker())
-        await asyncio.sleep(0)
+        fetch = asyncio.ensure_future(p.token_async())
+        asyncio.ensure_future(other())
+        await ran.wait()
+        assert not fetch.done(), "the fetch was over before the other task ran"
         with pytest.raises(ga.NetworkError):
-            await p.token_async()
-        done.set()
-        await t
-        return gaps
+            await fetch
 
-    gaps = run_bounded(main(), timeout=30)
-    assert gaps and max(gaps) < 0.2, f"the event loop stalled for {max(gaps, default=0):.3f} s"
-    assert len(gaps) > 20, "the ticker ran throughout the failing call"
+    run_bounded(main(), timeout=30)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
@@ -361,14 +425,24 @@ def test_the_store_defaults_to_genesys_token_store(emu, monkeypatch, tmp_path):
     assert "GENESYS_TOKEN_STORE" in str(e.value) and "pw-Qx8" not in str(e.value)
 
 
-def test_timeout_bounds_the_retries_too(blackhole):
-    p = stalled_provider(blackhole)
-    started = time.monotonic()
-    with pytest.raises(ga.NetworkError):
-        p.token()
-    elapsed = time.monotonic() - started
-    # One 1 s attempt, and no retry that would start after the deadline.
-    assert elapsed < 3.0, f"token() took {elapsed:.1f} s with timeout=1"
+def test_timeout_bounds_the_retries_too():
+    # A port that completes the handshake and never answers; after the call, the connections
+    # still queued on it are the attempts made.
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as s:
+        p = stalled_provider(s.getsockname()[1])
+        with pytest.raises(ga.NetworkError):
+            p.token()
+        s.setblocking(False)
+        attempts = 0
+        while True:
+            try:
+                conn, _ = s.accept()
+            except BlockingIOError:
+                break
+            conn.close()
+            attempts += 1
+    # One attempt, cut off by timeout=1, and no retry after the deadline.
+    assert attempts == 1, f"token() made {attempts} attempts with timeout=1"
 
 
 def test_settings_warnings_are_logged_once(emu, monkeypatch, tmp_path, caplog):

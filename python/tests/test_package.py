@@ -248,7 +248,9 @@ def test_token_async_holds_no_thread_and_waiters_share_one_fetch(blackhole):
     async def main():
         before = threading.active_count()
         tasks = [asyncio.ensure_future(p.token_async()) for _ in range(50)]
-        await asyncio.sleep(0.2)
+        # Every task has asked once it has had a turn; an executor would have its thread now.
+        for _ in range(3):
+            await asyncio.sleep(0)
         during = threading.active_count()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         return before, during, results, asyncio.get_running_loop()
