@@ -23,7 +23,7 @@ use crate::clock::Clock;
 use crate::config::RetryPolicy;
 use crate::error::Error;
 
-use crate::provider::{RateLimit, TokenProvider};
+use crate::provider::{NoLease, RateLimit, TokenProvider};
 use crate::retry::{Attempt, Outcome, WaitCause, parse_retry_after};
 use crate::transport::{LazyClient, correlation_id, excerpt, read_capped};
 
@@ -416,9 +416,12 @@ impl ApiClient {
         };
         let lease = match req.no_auth {
             true => None,
-            false => match self.tokens.lease().await {
+            // Headroom is waited for within the deadline; a pool (or a single token) spent for
+            // longer fails now, with the wait, rather than send a request into a 429.
+            false => match self.tokens.lease_within(attempt.time_left).await {
                 Ok(l) => Some(l),
-                Err(e) => return Outcome::Done(Err(e)),
+                Err(e @ NoLease::Failed(_)) => return Outcome::Done(Err(e.into_error(endpoint))),
+                Err(e) => return Outcome::GiveUp(e.into_error(endpoint)),
             },
         };
         let token = lease.as_ref().map(|l| l.token().clone());

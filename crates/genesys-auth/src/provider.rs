@@ -37,6 +37,7 @@ use crate::sync::lock;
 use crate::transport::{LazyClient, MAX_BODY, correlation_id, excerpt, read_capped, request_error};
 use current::{Cached, CurrentToken};
 pub use headroom::RateLimit;
+pub(crate) use pool::NoLease;
 pub use pool::{Lease, MAX_POOL};
 
 /// The longest pause between failed refresh attempts.
@@ -158,7 +159,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct TokenProvider {
     inner: Arc<Inner>,
-    /// The token pool, when more than one token is allowed: `inner` is its slot 0.
+    /// The token pool, `inner` its slot 0: every exchanged token is leased through one, so that
+    /// even a single token is paced by the limits the API states. `None` for a ready-made token
+    /// (and for the pool's own slots).
     pool: Option<Arc<pool::Pool>>,
 }
 
@@ -237,15 +240,20 @@ impl ProviderBuilder {
     /// token endpoint's own limit. Slot i is kept in the store under a key of its own, so
     /// processes sharing a file or Redis store share the pool's tokens. A ready-made access
     /// token is one token: the pool does not apply to it.
+    ///
+    /// A single token (the default) is paced too: once the API has stated its limit with the
+    /// `inin-ratelimit-*` headers, a lease waits for the window's reset rather than send a
+    /// request the server would refuse with a 429.
     pub fn pool(mut self, n: usize) -> Self {
         self.pool.size = n;
         self
     }
 
     /// Requests per minute a pooled token is allowed until the API says otherwise with its
-    /// `inin-ratelimit-*` headers (default 300, Genesys' per-token limit).
+    /// `inin-ratelimit-*` headers (default 300, Genesys' per-token limit, for a pool of more
+    /// than one; a single token is held back only by what the API states, unless this is set).
     pub fn pool_rate(mut self, per_minute: u32) -> Self {
-        self.pool.per_minute = per_minute.max(1);
+        self.pool.per_minute = Some(per_minute.max(1));
         self
     }
 
@@ -304,8 +312,9 @@ impl ProviderBuilder {
                 store_warned: std::sync::atomic::AtomicBool::new(false),
             })
         };
+        let exchanged = matches!(mode, Mode::Exchange { .. });
         let pool_slots: Vec<Arc<Inner>> = match &mode {
-            Mode::Exchange { exchange, key } if size > 1 => (1..size)
+            Mode::Exchange { exchange, key } => (1..size)
                 .map(|i| {
                     core(Mode::Exchange {
                         exchange: exchange.clone(),
@@ -316,7 +325,7 @@ impl ProviderBuilder {
             _ => Vec::new(),
         };
         let inner = core(mode);
-        let pool = (!pool_slots.is_empty()).then(|| {
+        let pool = exchanged.then(|| {
             let slots = std::iter::once(inner.clone())
                 .chain(pool_slots)
                 .map(|inner| TokenProvider { inner, pool: None })
@@ -467,8 +476,23 @@ impl TokenProvider {
     /// pool learns the limits the server states.
     pub async fn lease(&self) -> Result<Lease, Error> {
         match &self.pool {
-            Some(pool) => pool.lease().await,
+            Some(pool) => pool
+                .lease(None)
+                .await
+                .map_err(|e| e.into_error(&self.inner.settings.region.value.api_base_url())),
             None => Ok(Lease::single(self.clone(), self.token().await?)),
+        }
+    }
+
+    /// [`lease`](Self::lease), waiting for headroom no longer than `within`: a wait for a
+    /// reset that would end later is not begun.
+    pub(crate) async fn lease_within(&self, within: Duration) -> Result<Lease, pool::NoLease> {
+        match &self.pool {
+            Some(pool) => pool.lease(Some(within)).await,
+            None => Ok(Lease::single(
+                self.clone(),
+                self.token().await.map_err(pool::NoLease::Failed)?,
+            )),
         }
     }
 

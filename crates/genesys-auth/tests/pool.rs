@@ -72,6 +72,17 @@ fn linked(emu: &Arc<Emulator>) -> Linked {
     }
 }
 
+/// Settings whose calls may wait an hour: the linked clock moves a whole wait for each caller
+/// that sleeps, so that callers sleeping side by side (two pools, or a sleep and a retry) move
+/// it faster than real time would, and a real deadline measured in it would cut calls short
+/// that real time would not.
+fn unhurried(emu: &Emulator) -> genesys_auth::Settings {
+    loader(emu)
+        .retry(genesys_auth::RetryPolicy::default().with_deadline(Duration::from_secs(3600)))
+        .load()
+        .expect("settings")
+}
+
 fn pooled(
     emu: &Emulator,
     clock: &Linked,
@@ -79,7 +90,7 @@ fn pooled(
     per_minute: u32,
     store: Option<Arc<dyn TokenStore>>,
 ) -> TokenProvider {
-    let mut b = TokenProvider::builder(settings(emu))
+    let mut b = TokenProvider::builder(unhurried(emu))
         .clock(Arc::new(clock.clone()))
         .refresh_jitter(0.0)
         .pool(n)
@@ -142,6 +153,92 @@ async fn a_light_job_uses_one_token_of_a_pool_of_five() {
     assert_eq!(count(&statuses, 200), 100);
     assert_eq!(emu.counters().token_requests, 1);
     assert_eq!(p.pool_held(), 1);
+}
+
+/// One token, the default, is paced too: once the API has stated its limit, the client waits
+/// for the window's reset rather than send a request into a 429.
+#[tokio::test]
+async fn a_single_token_is_paced_by_the_limit_the_api_states() {
+    let emu = limited(10).await;
+    let clock = linked(&emu);
+    let p = TokenProvider::builder(unhurried(&emu))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let statuses = job(&ApiClient::new(p), 35, 4).await;
+    assert_eq!(count(&statuses, 200), 35, "{statuses:?}");
+    let c = emu.counters();
+    assert_eq!(c.api_rate_limited, 0, "no request met a 429 at the server");
+    assert_eq!(c.api_requests["/api/v2/organizations/me"], 35, "{c:?}");
+    assert_eq!(c.token_requests, 1);
+    // The waits were for resets, a minute apart, not retries. (Their number is not the
+    // windows': the linked clock jumps a whole wait while requests are still on their way, so
+    // that some land in the next window.)
+    assert!(
+        clock
+            .manual
+            .sleeps()
+            .iter()
+            .any(|d| *d > Duration::from_secs(30)),
+        "{:?}",
+        clock.manual.sleeps()
+    );
+}
+
+/// A single token is held back only by what the API states: against an API that states no
+/// limit, a thousand requests go out without a single wait.
+#[tokio::test]
+async fn a_single_token_is_not_slowed_by_a_guessed_limit() {
+    let emu = Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET).token_ttl(DAY))
+        .start()
+        .await
+        .expect("emulator starts");
+    let (manual, clock) = clock();
+    let p = TokenProvider::builder(settings(&emu))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let statuses = job(&ApiClient::new(p), 1000, 8).await;
+    assert_eq!(count(&statuses, 200), 1000);
+    assert_eq!(manual.sleeps(), Vec::<Duration>::new());
+}
+
+/// A wait for a reset longer than what is left of the deadline is not begun: the call fails
+/// at once with the API's rate limit and the wait it would take, having sent nothing into it.
+#[tokio::test]
+async fn a_wait_for_headroom_past_the_deadline_fails_at_once_without_a_429() {
+    let emu = limited(5).await;
+    let clock = linked(&emu);
+    let settings = loader(&emu)
+        .retry(genesys_auth::RetryPolicy::default().with_deadline(Duration::from_secs(10)))
+        .load()
+        .unwrap();
+    let p = TokenProvider::builder(settings)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let api = ApiClient::new(p);
+    for _ in 0..5 {
+        assert_eq!(api.get("organizations/me").await.unwrap().status, 200);
+    }
+    let e = api.get("organizations/me").await.unwrap_err();
+    match &e {
+        genesys_auth::Error::RateLimited {
+            retry_after: Some(wait),
+            ..
+        } => assert!(*wait > Duration::from_secs(10), "{wait:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(e.to_string().contains("organizations/me"), "{e}");
+    let c = emu.counters();
+    assert_eq!(c.api_rate_limited, 0, "{c:?}");
+    assert_eq!(c.api_requests["/api/v2/organizations/me"], 5, "{c:?}");
+    assert!(
+        clock.manual.sleeps().is_empty(),
+        "it waited: {:?}",
+        clock.manual.sleeps()
+    );
 }
 
 #[tokio::test]
@@ -303,9 +400,12 @@ async fn many_concurrent_callers_never_send_past_a_tokens_limit() {
     assert_eq!(count(&statuses, 200), 900, "{statuses:?}");
     let c = emu.counters();
     assert_eq!(c.api_rate_limited, 0, "a token was sent past its limit");
-    assert_eq!(
-        c.token_requests, 9,
-        "nine tokens' worth, each fetched once: {c:?}"
+    // Nine tokens' worth; a tenth is opened when answers are slow to come back (a busy
+    // machine), since requests in flight are counted as if the server had not seen them yet.
+    assert!(
+        (9..=10).contains(&c.token_requests) && c.token_requests == p.pool_held() as u64,
+        "nine or ten tokens, each fetched once: {c:?}, {} held",
+        p.pool_held()
     );
     assert_eq!(c.token_rate_limited, 0);
     let waited: Duration = clock.manual.sleeps().iter().sum();

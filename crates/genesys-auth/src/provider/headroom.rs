@@ -20,6 +20,10 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// the window's, and taking it would send past the limit.
 const SAME_WINDOW: Duration = Duration::from_secs(30);
 
+/// The limit of a token that nothing has stated yet (a single token, until the API states
+/// one): no count holds it back, only a 429's wait.
+pub(super) const UNSTATED: u64 = u64::MAX;
+
 /// Genesys' rate-limit headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
@@ -171,7 +175,14 @@ impl Budget {
             }
             self.learned = true;
         }
-        if status == 429 {
+        // Without a stated limit (a single token the API has said nothing to), a window is
+        // neither spent nor guessed: the token rests for the wait the 429 names, if it names
+        // one, and the caller's own backoff does the rest.
+        if status == 429 && self.allowed == UNSTATED {
+            if let Some(wait) = retry_after {
+                self.cool_until = Some(now + wait.max(Duration::from_secs(1)));
+            }
+        } else if status == 429 {
             let left = self
                 .window_end
                 .filter(|end| now < *end)
@@ -198,6 +209,23 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 429 to a token whose limit nothing stated rests it for the wait asked, not for the
+    /// rest of a window that no one stated either.
+    #[test]
+    fn a_429_without_a_stated_limit_rests_the_token_only_for_its_wait() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(UNSTATED);
+        b.reserve(t0);
+        b.answered(t0, 429, None, Some(Duration::from_secs(2)));
+        assert_eq!(b.headroom(t0 + Duration::from_secs(1)), 0);
+        assert_eq!(b.free_at(t0), Some(t0 + Duration::from_secs(2)));
+        assert!(b.headroom(t0 + Duration::from_secs(2)) > 1000);
+        // Naming no wait, it leaves the waiting to the caller's backoff.
+        b.reserve(t0);
+        b.answered(t0 + Duration::from_secs(3), 429, None, None);
+        assert!(b.headroom(t0 + Duration::from_secs(3)) > 1000);
+    }
     use proptest::prelude::*;
 
     fn limit(count: u64, allowed: u64, reset: u64) -> Option<RateLimit> {

@@ -19,7 +19,7 @@ use reqwest::header::HeaderMap;
 use tokio::sync::Notify;
 
 use super::TokenProvider;
-use super::headroom::{Budget, RateLimit};
+use super::headroom::{Budget, RateLimit, UNSTATED};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::grant::AccessToken;
@@ -28,6 +28,9 @@ use crate::sync::lock;
 /// The largest token pool (as Genesys' Terraform provider allows).
 pub const MAX_POOL: usize = 50;
 
+/// Requests a minute a pooled token is taken to be allowed until the API says (Genesys' limit).
+const DEFAULT_RATE: u64 = 300;
+
 /// How long a slot whose token could not be had is left alone.
 const FAILED_SLOT_PAUSE: Duration = Duration::from_secs(5);
 
@@ -35,7 +38,9 @@ const FAILED_SLOT_PAUSE: Duration = Duration::from_secs(5);
 #[derive(Clone, Copy, Debug)]
 pub(super) struct PoolOptions {
     pub(super) size: usize,
-    pub(super) per_minute: u32,
+    /// `None`: 300 a token in a pool of more than one; no limit for a single token until the
+    /// API states one.
+    pub(super) per_minute: Option<u32>,
     pub(super) mint_interval: Duration,
 }
 
@@ -43,7 +48,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             size: 1,
-            per_minute: 300,
+            per_minute: None,
             mint_interval: Duration::from_secs(1),
         }
     }
@@ -71,22 +76,54 @@ pub(super) struct Pool {
     mint_interval: Duration,
 }
 
+/// Why [`Pool::lease`] gave no token.
+pub(crate) enum NoLease {
+    /// The token could not be had.
+    Failed(Error),
+    /// Every token stays out of headroom past the caller's bound; the wait for a reset, when
+    /// known.
+    Spent(Option<Duration>),
+}
+
+impl NoLease {
+    /// The error a caller of `endpoint` gets: a spent pool is the API's rate limit, stated in
+    /// its headers, met before a request was sent into it.
+    pub(crate) fn into_error(self, endpoint: &str) -> Error {
+        match self {
+            NoLease::Failed(e) => e,
+            NoLease::Spent(wait) => Error::RateLimited {
+                endpoint: endpoint.to_owned(),
+                retry_after: wait,
+                attempts: 0,
+                correlation_id: None,
+            },
+        }
+    }
+}
+
 /// What a caller of [`Pool::lease`] does next.
 enum Step {
     Use(usize),
     Open(usize),
-    /// Wait for a change (someone else is opening a slot or sleeping).
-    Wait,
+    /// Wait for a change (someone else is opening a slot or sleeping); when another sleeps,
+    /// until when at the latest.
+    Wait(Option<Instant>),
     /// Sleep this long, for every waiter.
     Sleep(Duration),
 }
 
 impl Pool {
     pub(super) fn new(slots: Vec<TokenProvider>, clock: Arc<dyn Clock>, o: PoolOptions) -> Self {
-        let budgets = slots
-            .iter()
-            .map(|_| Budget::new(u64::from(o.per_minute)))
-            .collect();
+        // Several tokens are chosen between by their headroom, which needs a figure before the
+        // API states one: Genesys' own. One token has no choice to make; it is held back only
+        // by what the API states, so that a server with a higher limit (or none) is not
+        // slowed by a guess.
+        let allowed = match (o.per_minute, slots.len()) {
+            (Some(n), _) => u64::from(n),
+            (None, 1) => UNSTATED,
+            (None, _) => DEFAULT_RATE,
+        };
+        let budgets = slots.iter().map(|_| Budget::new(allowed)).collect();
         Self {
             slots,
             state: Mutex::new(State {
@@ -126,7 +163,7 @@ impl Pool {
         }
         let full = st.opened >= self.slots.len();
         if !full && st.opening {
-            return Step::Wait;
+            return Step::Wait(None);
         }
         if !full && st.next_open.is_none_or(|t| now >= t) {
             let i = st.opened;
@@ -135,32 +172,38 @@ impl Pool {
             st.budgets[i].reserve(now);
             return Step::Open(i);
         }
-        if st.timer {
-            return Step::Wait;
-        }
         let free = (0..st.opened).filter_map(|i| st.budgets[i].free_at(now));
         let next_open = st.next_open.filter(|t| !full && now < *t);
         let Some(until) = free.chain(next_open).min() else {
             // Only requests in flight hold the tokens back: their answers will say more.
-            return Step::Wait;
+            return Step::Wait(None);
         };
+        if st.timer {
+            return Step::Wait(Some(until));
+        }
         st.timer = true;
         Step::Sleep(until.saturating_duration_since(now))
     }
 
-    /// A token with headroom, counted against it; see the module's notes.
-    pub(super) async fn lease(self: &Arc<Self>) -> Result<Lease, Error> {
+    /// A token with headroom, counted against it; see the module's notes. `within`: how long
+    /// the caller may wait for headroom; a wait for a reset that would end later is not begun.
+    pub(super) async fn lease(
+        self: &Arc<Self>,
+        within: Option<Duration>,
+    ) -> Result<Lease, NoLease> {
+        let end = within.map(|d| self.clock.now() + d);
         loop {
             // Registered before the state is read, so that no signal between the two is lost.
             let changed = self.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            match self.step(self.clock.now()) {
+            let now = self.clock.now();
+            match self.step(now) {
                 Step::Use(i) => {
                     let claim = Claim::new(self, i);
                     match self.slots[i].token().await {
                         Ok(t) => return Ok(claim.into_lease(t)),
-                        Err(e) => self.slot_failed(claim, e)?,
+                        Err(e) => self.slot_failed(claim, e).map_err(NoLease::Failed)?,
                     }
                 }
                 Step::Open(i) => {
@@ -173,12 +216,25 @@ impl Pool {
                             tracing::debug!(slot = i, "token pool: slot opened");
                             return Ok(claim.into_lease(t));
                         }
-                        Err(e) => self.slot_failed(claim, e)?,
+                        Err(e) => self.slot_failed(claim, e).map_err(NoLease::Failed)?,
                     }
                 }
-                Step::Wait => changed.await,
+                // A wait for an opening or for answers in flight ends with them (each within its
+                // own timeout); a wait for another's sleep is not begun past the caller's bound.
+                Step::Wait(until) => {
+                    if let (Some(end), Some(until)) = (end, until)
+                        && until > end
+                    {
+                        return Err(NoLease::Spent(Some(until - now)));
+                    }
+                    changed.await;
+                }
                 Step::Sleep(d) => {
+                    // Dropped on every way out, so that the other waiters wake and decide anew.
                     let _timer = Timer(self);
+                    if end.is_some_and(|end| now + d > end) {
+                        return Err(NoLease::Spent(Some(d)));
+                    }
                     tracing::debug!(
                         wait_ms = d.as_millis() as u64,
                         "token pool: every token is out of headroom; waiting for a reset"
@@ -361,9 +417,10 @@ impl Lease {
         &self.token
     }
 
-    /// Whether the token is from a pool (whose limits the answer teaches).
+    /// Whether the token is one of a pool of several, so that a 429 may move the request to
+    /// another token at once. A single token's 429 is waited out as the server asks.
     pub fn is_pooled(&self) -> bool {
-        matches!(self.owner, Owner::Pool(_))
+        matches!(&self.owner, Owner::Pool(p) if p.slots.len() > 1)
     }
 
     /// The pool slot the token is from (0 without a pool).
