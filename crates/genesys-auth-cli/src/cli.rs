@@ -247,6 +247,7 @@ pages before it printed. On a terminal, stderr shows progress: pages 12/40 · 1,
 
 --pool N (or GENESYS_TOKEN_POOL) sends each request with the token of up to N that has the most
 headroom under the API's per-token rate limit, waiting for a reset rather than meeting a 429.
+One token (the default) waits for the reset the API states too; a wait past --timeout exits 6.
 
 Exit codes: 0 success; 2 usage (a bad header, field or --paginate on a single object);
 3 configuration; 4 token rejected; 5 forbidden; 6 rate limited; 7 network or server error;
