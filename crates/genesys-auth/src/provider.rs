@@ -1146,11 +1146,14 @@ mod tests {
             total = (total.0 + reads, total.1 + at_once);
         }
         assert!(total.1 > 0, "reads of a held token completed at once");
-        // One fetch per token, shared by the writer and all eight readers: one before each forget,
-        // and perhaps one more by readers after the last.
+        // One fetch per token, shared by the writer and all eight readers: one before each
+        // forget, and perhaps one more by readers after the last. A refresh that readers begin
+        // between the two steps of a forget is overtaken by its second and begins once more, so
+        // a loaded machine may see up to two a forget; eight readers each fetching would make
+        // up to nine.
         let requests = emu.counters().token_requests;
         assert!(
-            (FORGETS as u64..=FORGETS as u64 + 1).contains(&requests),
+            (FORGETS as u64..=2 * FORGETS as u64 + 1).contains(&requests),
             "{requests} token requests for {FORGETS} forgets"
         );
         eprintln!("{} reads, {} served at once", total.0, total.1);
