@@ -5,10 +5,13 @@
 //! returned as it is: callers see the status, the headers (`inin-ratelimit-*` included) and the
 //! body.
 //!
-//! With a token pool ([`ProviderBuilder::pool`](crate::ProviderBuilder::pool)), each attempt
-//! takes the token with the most headroom ([`TokenProvider::lease`]) and reports the answer to
-//! it; a 429 rests that token and the retry goes at once to another, or waits, without sending,
-//! until a token has headroom again.
+//! Each attempt takes its token from [`TokenProvider::lease`] and reports the answer to it, so
+//! that requests are paced by the `inin-ratelimit-*` limits the API states: with a token pool
+//! ([`ProviderBuilder::pool`](crate::ProviderBuilder::pool)), the token with the most headroom,
+//! and a 429 rests that token while the retry goes at once to another; with a single token, a
+//! wait for the window's reset instead of a request the server would refuse. A wait for headroom
+//! longer than the deadline's rest (or the policy's `max_retry_after`) is not begun: the call
+//! fails at once with [`Error::RateLimited`] and the wait.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -416,9 +419,21 @@ impl ApiClient {
         };
         let lease = match req.no_auth {
             true => None,
-            // Headroom is waited for within the deadline; a pool (or a single token) spent for
-            // longer fails now, with the wait, rather than send a request into a 429.
-            false => match self.tokens.lease_within(attempt.time_left).await {
+            // Headroom is waited for within the deadline and the longest wait the policy
+            // honours (a reset is waited a second past, as the pool counts it); a pool (or a
+            // single token) spent for longer fails now, with the wait, rather than send a
+            // request into a 429.
+            false => match self
+                .tokens
+                .lease_within(
+                    attempt.time_left.min(
+                        self.retry
+                            .max_retry_after
+                            .saturating_add(Duration::from_secs(1)),
+                    ),
+                )
+                .await
+            {
                 Ok(l) => Some(l),
                 Err(e @ NoLease::Failed(_)) => return Outcome::Done(Err(e.into_error(endpoint))),
                 Err(e) => return Outcome::GiveUp(e.into_error(endpoint)),

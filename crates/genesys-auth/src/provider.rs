@@ -471,9 +471,10 @@ impl TokenProvider {
     }
 
     /// A token for one API request, with its claim on that token's rate limit: of a pool, the
-    /// token with the most headroom, waiting (without sending) until one has some; without a
-    /// pool, [`token`](Self::token). Report the answer with [`Lease::answered`], so that the
-    /// pool learns the limits the server states.
+    /// token with the most headroom, waiting (without sending) until one has some; a single
+    /// token likewise waits for its window's reset once the API has stated its limit (a reset
+    /// is taken as at most an hour); a ready-made token at once. Report the answer with
+    /// [`Lease::answered`], so that the pool learns the limits the server states.
     pub async fn lease(&self) -> Result<Lease, Error> {
         match &self.pool {
             Some(pool) => pool

@@ -24,6 +24,11 @@ const SAME_WINDOW: Duration = Duration::from_secs(30);
 /// one): no count holds it back, only a 429's wait.
 pub(super) const UNSTATED: u64 = u64::MAX;
 
+/// The longest reset or wait taken from a server. Genesys' window is a minute: a larger figure
+/// is nonsense (or hostile), and is taken as this rather than overflow a clock or rest a token
+/// for ever.
+const MAX_STATED: Duration = Duration::from_secs(3600);
+
 /// Genesys' rate-limit headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
@@ -50,7 +55,8 @@ impl RateLimit {
 /// What one token may still send.
 #[derive(Debug)]
 pub(super) struct Budget {
-    /// Requests allowed per window: the server's figure once it has said, else the configured.
+    /// Requests allowed per window: the server's figure once it has said, else the configured
+    /// (or [`UNSTATED`], for a single token).
     allowed: u64,
     /// Requests counted in the window that ends at `window_end`.
     used: u64,
@@ -146,6 +152,16 @@ impl Budget {
         retry_after: Option<Duration>,
     ) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        // What the server states, within reason: a limit of 0 would hold the token for ever.
+        let limit = limit.map(|l| RateLimit {
+            reset: l.reset.min(MAX_STATED.as_secs()),
+            allowed: l.allowed.max(1),
+            ..l
+        });
+        let retry_after = retry_after.map(|d| d.min(MAX_STATED));
+        // A 429 while the server's count is under its limit is another limit's (an endpoint's,
+        // the organization's): it rests the token for its wait, and spends no window.
+        let another_limit = limit.is_some_and(|l| l.count < l.allowed);
         if let Some(l) = limit {
             let end = now + Duration::from_secs(l.reset.saturating_add(1));
             // Requests still in flight may not have reached the server's count yet.
@@ -182,6 +198,9 @@ impl Budget {
             if let Some(wait) = retry_after {
                 self.cool_until = Some(now + wait.max(Duration::from_secs(1)));
             }
+        } else if status == 429 && another_limit {
+            let wait = retry_after.unwrap_or_default().max(Duration::from_secs(1));
+            self.cool_until = Some(now + wait);
         } else if status == 429 {
             let left = self
                 .window_end
@@ -202,13 +221,36 @@ impl Budget {
 
     /// Not used for `d` (its token could not be had).
     pub(super) fn cool(&mut self, now: Instant, d: Duration) {
-        self.cool_until = Some(now + d);
+        self.cool_until = Some(now + d.min(MAX_STATED));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Figures no server should send neither overflow the clock nor rest a token for ever: a
+    /// reset or wait past an hour is taken as an hour, a limit of 0 as 1; and a 429 under the
+    /// stated count is another limit's, which rests the token only for its wait.
+    #[test]
+    fn nonsense_figures_are_taken_within_reason() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(UNSTATED);
+        b.reserve(t0);
+        let huge = RateLimit {
+            count: 1,
+            allowed: 0,
+            reset: u64::MAX,
+        };
+        b.answered(t0, 429, Some(huge), Some(Duration::MAX));
+        let free = b.free_at(t0).expect("a time it is free again");
+        assert!(free <= t0 + MAX_STATED + Duration::from_secs(1), "{free:?}");
+        let mut b = Budget::new(300);
+        b.reserve(t0);
+        b.answered(t0, 429, limit(5, 300, 50), Some(Duration::from_secs(2)));
+        assert_eq!(b.free_at(t0), Some(t0 + Duration::from_secs(2)));
+        assert!(b.headroom(t0 + Duration::from_secs(2)) > 200);
+    }
 
     /// A 429 to a token whose limit nothing stated rests it for the wait asked, not for the
     /// rest of a window that no one stated either.

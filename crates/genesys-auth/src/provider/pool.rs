@@ -10,7 +10,11 @@
 //!   opening in flight) and at least `mint_interval` apart, never in a burst that would trip
 //!   the token endpoint's own limit;
 //! - when every slot is out of headroom and the pool is full, a wait until the earliest reset
-//!   instead of a request that would meet a 429. One waiter sleeps; the others wait for it.
+//!   instead of a request that would meet a 429. One waiter sleeps; the others wait for it. A
+//!   caller with a bound (the API client's deadline) does not begin a wait that would end past
+//!   it: it is told at once how long the wait would be.
+//!
+//! A single token is a pool of one: the same pacing, by the limit the API states only.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -191,7 +195,8 @@ impl Pool {
         self: &Arc<Self>,
         within: Option<Duration>,
     ) -> Result<Lease, NoLease> {
-        let end = within.map(|d| self.clock.now() + d);
+        // A bound too far to reach (Duration::MAX for "no deadline") is no bound.
+        let end = within.and_then(|d| self.clock.now().checked_add(d));
         loop {
             // Registered before the state is read, so that no signal between the two is lost.
             let changed = self.changed.notified();
@@ -257,7 +262,12 @@ impl Pool {
             return Err(e);
         }
         tracing::debug!(slot, "token pool: no token for this slot: {e}");
-        let pause = e.retry_after().unwrap_or_default().max(FAILED_SLOT_PAUSE);
+        // The token endpoint's wait, within reason (an hour), never less than the pause.
+        let pause = e
+            .retry_after()
+            .unwrap_or_default()
+            .min(Duration::from_secs(3600))
+            .max(FAILED_SLOT_PAUSE);
         let now = self.clock.now();
         {
             let mut st = lock(&self.state);
@@ -375,6 +385,8 @@ impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if self.live {
             lock(&self.pool.state).budgets[self.slot].abandon();
+            // Waiters held back by requests in flight may go now.
+            self.pool.changed.notify_waiters();
         }
     }
 }
