@@ -35,6 +35,15 @@ impl Linked {
         self.manual.advance(d);
         self.emu.advance_clock(d);
     }
+
+    /// Some wait was for a reset (most of a minute), not a retry's.
+    fn assert_waited_for_a_reset(&self) {
+        let sleeps = self.manual.sleeps();
+        assert!(
+            sleeps.iter().any(|d| *d > Duration::from_secs(30)),
+            "{sleeps:?}"
+        );
+    }
 }
 
 impl Clock for Linked {
@@ -77,8 +86,13 @@ fn linked(emu: &Arc<Emulator>) -> Linked {
 /// it faster than real time would, and a real deadline measured in it would cut calls short
 /// that real time would not.
 fn unhurried(emu: &Emulator) -> genesys_auth::Settings {
+    with_deadline(emu, Duration::from_secs(3600))
+}
+
+/// Settings whose calls, retries and waits included, end within `deadline`.
+fn with_deadline(emu: &Emulator, deadline: Duration) -> genesys_auth::Settings {
     loader(emu)
-        .retry(genesys_auth::RetryPolicy::default().with_deadline(Duration::from_secs(3600)))
+        .retry(genesys_auth::RetryPolicy::default().with_deadline(deadline))
         .load()
         .expect("settings")
 }
@@ -133,15 +147,7 @@ async fn a_job_past_one_tokens_limit_runs_on_three_tokens_opened_one_at_a_time_w
     );
     assert_eq!(p.pool_held(), 3);
     // The waits were the pool's: resets a minute apart, not retries.
-    assert!(
-        clock
-            .manual
-            .sleeps()
-            .iter()
-            .any(|d| *d > Duration::from_secs(30)),
-        "{:?}",
-        clock.manual.sleeps()
-    );
+    clock.assert_waited_for_a_reset();
 }
 
 #[tokio::test]
@@ -174,15 +180,7 @@ async fn a_single_token_is_paced_by_the_limit_the_api_states() {
     // The waits were for resets, a minute apart, not retries. (Their number is not the
     // windows': the linked clock jumps a whole wait while requests are still on their way, so
     // that some land in the next window.)
-    assert!(
-        clock
-            .manual
-            .sleeps()
-            .iter()
-            .any(|d| *d > Duration::from_secs(30)),
-        "{:?}",
-        clock.manual.sleeps()
-    );
+    clock.assert_waited_for_a_reset();
 }
 
 /// A single token is held back only by what the API states: against an API that states no
@@ -210,11 +208,7 @@ async fn a_single_token_is_not_slowed_by_a_guessed_limit() {
 async fn a_wait_for_headroom_past_the_deadline_fails_at_once_without_a_429() {
     let emu = limited(5).await;
     let clock = linked(&emu);
-    let settings = loader(&emu)
-        .retry(genesys_auth::RetryPolicy::default().with_deadline(Duration::from_secs(10)))
-        .load()
-        .unwrap();
-    let p = TokenProvider::builder(settings)
+    let p = TokenProvider::builder(with_deadline(&emu, Duration::from_secs(10)))
         .clock(Arc::new(clock.clone()))
         .build()
         .unwrap();

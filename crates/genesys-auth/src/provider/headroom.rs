@@ -27,7 +27,7 @@ pub(super) const UNSTATED: u64 = u64::MAX;
 /// The longest reset or wait taken from a server. Genesys' window is a minute: a larger figure
 /// is nonsense (or hostile), and is taken as this rather than overflow a clock or rest a token
 /// for ever.
-const MAX_STATED: Duration = Duration::from_secs(3600);
+pub(super) const MAX_STATED: Duration = Duration::from_secs(3600);
 
 /// Genesys' rate-limit headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +228,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// Figures no server should send neither overflow the clock nor rest a token for ever: a
     /// reset or wait past an hour is taken as an hour, a limit of 0 as 1; and a 429 under the
@@ -268,7 +269,6 @@ mod tests {
         b.answered(t0 + Duration::from_secs(3), 429, None, None);
         assert!(b.headroom(t0 + Duration::from_secs(3)) > 1000);
     }
-    use proptest::prelude::*;
 
     fn limit(count: u64, allowed: u64, reset: u64) -> Option<RateLimit> {
         Some(RateLimit {

@@ -23,7 +23,7 @@ use reqwest::header::HeaderMap;
 use tokio::sync::Notify;
 
 use super::TokenProvider;
-use super::headroom::{Budget, RateLimit, UNSTATED};
+use super::headroom::{Budget, MAX_STATED, RateLimit, UNSTATED};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::grant::AccessToken;
@@ -262,11 +262,11 @@ impl Pool {
             return Err(e);
         }
         tracing::debug!(slot, "token pool: no token for this slot: {e}");
-        // The token endpoint's wait, within reason (an hour), never less than the pause.
+        // The token endpoint's wait, within reason, never less than the pause.
         let pause = e
             .retry_after()
             .unwrap_or_default()
-            .min(Duration::from_secs(3600))
+            .min(MAX_STATED)
             .max(FAILED_SLOT_PAUSE);
         let now = self.clock.now();
         {
