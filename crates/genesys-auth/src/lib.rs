@@ -72,7 +72,7 @@ pub use store::{
     FailureKind, FallbackStore, FileStore, MemoryStore, StoreError, StoreFuture, StoreGuard,
     StoreKey, StoredFailure, StoredToken, TokenStore,
 };
-pub use transport::{http_client, request_failure};
+pub use transport::{http_client, request_failure, tls_config};
 
 /// The README's Rust examples, compiled as doc tests so that they cannot drift from the code.
 #[doc = include_str!("../../../README.md")]

@@ -18,6 +18,9 @@ use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
 use crate::config::{ConfigError, Settings, Source};
 use crate::error::Error;
 
@@ -166,13 +169,67 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
             proxy_for(url, Some(&proxy_url), &list)
         }));
     }
-    if let Some(ca) = &settings.ca_file {
-        builder = builder.tls_certs_merge(read_pem(&ca.value, &ca.source)?);
+    builder
+        .tls_backend_preconfigured(tls_config(settings)?)
+        .build()
+        .map_err(|e| transport_error("the HTTP client", e))
+}
+
+/// The TLS configuration of [`http_client`], for a client built on another HTTP stack (such
+/// as hyper's own) that must trust and present exactly what the library's does: the
+/// platform's trust anchors plus the settings' extra CAs, and any client certificate. The one
+/// place the library decides what TLS trusts. Errors name the file at fault, never its content.
+pub fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
+    // reqwest's own choice when the program has installed no provider of its own.
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let verifier = match &settings.ca_file {
+        Some(ca) => rustls_platform_verifier::Verifier::new_with_extra_roots(
+            read_pem(&ca.value, &ca.source)?,
+            provider.clone(),
+        ),
+        None => rustls_platform_verifier::Verifier::new(provider.clone()),
     }
-    if let Some((cert, key)) = &settings.client_cert {
-        builder = builder.identity(read_identity(&cert.value, &key.value, &cert.source)?);
-    }
-    builder.build().map_err(|e| build_error(settings, e))
+    .map_err(|e| tls_error(settings, e))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| tls_error(settings, e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let config = match &settings.client_cert {
+        Some((cert, key)) => {
+            let (chain, der) = read_identity(&cert.value, &key.value, &cert.source)?;
+            builder.with_client_auth_cert(chain, der).map_err(|_| {
+                file_error(
+                    &cert.value,
+                    format!(
+                        "the client certificate and the key {} do not match: the key is not the certificate's (from {}); give the key that was made with this certificate",
+                        key.value.display(),
+                        cert.source
+                    ),
+                    None,
+                )
+            })?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    // No ALPN: each client names the protocols it speaks (hyper-rustls refuses a config that
+    // names them already); without, the server speaks HTTP/1.1, the only one built.
+    Ok(config)
+}
+
+/// TLS that cannot be set up at all (the platform's verifier, or a crypto provider the program
+/// installed that lacks the protocol versions): named with where the CA setting came from.
+fn tls_error(settings: &Settings, e: rustls::Error) -> Error {
+    Error::Config(ConfigError::InvalidValue {
+        what: "TLS configuration",
+        from: settings
+            .ca_file
+            .as_ref()
+            .map_or(Source::Default, |ca| ca.source.clone()),
+        reason: format!("TLS cannot be set up: {e}"),
+    })
 }
 
 /// A CA bundle is read up to this size (the system's whole bundle is a few hundred KiB).
@@ -194,7 +251,7 @@ fn file_error(path: &Path, message: String, cause: Option<crate::input::InputErr
 }
 
 /// Certificates from a PEM file, or a configuration error naming the file (never its content).
-fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Error> {
+fn read_pem(path: &Path, from: &Source) -> Result<Vec<CertificateDer<'static>>, Error> {
     let bad = |reason: String, cause| {
         file_error(
             path,
@@ -204,7 +261,8 @@ fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Err
     };
     let pem =
         crate::input::read_file(path, MAX_CA_FILE).map_err(|e| bad(e.to_string(), Some(e)))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|_| bad("it holds no readable certificate".into(), None))?;
     if certs.is_empty() {
         return Err(bad("it holds no certificate".into(), None));
@@ -213,7 +271,11 @@ fn read_pem(path: &Path, from: &Source) -> Result<Vec<reqwest::Certificate>, Err
 }
 
 /// A client certificate and its key, or a configuration error naming the file at fault.
-fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Identity, Error> {
+fn read_identity(
+    cert: &Path,
+    key: &Path,
+    from: &Source,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
     let read = |path: &Path, what: &str| {
         crate::input::read_file(path, MAX_IDENTITY_FILE).map_err(|e| {
             file_error(
@@ -224,10 +286,7 @@ fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Iden
         })
     };
     warn_if_others_can_read(key);
-    let mut pem = read(cert, "certificate")?;
-    pem.push(b'\n');
-    pem.extend(read(key, "key")?);
-    reqwest::Identity::from_pem(&pem).map_err(|_| {
+    let unusable = || {
         file_error(
             cert,
             format!(
@@ -236,7 +295,15 @@ fn read_identity(cert: &Path, key: &Path, from: &Source) -> Result<reqwest::Iden
             ),
             None,
         )
-    })
+    };
+    let chain = CertificateDer::pem_slice_iter(&read(cert, "certificate")?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| unusable())?;
+    let der = PrivateKeyDer::from_pem_slice(&read(key, "key")?).map_err(|_| unusable())?;
+    if chain.is_empty() {
+        return Err(unusable());
+    }
+    Ok((chain, der))
 }
 
 /// A private key that other users can read is no longer private: said once, as a warning
@@ -253,30 +320,6 @@ fn warn_if_others_can_read(key: &Path) {
             key.display()
         );
     }
-}
-
-/// Why building the HTTP client failed: a client certificate and key that are each readable
-/// but do not belong together are only found out here (by rustls), and the message names both
-/// files; anything else is reported as it is.
-fn build_error(settings: &Settings, e: reqwest::Error) -> Error {
-    if let Some((cert, key)) = &settings.client_cert
-        && let Ok(identity) = read_identity(&cert.value, &key.value, &cert.source)
-        && reqwest::Client::builder()
-            .identity(identity)
-            .build()
-            .is_err()
-    {
-        return file_error(
-            &cert.value,
-            format!(
-                "the client certificate and the key {} do not match: the key is not the certificate's (from {}); give the key that was made with this certificate",
-                key.value.display(),
-                cert.source
-            ),
-            None,
-        );
-    }
-    transport_error("the HTTP client", e)
 }
 
 /// A parsed `NO_PROXY` list.

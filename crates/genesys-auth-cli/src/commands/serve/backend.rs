@@ -9,8 +9,9 @@ use genesys_auth::{
     TokenProvider, TokenStore,
 };
 
+use super::Shared;
 use super::metrics::Metrics;
-use super::{Shared, listen};
+use super::upstream::Upstream;
 use crate::cli::Global;
 use crate::context;
 use crate::exit::CliError;
@@ -18,11 +19,8 @@ use crate::exit::CliError;
 /// One generation of settings: requests load it once and keep it to their end.
 pub(crate) struct Backend {
     pub provider: TokenProvider,
-    /// One client a serving runtime: a pooled upstream connection is driven by the runtime
-    /// that opened it, and a request on another would wake that runtime's thread both ways.
-    clients: Vec<reqwest::Client>,
-    /// The region's API origin (with a gateway's path prefix, if any), without a final `/`.
-    pub api_base: String,
+    /// The way to the region's API origin.
+    pub upstream: Upstream,
 }
 
 impl Backend {
@@ -30,18 +28,9 @@ impl Backend {
     /// them; the shared store's failures counted as fallbacks to the file cache.
     pub fn build(global: &Global, metrics: &Arc<Metrics>) -> Result<Self, CliError> {
         let settings = context::settings(global)?;
-        // The provider's own (token requests may start on any runtime), then one a runtime.
+        // The provider's own: token requests may start on any runtime.
         let http = genesys_auth::http_client(&settings)?;
-        let mut clients = Vec::with_capacity(listen::workers());
-        for _ in 0..listen::workers() {
-            clients.push(genesys_auth::http_client(&settings)?);
-        }
-        let api_base = settings
-            .region
-            .value
-            .api_base_url()
-            .trim_end_matches('/')
-            .to_owned();
+        let upstream = Upstream::build(&settings)?;
         let store = context::store(global, &settings)?;
         let (pool, _) = context::pool(global)?;
         let builder = TokenProvider::builder(settings)
@@ -65,14 +54,8 @@ impl Backend {
         };
         Ok(Self {
             provider: builder.build()?,
-            clients,
-            api_base,
+            upstream,
         })
-    }
-
-    /// The client of the serving runtime this thread drives.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.clients[listen::worker() % self.clients.len()]
     }
 }
 

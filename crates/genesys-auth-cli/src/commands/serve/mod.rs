@@ -14,6 +14,7 @@ mod guard;
 mod listen;
 pub mod metrics;
 mod proxy;
+mod upstream;
 
 use std::io::Write as _;
 use std::path::PathBuf;

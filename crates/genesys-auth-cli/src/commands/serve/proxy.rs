@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
@@ -34,6 +35,7 @@ use http_body_util::BodyExt as _;
 use super::body::Capped;
 use super::endpoints::error;
 use super::guard::is_bearer_header;
+use super::upstream::{Answer, Failure, Payload};
 use super::{OnRateLimit, Shared, backend};
 
 /// Request bodies up to this size (declared in `Content-Length`) are buffered so that a 401 or a
@@ -80,19 +82,18 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
     let opts = shared.options;
     let backend = shared.backend.load_full();
     let (mut parts, body) = req.into_parts();
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or(parts.uri.path(), |pq| pq.as_str());
-    let url = match reqwest::Url::parse(&format!("{}{}", backend.api_base, target)) {
-        Ok(u) => u,
-        Err(_) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "upstream_unreachable",
-                "cannot reach the API: the request target does not make a URL on its origin",
-            );
-        }
+    let target = match parts.uri.path_and_query() {
+        Some(pq) => pq.clone(),
+        None => match PathAndQuery::try_from(parts.uri.path()) {
+            Ok(pq) => pq,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "path_refused",
+                    "the request target is not a path",
+                );
+            }
+        },
     };
     let declared = parts
         .headers
@@ -147,27 +148,23 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
                 "the token held cannot be sent in a header",
             );
         };
-        let mut request = reqwest::Request::new(parts.method.clone(), url.clone());
-        *request.headers_mut() = headers.clone();
-        request
-            .headers_mut()
-            .insert(header::AUTHORIZATION, authorization);
-        match &mut outgoing {
-            Outgoing::None => {}
-            Outgoing::Buffered(b) => *request.body_mut() = Some(b.clone().into()),
-            Outgoing::Stream(s) => {
-                if let Some(body) = s.take() {
-                    *request.body_mut() = Some(reqwest::Body::wrap(Capped::new(
-                        body,
-                        opts.max_request_body,
-                    )));
-                }
-            }
-        }
-        let sent = backend.http().execute(request).await;
+        let mut headers = headers.clone();
+        headers.insert(header::AUTHORIZATION, authorization);
+        let payload = match &mut outgoing {
+            Outgoing::None => Payload::None,
+            Outgoing::Buffered(b) => Payload::Bytes(b.clone()),
+            Outgoing::Stream(s) => match s.take() {
+                Some(body) => Payload::Stream(Capped::new(body, opts.max_request_body)),
+                None => Payload::None,
+            },
+        };
+        let sent = backend
+            .upstream
+            .send(parts.method.clone(), &target, headers, payload)
+            .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) => return upstream_error(&e),
+            Err(e) => return upstream_error(e),
         };
         let status = resp.status();
         let pooled = lease.answered(shared, status, resp.headers());
@@ -200,7 +197,7 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
             shared.metrics.rate_limit_wait(wait);
             // The answer is dropped: its connection is not reused until it is read, so read it
             // (it is small) rather than lose the connection.
-            let _ = resp.bytes().await;
+            let _ = resp.into_body().collect().await;
             tokio::time::sleep(wait).await;
             waited += wait;
             continue;
@@ -248,68 +245,41 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     genesys_auth::parse_retry_after(v, std::time::SystemTime::now())
 }
 
-fn upstream_error(e: &reqwest::Error) -> Response {
-    if e.is_timeout() {
-        error(
+fn upstream_error(e: Failure) -> Response {
+    match e {
+        Failure::Timeout => error(
             StatusCode::GATEWAY_TIMEOUT,
             "upstream_timeout",
             "the API did not answer in time (--timeout)",
-        )
-    } else if too_large(e) {
-        error(
+        ),
+        Failure::TooLarge => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "the request body was larger than --max-request-body",
-        )
-    } else {
-        // reqwest names the URL (the API origin and path): no secret in it.
-        error(
+        ),
+        Failure::Unreachable(why) => error(
             StatusCode::BAD_GATEWAY,
             "upstream_unreachable",
-            &format!("cannot reach the API: {}", without_query(e)),
-        )
+            &format!("cannot reach the API: {why}"),
+        ),
     }
-}
-
-/// Whether the request failed because its body went past the cap.
-fn too_large(e: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<super::body::TooLarge>().is_some() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// reqwest's message with the URL's query left out (a client's query is its own business).
-fn without_query(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url()
-        && let Some(q) = url.query()
-    {
-        text = text.replace(&format!("?{q}"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The API's answer, status and end-to-end headers, its body streamed and capped.
-fn respond(resp: reqwest::Response, cap: u64) -> Response {
-    if resp.content_length().is_some_and(|n| n > cap) {
+fn respond(resp: axum::http::Response<Answer>, cap: u64) -> Response {
+    let declared = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
         return error(
             StatusCode::BAD_GATEWAY,
             "response_too_large",
             &format!("the API's answer is larger than --max-response-body ({cap} bytes)"),
         );
     }
-    let (parts, body) = axum::http::Response::from(resp).into_parts();
+    let (parts, body) = resp.into_parts();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     let mut out = Response::new(Body::new(Capped::new(body, cap)));
