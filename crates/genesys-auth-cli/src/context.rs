@@ -125,10 +125,9 @@ pub fn settings_quiet(global: &Global) -> Result<Settings, CliError> {
     if !global.scopes.is_empty() {
         loader = loader.scopes_from(global.scopes.iter().cloned(), "--scope");
     }
-    if let Some(d) = crate::deadline::command() {
+    if let Some(left) = crate::deadline::step() {
         // The whole command, retries and their waits included, stays within --timeout: each
-        // step gets what is left of it.
-        let left = d.remaining().max(Duration::from_millis(1));
+        // step gets what is left of it (under serve, each request gets all of it).
         loader = loader
             .timeout(left)
             .connect_timeout(left.min(Duration::from_secs(5)))

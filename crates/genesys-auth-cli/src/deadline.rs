@@ -2,7 +2,9 @@
 //! bounds everything the command does after it: the secret command, every request and retry,
 //! every page of `api --paginate`, a wait for the token cache's lock, `--jq` and each of
 //! `doctor`'s checks. A command is one process, so the deadline is set once, in `main`, and read
-//! here by whatever needs it.
+//! here by whatever needs it. `serve` is the exception: it answers requests for as long as it
+//! runs, so there `--timeout` bounds each request (its token fetch, its forwarding), never the
+//! process, and a reload of its settings hours later gets the whole bound again.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -63,6 +65,22 @@ pub fn start(timeout: Option<Duration>) {
         given,
         at: Instant::now() + given,
     }));
+}
+
+static EACH: OnceLock<Option<Duration>> = OnceLock::new();
+
+/// For `serve`: `--timeout` bounds each request, and no deadline is set for the command.
+pub fn start_each(timeout: Option<Duration>) {
+    let _ = EACH.set(timeout);
+}
+
+/// The bound for one request's settings: what is left of the command's time, or under `serve`
+/// one request's `--timeout`; `None` when `--timeout` was not given.
+pub fn step() -> Option<Duration> {
+    match command() {
+        Some(d) => Some(d.remaining().max(Duration::from_millis(1))),
+        None => EACH.get().copied().flatten(),
+    }
 }
 
 /// The command's deadline, if `--timeout` set one.

@@ -32,7 +32,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    deadline::start(cli.global.timeout);
+    if matches!(cli.command, Command::Serve(_)) {
+        deadline::start_each(cli.global.timeout);
+    } else {
+        deadline::start(cli.global.timeout);
+    }
     let color = context::use_color(cli.global.color);
     init_logging(cli.global.verbose, color);
     if let Err(e) = refuse_inapplicable(&cli) {

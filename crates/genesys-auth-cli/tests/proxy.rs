@@ -796,3 +796,192 @@ fn doctor_tells_a_silent_http_server_and_a_proxy_speaking_no_http_apart() {
     assert_eq!(out.status.code(), Some(7), "{err}");
     assert!(err.contains("not HTTP"), "{err}");
 }
+
+/// A running `genesys-auth serve`; killed on drop, its standard error kept to be searched.
+struct Served {
+    child: Child,
+    url: String,
+    bearer: String,
+    stderr: PathBuf,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    fn start(dir: &Path, name: &str, env: &[(&str, &str)], args: &[&str]) -> Served {
+        use std::io::BufRead as _;
+        let stderr = dir.join(format!("{name}.err"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_genesys-auth"))
+            .env_clear()
+            .current_dir(dir)
+            .env("HOME", dir.join("home"))
+            .env("XDG_CACHE_HOME", dir.join(name))
+            .env("XDG_RUNTIME_DIR", dir.join(name).join("run"))
+            .env("GENESYS_CLIENT_ID", ID)
+            .env("GENESYS_CLIENT_SECRET", SECRET)
+            .envs(env.iter().copied())
+            .args(args)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let (mut url, mut bearer) = (String::new(), String::new());
+        for line in std::io::BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(v) = line.strip_prefix("export GENESYS_SERVE_URL=") {
+                url = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("export GENESYS_SERVE_TOKEN=") {
+                bearer = v.to_owned();
+            } else if line.starts_with("export GENESYS_SERVE_TOKEN_FILE=") {
+                break;
+            }
+        }
+        assert!(
+            !url.is_empty() && !bearer.is_empty(),
+            "serve did not start: {}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        Served {
+            child,
+            url,
+            bearer,
+            stderr,
+        }
+    }
+
+    /// `GET path` through serve: the status and the body.
+    fn get(&self, path: &str) -> (u16, String) {
+        let (url, bearer) = (format!("{}{path}", self.url), self.bearer.clone());
+        rt().block_on(async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .expect("serve answers");
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        })
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+/// serve forwards to an https API under the library's TLS trust whichever way it goes:
+/// directly (hyper's client over `tls_config`) or, with a proxy configured, through a CONNECT
+/// tunnel (the library's client). The extra CA is trusted both ways; without it the API's
+/// certificate is refused both ways, with a 502 that says why; a client certificate that the
+/// API requires is presented on the direct way.
+#[test]
+#[cfg_attr(not(tinyproxy), ignore = "tinyproxy is not installed")]
+fn serve_forwards_to_an_https_api_under_the_same_trust_directly_or_through_a_proxy() {
+    let emu = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .start(),
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let pki = pki();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let tls_port = tls_front(pki.server, emu.addr());
+    let proxy = Tinyproxy::start(dir);
+    // Tokens from the emulator itself (plain http on loopback); the API behind TLS.
+    let login = emu.base_url();
+    let api = format!("https://localhost:{tls_port}");
+    let proxy_url = proxy.url();
+    let ca_s = ca.to_str().unwrap();
+    let mut connects = 0;
+    for (way, via_proxy) in [("direct", false), ("proxied", true)] {
+        let mut env = vec![
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", api.as_str()),
+        ];
+        if via_proxy {
+            env.push(("HTTPS_PROXY", proxy_url.as_str()));
+        }
+        let trusted = Served::start(dir, &format!("{way}-trusted"), &env, &["--ca-file", ca_s]);
+        for _ in 0..3 {
+            let (status, body) = trusted.get("/api/v2/organizations/me");
+            assert_eq!(status, 200, "{way}: {body}\n{}", trusted.stderr());
+            assert!(body.contains("\"id\""), "{way}: {body}");
+        }
+        let seen = proxy.requests();
+        if via_proxy {
+            // Tunnels, each kept open for the requests after it (one a serving runtime).
+            let new = &seen[connects..];
+            assert!((1..=3).contains(&new.len()), "{way}: {seen:?}");
+            assert!(
+                new.iter()
+                    .all(|l| l.contains(&format!("CONNECT localhost:{tls_port}"))),
+                "{seen:?}"
+            );
+            connects = seen.len();
+        } else {
+            assert!(seen.is_empty(), "{way}: {seen:?}");
+        }
+
+        let untrusted = Served::start(dir, &format!("{way}-untrusted"), &env, &[]);
+        let (status, body) = untrusted.get("/api/v2/organizations/me");
+        assert_eq!(status, 502, "{way}: {body}");
+        assert!(
+            body.contains("upstream_unreachable")
+                && body.contains("certificate")
+                && body.contains("--ca-file"),
+            "{way}: {body}"
+        );
+        assert!(body.contains(&api), "the origin named: {body}");
+        for out in [trusted.stderr(), untrusted.stderr()] {
+            assert!(!out.contains(SECRET), "{way}: the secret in serve's output");
+        }
+    }
+
+    // An API that requires a client certificate (and a gateway's path prefix): presented.
+    let (client_ca, client_cert, client_key) = client_pki(dir);
+    let mtls = rt()
+        .block_on(
+            Emulator::builder()
+                .client(ClientSpec::new(ID, SECRET))
+                .tls(genesys_emulator::TlsOptions {
+                    cert_and_key: None,
+                    client_ca: Some(std::fs::read(&client_ca).unwrap()),
+                })
+                .path_prefixes("/genesys-login", "/genesys-api")
+                .start(),
+        )
+        .unwrap();
+    let mtls_ca = dir.join("mtls-ca.pem");
+    std::fs::write(&mtls_ca, mtls.ca_pem().unwrap()).unwrap();
+    let (login, api) = (mtls.login_url(), mtls.api_url());
+    let served = Served::start(
+        dir,
+        "mtls",
+        &[
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", api.as_str()),
+        ],
+        &[
+            "--ca-file",
+            mtls_ca.to_str().unwrap(),
+            "--client-cert",
+            client_cert.to_str().unwrap(),
+            "--client-key",
+            client_key.to_str().unwrap(),
+        ],
+    );
+    let (status, body) = served.get("/api/v2/organizations/me");
+    assert_eq!(status, 200, "{body}\n{}", served.stderr());
+}

@@ -1551,3 +1551,144 @@ fn serve_with_a_spent_pool_answers_429_itself_without_sending() {
     assert_eq!(c.api_requests["/api/v2/organizations/me"], 4, "{c:?}");
     assert_eq!(c.tokens_issued, 2);
 }
+
+/// An API origin on loopback that reads each request's head and then answers `head` (nothing
+/// at all when empty) and holds the connection open without another byte: a silent API, or
+/// one that stalls in the middle of its answer. Its URL.
+fn api_stalling(head: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(head.as_bytes());
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// `request` sent to serve over TCP; what came back, and whether serve ended it (`false`: the
+/// read timed out with the connection still open).
+fn until_closed(serve: &Serve, request: &str) -> (String, bool) {
+    let mut s = std::net::TcpStream::connect(serve.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let ended = s.read_to_end(&mut got).is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), ended)
+}
+
+/// An API that is down is a 502 that names its origin; one that does not answer within
+/// `--timeout` a 504; one that stops in the middle of its answer has it cut off at `--timeout`
+/// (the client sees the connection end, never a hang); a chunked request body past
+/// `--max-request-body` is a 413 once the cap is passed on the way. `--timeout` bounds each
+/// request, not serve: requests after the first `--timeout` has passed still get all of it,
+/// and so do the settings a reload reads.
+#[test]
+fn an_api_that_is_down_silent_or_stalled_is_answered_within_the_timeout() {
+    let emu = emulator();
+    let login = emu.base_url();
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let serve = Serve::start_env(
+        &emu,
+        &[
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", down.as_str()),
+        ],
+        &[],
+    );
+    let (status, _, body) = serve.get("/api/v2/organizations/me?secret-query=1");
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("upstream_unreachable") && body.contains(&down),
+        "{body}"
+    );
+    assert!(
+        !body.contains("secret-query"),
+        "the query in an error: {body}"
+    );
+    drop(serve);
+
+    let silent = api_stalling("");
+    let mut serve = Serve::start_env(
+        &emu,
+        &[
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", silent.as_str()),
+        ],
+        // No cache: the reloaded settings fetch a token of their own, under their bound.
+        &[
+            "--timeout",
+            "500ms",
+            "--max-request-body",
+            "1000",
+            "--no-cache",
+        ],
+    );
+    let started = Instant::now();
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("upstream_timeout"), "{body}");
+    // Chunks of 600 bytes: the second passes the cap on its way to the (silent) API.
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    let chunk = "x".repeat(600);
+    let (answer, ended) = until_closed(
+        &serve,
+        &format!(
+            "POST /api/v2/organizations/me HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n258\r\n{chunk}\r\n258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+        ),
+    );
+    assert!(ended, "serve held the connection: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 413") && answer.contains("body_too_large"),
+        "{answer}"
+    );
+    // Past the first --timeout, and past a reload: each request still gets all of it.
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // A token answer that takes 200 ms: within a whole --timeout, not within what would be
+    // left of a deadline counted from serve's start.
+    emu.inject(Target::Token, Fault::Delay { ms: 200 }, 1);
+    serve.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !serve.output().contains("settings reloaded") {
+        assert!(Instant::now() < until, "no reload:\n{}", serve.output());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, _, body) = serve.get("/token");
+    assert_eq!(status, 200, "a reload kept the whole --timeout: {body}");
+    assert!(serve.wait_exit(Duration::ZERO).is_none());
+    drop(serve);
+
+    let stalled = api_stalling(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"partial\":",
+    );
+    let serve = Serve::start_env(
+        &emu,
+        &[
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", stalled.as_str()),
+        ],
+        &["--timeout", "500ms"],
+    );
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    let (answer, ended) = until_closed(
+        &serve,
+        &format!(
+            "GET /api/v2/organizations/me HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\n\r\n"
+        ),
+    );
+    assert!(ended, "serve held a stalled answer open: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("{\"partial\":"),
+        "{answer}"
+    );
+}

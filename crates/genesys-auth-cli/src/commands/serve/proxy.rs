@@ -257,11 +257,18 @@ fn upstream_error(e: Failure) -> Response {
             "body_too_large",
             "the request body was larger than --max-request-body",
         ),
-        Failure::Unreachable(why) => error(
-            StatusCode::BAD_GATEWAY,
-            "upstream_unreachable",
-            &format!("cannot reach the API: {why}"),
-        ),
+        Failure::Unreachable(why) => {
+            let hint = if why.contains("invalid peer certificate") {
+                "; if the API is reached through a private CA, give serve its certificate with --ca-file (GENESYS_CA_FILE)"
+            } else {
+                ""
+            };
+            error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                &format!("cannot reach the API: {why}{hint}"),
+            )
+        }
     }
 }
 
