@@ -318,8 +318,8 @@ With --pool N, each proxied request goes out with the token that has the most he
 the API's rate limit, and a 429 moves it to another token (--on-429 pass hands it back
 instead); GET /token hands out the pool's first token; /readyz needs that one valid.
 
---timeout bounds each request (its token fetch, its forwarding, the answer's body), not serve:
-an API that does not answer in time is a 504 (15 s by default).
+--timeout bounds each step of a request (its token fetch, each send to the API with the
+answer's body), not serve: an API that does not answer in time is a 504 (15 s by default).
 
 Exit codes: 0 stopped by SIGTERM or Ctrl-C (requests in flight finished); 2 usage (a
 non-loopback --listen without --allow-non-loopback); 3 configuration (settings, the port or

@@ -3293,3 +3293,24 @@ fn paginate_shrinks_its_window_as_the_rate_limit_is_spent() {
     assert_eq!(counted.api_requests["/api/v2/users"], 10, "{counted:?}");
     assert!(counted.api_max_in_flight <= 4, "{counted:?}");
 }
+
+/// A CA file whose PEM frames hold something that is not a certificate is named, with the
+/// certificate's place in it and never its content, before any request is made.
+#[test]
+fn a_ca_file_with_an_unreadable_certificate_is_named_not_shown() {
+    let e = env();
+    let ca = e.path("bad-ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nQUJDREVGR0hJSktM\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let out = e.run(e.cmd().args(["--ca-file", ca.to_str().unwrap(), "token"]));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(ca.to_str().unwrap()) && err.contains("certificate number 1 cannot be read"),
+        "{err}"
+    );
+    assert!(!err.contains("QUJDREVG"), "the file's content shown: {err}");
+}

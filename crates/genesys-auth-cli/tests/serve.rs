@@ -1616,6 +1616,33 @@ fn an_api_that_is_down_silent_or_stalled_is_answered_within_the_timeout() {
     );
     drop(serve);
 
+    // An API whose connection queue is full: connecting hangs, and --timeout ends it as a 504
+    // (the listener accepts nothing; past its backlog the kernel drops further SYNs).
+    let full = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let full_url = format!("http://{}", full.local_addr().unwrap());
+    let mut queued = Vec::new();
+    for _ in 0..200 {
+        let Ok(c) = std::net::TcpStream::connect_timeout(
+            &full.local_addr().unwrap(),
+            Duration::from_millis(100),
+        ) else {
+            break;
+        };
+        queued.push(c);
+    }
+    let serve = Serve::start_env(
+        &emu,
+        &[
+            ("GENESYS_LOGIN_URL", login.as_str()),
+            ("GENESYS_API_URL", full_url.as_str()),
+        ],
+        &["--timeout", "500ms"],
+    );
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("upstream_timeout"), "{body}");
+    drop((serve, queued, full));
+
     let silent = api_stalling("");
     let mut serve = Serve::start_env(
         &emu,
@@ -1690,5 +1717,43 @@ fn an_api_that_is_down_silent_or_stalled_is_answered_within_the_timeout() {
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.ends_with("{\"partial\":"),
         "{answer}"
+    );
+}
+
+/// The size cap reads the answer's body, not its head: a HEAD (whose answer has no body
+/// whatever its `Content-Length` says) passes a cap its GET does not. Methods that are not API
+/// requests are refused before anything is sent, and so are `..;` segments.
+#[test]
+fn a_head_answer_passes_the_body_cap_and_connect_and_trace_are_refused() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &["--max-response-body", "16"]);
+    let (status, headers, body) =
+        serve.send(reqwest::Method::HEAD, "/api/v2/organizations/me", &[], None);
+    assert_eq!(status, 200, "{body}");
+    let declared: u64 = headers["content-length"].to_str().unwrap().parse().unwrap();
+    assert!(declared > 16, "{headers:?}");
+    let (status, _, body) = serve.get("/api/v2/organizations/me");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("response_too_large"), "{body}");
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    for (line, why) in [
+        ("TRACE /api/v2/organizations/me", "method_refused"),
+        ("CONNECT /api/v2/organizations/me", "method_refused"),
+        ("GET /api/v2/..;/admin", "path_refused"),
+    ] {
+        let (status, text) = serve.raw(&format!(
+            "{line} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(
+            (status == 405 || status == 400) && text.contains(why),
+            "{line}: {text}"
+        );
+    }
+    let m = serve.metrics();
+    assert_eq!(
+        series(&m, "genesys_auth_proxy_requests_total{status=\"200\"}"),
+        Some(1.0),
+        "only the HEAD reached the API with success: {m}"
     );
 }

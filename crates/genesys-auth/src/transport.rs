@@ -169,8 +169,10 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
             proxy_for(url, Some(&proxy_url), &list)
         }));
     }
+    let mut tls = tls_config(settings)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     builder
-        .tls_backend_preconfigured(tls_config(settings)?)
+        .tls_backend_preconfigured(tls)
         .build()
         .map_err(|e| transport_error("the HTTP client", e))
 }
@@ -215,7 +217,7 @@ pub fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
         None => builder.with_no_client_auth(),
     };
     // No ALPN: each client names the protocols it speaks (hyper-rustls refuses a config that
-    // names them already); without, the server speaks HTTP/1.1, the only one built.
+    // names them already); the library's offers HTTP/1.1, the only one built.
     Ok(config)
 }
 
@@ -266,6 +268,17 @@ fn read_pem(path: &Path, from: &Source) -> Result<Vec<CertificateDer<'static>>, 
         .map_err(|_| bad("it holds no readable certificate".into(), None))?;
     if certs.is_empty() {
         return Err(bad("it holds no certificate".into(), None));
+    }
+    // Each must be usable as a trust anchor: a certificate that cannot be decoded is named
+    // here, with the file, not later as a verifier's error about no file.
+    let mut anchors = rustls::RootCertStore::empty();
+    for (n, cert) in certs.iter().enumerate() {
+        if anchors.add(cert.clone()).is_err() {
+            return Err(bad(
+                format!("its certificate number {} cannot be read", n + 1),
+                None,
+            ));
+        }
     }
     Ok(certs)
 }

@@ -10,7 +10,7 @@
 //!   segment, no encoded slash or backslash, no empty segment.
 
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use rand::RngCore as _;
 use subtle::ConstantTimeEq as _;
@@ -155,6 +155,13 @@ fn new_secret() -> String {
 /// Only origin-form targets whose path means what it says reach the API.
 #[allow(clippy::result_large_err)]
 fn check_target(req: &Request) -> Result<(), Response> {
+    if matches!(*req.method(), Method::CONNECT | Method::TRACE) {
+        return Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_refused",
+            "CONNECT and TRACE are refused: serve forwards API requests only",
+        ));
+    }
     let uri = req.uri();
     if uri.scheme().is_some() || uri.authority().is_some() {
         return Err(error(
@@ -182,8 +189,10 @@ pub(crate) fn path_problem(path: &str) -> Option<&'static str> {
         return Some("control characters are refused in the path");
     }
     for segment in lower.split('/').skip(1) {
-        let decoded = segment.replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
+        let decoded = segment.replace("%2e", ".").replace("%3b", ";");
+        // A segment's parameters (`..;x`) are cut off by some servers before they resolve it.
+        let name = decoded.split(';').next().unwrap_or_default();
+        if name == "." || name == ".." {
             return Some("`.` and `..` segments are refused in the path");
         }
     }
@@ -215,6 +224,9 @@ mod tests {
             "/api/v2//users",
             "/api/v2/a\\b",
             "/api/v2/%00",
+            "/api/v2/..;/admin",
+            "/api/v2/.;x/users",
+            "/api/v2/..%3B/admin",
         ] {
             assert!(path_problem(p).is_some(), "{p} accepted");
         }
@@ -230,10 +242,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn an_accepted_path_has_no_dot_segment_once_decoded(path in "/[a-zA-Z0-9./%_-]{0,40}") {
+        fn an_accepted_path_has_no_dot_segment_once_decoded(path in "/[a-zA-Z0-9./%;_-]{0,40}") {
             if path_problem(&path).is_none() {
-                let decoded = path.to_ascii_lowercase().replace("%2e", ".");
-                prop_assert!(!decoded.split('/').any(|s| s == "." || s == ".."));
+                let decoded = path.to_ascii_lowercase().replace("%2e", ".").replace("%3b", ";");
+                prop_assert!(!decoded
+                    .split('/')
+                    .map(|s| s.split(';').next().unwrap_or_default())
+                    .any(|s| s == "." || s == ".."));
                 prop_assert!(!decoded.contains("%2f"));
                 prop_assert!(!path[1..].split('/').rev().skip(1).any(str::is_empty));
             }

@@ -42,6 +42,10 @@ use super::{OnRateLimit, Shared, backend};
 /// 429 can be answered by sending the request again.
 pub(crate) const REPLAY_MAX: u64 = 1 << 20;
 
+/// A 429's answer is read up to this size, so that its connection can be used again; a larger
+/// one is dropped with its connection.
+const DRAINED_MAX: usize = 64 * 1024;
+
 /// 429s one request waits out at most: `Retry-After: 0` costs no time, so the time bound alone
 /// would not end a storm of them.
 const MAX_RATE_LIMIT_RETRIES: u32 = 20;
@@ -197,10 +201,20 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
             shared.metrics.rate_limit_wait(wait);
             // The answer is dropped: its connection is not reused until it is read, so read it
             // (it is small) rather than lose the connection.
-            let _ = resp.into_body().collect().await;
+            let _ = http_body_util::Limited::new(resp.into_body(), DRAINED_MAX)
+                .collect()
+                .await;
             tokio::time::sleep(wait).await;
             waited += wait;
             continue;
+        }
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // Nothing serve sends asks for an upgrade (Upgrade and Connection are dropped).
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unexpected",
+                "the API switched protocols, which serve did not ask for",
+            );
         }
         return respond(resp, opts.max_response_body);
     }
@@ -258,8 +272,8 @@ fn upstream_error(e: Failure) -> Response {
             "the request body was larger than --max-request-body",
         ),
         Failure::Unreachable(why) => {
-            let hint = if why.contains("invalid peer certificate") {
-                "; if the API is reached through a private CA, give serve its certificate with --ca-file (GENESYS_CA_FILE)"
+            let hint = if why.contains("UnknownIssuer") {
+                "; if the API's certificate is issued by a private CA (a gateway's, a TLS-inspecting proxy's), give serve that CA's certificate with --ca-file (GENESYS_CA_FILE)"
             } else {
                 ""
             };
@@ -274,12 +288,11 @@ fn upstream_error(e: Failure) -> Response {
 
 /// The API's answer, status and end-to-end headers, its body streamed and capped.
 fn respond(resp: axum::http::Response<Answer>, cap: u64) -> Response {
-    let declared = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap) {
+    // The body's own length (0 for HEAD and 304, whatever Content-Length says), as hyper framed it.
+    if http_body::Body::size_hint(resp.body())
+        .exact()
+        .is_some_and(|n| n > cap)
+    {
         return error(
             StatusCode::BAD_GATEWAY,
             "response_too_large",

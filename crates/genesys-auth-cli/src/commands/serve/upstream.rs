@@ -6,9 +6,11 @@
 //! for its redirect policy (even one that follows none) and copies the headers twice, three
 //! URL parses and two header copies a request. Here a request keeps the URI it came with,
 //! behind the origin's scheme and authority parsed once. What reqwest gave besides is kept:
-//! the same TLS trust and client certificate ([`genesys_auth::tls_config`]), the connect
-//! timeout, `TCP_NODELAY`, a 90 s idle pool, the crate's `User-Agent` when the client sent none,
-//! no redirect followed, and `--timeout` over the whole exchange, answer body included.
+//! the same TLS trust and client certificate ([`genesys_auth::tls_config`]), HTTP/1.1 offered
+//! by ALPN, the connect timeout (a 504, as any timeout), `TCP_NODELAY`, TCP keepalive probes, a
+//! 90 s idle pool, the crate's `User-Agent` and `Accept: */*` when the client sent none, no
+//! redirect followed, and `--timeout` over each send, answer body included. The path and query
+//! go as the client sent them (reqwest would percent-encode a few characters, such as `{`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -30,6 +32,9 @@ type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Idle upstream connections are closed after this long (reqwest's default).
 const POOL_IDLE: Duration = Duration::from_secs(90);
+
+/// TCP keepalive probes on upstream connections: after this long idle, then this often.
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The `User-Agent` sent for a client that sent none.
 const USER_AGENT: &str = concat!("genesys-auth/", env!("CARGO_PKG_VERSION"));
@@ -97,18 +102,22 @@ impl Upstream {
             }
             Clients::Proxied(v)
         } else {
-            let tls = genesys_auth::tls_config(settings)?;
+            let mut tls = genesys_auth::tls_config(settings)?;
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let tls = std::sync::Arc::new(tls);
             let mut v = Vec::with_capacity(listen::workers());
             for _ in 0..listen::workers() {
                 let mut http = HttpConnector::new();
                 http.enforce_http(false);
                 http.set_nodelay(true);
                 http.set_connect_timeout(Some(settings.connect_timeout));
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls.clone())
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
+                // reqwest's probes: a pooled connection that a firewall or NAT dropped while
+                // idle is found out, not met by the next request as a silent --timeout.
+                http.set_keepalive(Some(KEEPALIVE));
+                http.set_keepalive_interval(Some(KEEPALIVE));
+                http.set_keepalive_retries(Some(3));
+                // http or https, as the origin says; the config offers HTTP/1.1 by ALPN.
+                let https = hyper_rustls::HttpsConnector::from((http, tls.clone()));
                 v.push(
                     Client::builder(TokioExecutor::new())
                         .pool_timer(TokioTimer::new())
@@ -137,8 +146,12 @@ impl Upstream {
         mut headers: HeaderMap,
         body: Payload,
     ) -> Result<Response<Answer>, Failure> {
+        // What reqwest added to a request that had neither, so both ways send the same.
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        }
+        if !headers.contains_key(header::ACCEPT) {
+            headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
         }
         let worker = listen::worker();
         match &self.clients {
@@ -173,6 +186,8 @@ impl Upstream {
                 match sent {
                     Ok(r) => Ok(r.map(|incoming| Answer::Direct { incoming, deadline })),
                     Err(e) if caused_by_too_large(&e) => Err(Failure::TooLarge),
+                    // The connect timeout: the API did not answer in time, as with reqwest.
+                    Err(e) if timed_out(&e) => Err(Failure::Timeout),
                     Err(e) => Err(self.unreachable(&chain(&e))),
                 }
             }
@@ -220,6 +235,20 @@ fn caused_by_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
     while let Some(s) = source {
         if s.downcast_ref::<TooLarge>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Whether a cause of `e` is a timeout of the operating system's (a connect that took too long).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
             return true;
         }
         source = s.source();
