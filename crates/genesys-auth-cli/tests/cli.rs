@@ -3314,3 +3314,36 @@ fn a_ca_file_with_an_unreadable_certificate_is_named_not_shown() {
     );
     assert!(!err.contains("QUJDREVG"), "the file's content shown: {err}");
 }
+
+/// An encrypted client key is said to be encrypted, with the way to decrypt it, naming the key
+/// file and never showing it.
+#[test]
+fn an_encrypted_client_key_is_named_as_encrypted() {
+    let e = env();
+    let cert = e.path("client.pem");
+    let key = e.path("client.key");
+    let made = rcgen::generate_simple_self_signed(vec!["genesys-auth-client".to_owned()]).unwrap();
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(
+        &key,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nRU5DUllQVEVEIEtFWSBCWVRFUw==\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = e.run(e.cmd().args([
+        "--client-cert",
+        cert.to_str().unwrap(),
+        "--client-key",
+        key.to_str().unwrap(),
+        "token",
+    ]));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(key.to_str().unwrap())
+            && err.contains("encrypted")
+            && err.contains("openssl pkey"),
+        "{err}"
+    );
+    assert!(!err.contains("RU5DUllQ"), "the key's content shown: {err}");
+}

@@ -202,16 +202,20 @@ pub fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
     let config = match &settings.client_cert {
         Some((cert, key)) => {
             let (chain, der) = read_identity(&cert.value, &key.value, &cert.source)?;
-            builder.with_client_auth_cert(chain, der).map_err(|_| {
-                file_error(
-                    &cert.value,
-                    format!(
+            builder.with_client_auth_cert(chain, der).map_err(|e| {
+                let why = match e {
+                    rustls::Error::InconsistentKeys(_) => format!(
                         "the client certificate and the key {} do not match: the key is not the certificate's (from {}); give the key that was made with this certificate",
                         key.value.display(),
                         cert.source
                     ),
-                    None,
-                )
+                    _ => format!(
+                        "the key {} cannot be used with it (from {}): its type is not supported; give an RSA, ECDSA (P-256, P-384) or Ed25519 key",
+                        key.value.display(),
+                        cert.source
+                    ),
+                };
+                file_error(&cert.value, why, None)
             })?
         }
         None => builder.with_no_client_auth(),
@@ -312,7 +316,23 @@ fn read_identity(
     let chain = CertificateDer::pem_slice_iter(&read(cert, "certificate")?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| unusable())?;
-    let der = PrivateKeyDer::from_pem_slice(&read(key, "key")?).map_err(|_| unusable())?;
+    let key_pem = read(key, "key")?;
+    let der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        if key_pem
+            .windows(b"ENCRYPTED".len())
+            .any(|w| w == b"ENCRYPTED")
+        {
+            file_error(
+                key,
+                format!(
+                    "the client key is encrypted (from {from}); give it decrypted, in a file only you can read (openssl pkey -in KEY -out KEY.plain)"
+                ),
+                None,
+            )
+        } else {
+            unusable()
+        }
+    })?;
     if chain.is_empty() {
         return Err(unusable());
     }
