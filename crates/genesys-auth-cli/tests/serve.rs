@@ -1757,3 +1757,54 @@ fn a_head_answer_passes_the_body_cap_and_connect_and_trace_are_refused() {
         "only the HEAD reached the API with success: {m}"
     );
 }
+
+/// A client that connects and sends half a request's head, or nothing, or half the body it
+/// declared, cannot hold a connection: after `--client-header-timeout` serve closes it (408 for
+/// the body). The requests of a well-behaved client on another connection go on meanwhile.
+#[test]
+fn a_client_that_sends_too_slowly_loses_its_connection() {
+    let emu = emulator();
+    let serve = Serve::start(&emu, &["--client-header-timeout", "1"]);
+    let host = serve.addr();
+    let bearer = serve.bearer().to_owned();
+    let open = |first: &str| {
+        let mut s = std::net::TcpStream::connect(&host).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(first.as_bytes()).unwrap();
+        s
+    };
+    let half_head = open(&format!(
+        "GET /api/v2/organizations/me HTTP/1.1\r\nHost: {host}\r\n"
+    ));
+    let nothing = open("");
+    let half_body = open(&format!(
+        "POST /api/v2/organizations/me HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+    ));
+    assert_eq!(serve.get("/api/v2/organizations/me").0, 200);
+    for (what, mut s) in [
+        ("half a head", half_head),
+        ("nothing", nothing),
+        ("half a body", half_body),
+    ] {
+        let mut got = Vec::new();
+        let ended = s.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            ended.is_ok(),
+            "{what}: the connection was held open: {text}"
+        );
+        if what == "half a body" {
+            assert!(
+                text.starts_with("HTTP/1.1 408") && text.contains("body_too_slow"),
+                "{what}: {text}"
+            );
+        }
+    }
+    let out = Command::new(assert_cmd::cargo::cargo_bin("genesys-auth"))
+        .args(["serve", "--client-header-timeout", "0"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--client-header-timeout 0"));
+}

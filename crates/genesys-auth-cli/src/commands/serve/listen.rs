@@ -7,6 +7,7 @@ use std::os::unix::fs::{
     DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
 };
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::ServeArgs;
 use crate::exit::{CliError, Exit};
@@ -214,14 +215,19 @@ impl Listener {
     /// forwarding never wake another thread, which on a multi-threaded runtime cost half the
     /// proxy's time in context switches. One listening socket (not one per runtime with
     /// `SO_REUSEPORT`) also means no other process of this user can bind the port beside it.
+    ///
+    /// A client has `header_timeout` to send each request's head, idle keep-alive time
+    /// included: one that connects and sends half a request, or nothing (slowloris), cannot
+    /// hold a connection, and the file descriptor with it, for ever.
     pub async fn serve(
         self,
         app: axum::Router,
+        header_timeout: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<()> {
         match self {
-            Listener::Tcp(l, _) => spread(l, app, stop).await,
-            Listener::Unix(l, _) => spread(l, app, stop).await,
+            Listener::Tcp(l, _) => spread(l, app, header_timeout, stop).await,
+            Listener::Unix(l, _) => spread(l, app, header_timeout, stop).await,
         }
     }
 }
@@ -230,7 +236,7 @@ impl Listener {
 trait Accept: Send + 'static {
     /// A connection as a socket of the standard library: a tokio socket belongs to the reactor
     /// that registered it, so each is registered again by the runtime that serves it.
-    type Conn: Send + 'static;
+    type Conn: Served;
     fn accept_std(&mut self) -> impl Future<Output = std::io::Result<Self::Conn>> + Send;
 }
 
@@ -260,12 +266,13 @@ impl Accept for tokio::net::UnixListener {
 async fn spread<L: Accept>(
     mut listener: L,
     app: axum::Router,
+    header_timeout: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
-    Handoff<L::Conn>: axum::serve::Listener<Addr = ()>,
+    L::Conn: Served,
 {
-    let (to, done) = start_workers::<L::Conn>(&app, &stop)?;
+    let (to, done) = start_workers::<L::Conn>(&app, header_timeout, &stop)?;
     let mut next = 0;
     loop {
         tokio::select! {
@@ -310,17 +317,14 @@ pub(crate) fn worker() -> usize {
 /// Starts the serving runtimes, each on a thread of its own; returns where to send them
 /// connections, and what tells when each has finished its requests after `stop`.
 #[allow(clippy::type_complexity)]
-fn start_workers<T>(
+fn start_workers<T: Served>(
     app: &axum::Router,
+    header_timeout: Duration,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<(
     Vec<tokio::sync::mpsc::UnboundedSender<T>>,
     Vec<tokio::sync::oneshot::Receiver<()>>,
-)>
-where
-    T: Send + 'static,
-    Handoff<T>: axum::serve::Listener<Addr = ()>,
-{
+)> {
     let mut to = Vec::new();
     let mut done = Vec::new();
     for i in 0..workers() {
@@ -329,19 +333,14 @@ where
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (app, mut stop) = (app.clone(), stop.clone());
+        let (app, stop) = (app.clone(), stop.clone());
         std::thread::Builder::new()
             .name(format!("serve-{i}"))
             .spawn(move || {
                 WORKER.with(|w| w.set(i));
                 runtime.block_on(async move {
                     tokio::spawn(tick());
-                    let stopped = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    let _ = axum::serve(Handoff(conn_rx), app)
-                        .with_graceful_shutdown(stopped)
-                        .await;
+                    serve_handed(conn_rx, app, header_timeout, stop).await;
                     let _ = done_tx.send(());
                     // Still driven until the process exits: a token refresh started by one
                     // of its requests runs here, and requests on other runtimes may wait for it.
@@ -358,61 +357,92 @@ where
 /// the timer of a request's `--timeout` (due later) is set without waking the runtime's thread
 /// through its eventfd, one system call and one pass of its loop saved per request.
 async fn tick() {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
     }
 }
 
-/// The connections handed to one serving runtime, as sockets of the standard library: a tokio
-/// socket belongs to the reactor that registered it, so each is registered by the runtime
-/// that serves it.
-pub(crate) struct Handoff<T>(tokio::sync::mpsc::UnboundedReceiver<T>);
-
-impl<T: Send + 'static> Handoff<T> {
-    /// The next connection; never, once the accept loop has ended (the graceful shutdown
-    /// ends serving).
-    async fn next(&mut self) -> T {
-        match self.0.recv().await {
-            Some(c) => c,
-            None => std::future::pending().await,
-        }
-    }
+/// A connection handed over as a socket of the standard library: a tokio socket belongs to the
+/// reactor that registered it, so each is registered again by the runtime that serves it.
+pub(crate) trait Served: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn register(self) -> std::io::Result<Self::Io>;
 }
 
-impl axum::serve::Listener for Handoff<std::net::TcpStream> {
+impl Served for std::net::TcpStream {
     type Io = tokio::net::TcpStream;
-    type Addr = ();
-
-    async fn accept(&mut self) -> (Self::Io, ()) {
-        loop {
-            match tokio::net::TcpStream::from_std(self.next().await) {
-                Ok(s) => return (s, ()),
-                Err(e) => tracing::warn!("cannot serve a connection: {e}"),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<()> {
-        Ok(())
+    fn register(self) -> std::io::Result<Self::Io> {
+        tokio::net::TcpStream::from_std(self)
     }
 }
 
-impl axum::serve::Listener for Handoff<std::os::unix::net::UnixStream> {
+impl Served for std::os::unix::net::UnixStream {
     type Io = tokio::net::UnixStream;
-    type Addr = ();
+    fn register(self) -> std::io::Result<Self::Io> {
+        tokio::net::UnixStream::from_std(self)
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, ()) {
-        loop {
-            match tokio::net::UnixStream::from_std(self.next().await) {
-                Ok(s) => return (s, ()),
-                Err(e) => tracing::warn!("cannot serve a connection: {e}"),
-            }
+/// Serves the connections handed to this runtime until `stop`, each in a task of its own;
+/// then asks each to end after its request in flight, and waits for them.
+async fn serve_handed<T: Served>(
+    mut handed: tokio::sync::mpsc::UnboundedReceiver<T>,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            conn = handed.recv() => match conn.map(Served::register) {
+                Some(Ok(io)) => {
+                    conns.spawn(connection(io, app.clone(), header_timeout, closing_rx.clone()));
+                }
+                Some(Err(e)) => tracing::warn!("cannot serve a connection: {e}"),
+                // The accept loop has ended: serve is stopping.
+                None => break,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    let _ = closing.send(true);
+    while conns.join_next().await.is_some() {}
+}
 
-    fn local_addr(&self) -> std::io::Result<()> {
-        Ok(())
+/// One client connection, served by hyper with a timer, which is what makes hyper enforce the
+/// head's read timeout (axum's own `serve` sets none).
+async fn connection<I>(
+    io: I,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(
+        move |req: axum::http::Request<hyper::body::Incoming>| {
+            let mut app = app.clone();
+            async move { tower_service::Service::call(&mut app, req.map(axum::body::Body::new)).await }
+        },
+    );
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    // The guard `wait_for` returns is not held across an await: only whether it fired is.
+    let closing = async move { closing.wait_for(|c| *c).await.is_ok() };
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = closing => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }

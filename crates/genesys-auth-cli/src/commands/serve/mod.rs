@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// The largest response body passed back, in bytes (cut off above it)
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_response_body: u64,
+    /// How long a client may take to send a request's head, idle keep-alive time included,
+    /// before its connection is closed; and to send a body of up to 1 MiB (408 after)
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub client_header_timeout: f64,
     /// How long SIGTERM waits for requests in flight before exiting
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     pub drain_timeout: f64,
@@ -124,6 +128,15 @@ async fn run(global: Global, args: ServeArgs) -> Result<(), CliError> {
         max_rate_limit_wait: seconds("--max-rate-limit-wait", args.max_rate_limit_wait)?,
         max_request_body: args.max_request_body,
         max_response_body: args.max_response_body,
+        client_timeout: match seconds("--client-header-timeout", args.client_header_timeout)? {
+            d if d.is_zero() => {
+                return Err(CliError::new(
+                    Exit::Usage,
+                    "--client-header-timeout 0 would close every connection before its first request; give seconds, such as 60",
+                ));
+            }
+            d => d,
+        },
     };
     let drain = seconds("--drain-timeout", args.drain_timeout)?;
     let metrics = Arc::new(Metrics::new());
@@ -153,7 +166,7 @@ async fn run(global: Global, args: ServeArgs) -> Result<(), CliError> {
         .fallback(handle)
         .with_state(shared.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(listener.serve(app, stop_rx));
+    let server = tokio::spawn(listener.serve(app, options.client_timeout, stop_rx));
     let signal = stop_signal().await;
     eprintln!(
         "genesys-auth: {signal}: finishing the requests in flight (at most {} s)",

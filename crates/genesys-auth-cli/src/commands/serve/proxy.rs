@@ -57,6 +57,8 @@ pub(crate) struct Options {
     pub max_rate_limit_wait: Duration,
     pub max_request_body: u64,
     pub max_response_body: u64,
+    /// How long a client may take to send a request's head, or a body buffered for replay.
+    pub client_timeout: Duration,
 }
 
 /// A request body, as far as sending it again goes.
@@ -118,12 +120,25 @@ async fn forward_inner(shared: &Shared, req: Request) -> Response {
     let mut outgoing = match declared {
         Some(0) => Outgoing::None,
         None if !chunked => Outgoing::None,
-        Some(n) if n <= REPLAY_MAX => match http_body_util::Limited::new(body, n as usize)
-            .collect()
-            .await
+        Some(n) if n <= REPLAY_MAX => match tokio::time::timeout(
+            opts.client_timeout,
+            http_body_util::Limited::new(body, n as usize).collect(),
+        )
+        .await
         {
-            Ok(c) => Outgoing::Buffered(c.to_bytes()),
+            Ok(Ok(c)) => Outgoing::Buffered(c.to_bytes()),
             Err(_) => {
+                let mut r = error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_too_slow",
+                    "the request body did not arrive within --client-header-timeout",
+                );
+                // The rest of the body may still be on its way: the connection cannot be reused.
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+            Ok(Err(_)) => {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "body_unreadable",
