@@ -669,3 +669,58 @@ async fn concurrent_401s_on_one_slot_fetch_one_new_token() {
     assert_eq!(c.token_rate_limited, 0);
     assert_eq!(c.api_rate_limited, 0);
 }
+
+/// The caller sleeping for every waiter until the reset is cancelled (a caller's own timeout
+/// ends its call, as serve's does): the sleep is not lost with it. Another waiter takes it
+/// over, and gets its token at the reset.
+#[tokio::test]
+async fn a_cancelled_sleeper_hands_the_wait_for_the_reset_to_another_caller() {
+    let emu = Emulator::builder()
+        .client(ClientSpec::new(ID, SECRET).token_ttl(DAY))
+        .token_rate_limit(None)
+        .start()
+        .await
+        .expect("emulator starts");
+    let clock = Gated::new();
+    let p = TokenProvider::builder(settings(&emu))
+        .clock(Arc::new(clock.clone()))
+        .refresh_jitter(0.0)
+        .pool(1)
+        .pool_rate(5)
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        drop(p.lease().await.unwrap());
+    }
+    // The first caller to wait sleeps for all; the second waits for it.
+    let sleeper = tokio::spawn({
+        let p = p.clone();
+        async move { p.lease().await.map(|l| l.slot()) }
+    });
+    while clock.sleeping.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let waiter = tokio::spawn({
+        let p = p.clone();
+        async move { p.lease().await.map(|l| l.slot()) }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(clock.most_sleeping.load(Ordering::SeqCst), 1);
+    sleeper.abort();
+    assert!(sleeper.await.unwrap_err().is_cancelled());
+    // The waiter takes the sleep over (without a hand-over it would wait for ever).
+    let until = Instant::now() + Duration::from_secs(10);
+    while clock.sleeping.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < until, "no caller took over the wait");
+        tokio::task::yield_now().await;
+    }
+    clock.advance(Duration::from_secs(60));
+    let slot = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter got its token at the reset")
+        .unwrap()
+        .unwrap();
+    assert_eq!(slot, 0);
+}
