@@ -78,18 +78,21 @@ fn tls_front(acceptor: tokio_rustls::TlsAcceptor, upstream: std::net::SocketAddr
     port
 }
 
-/// A tinyproxy of this test's own; killed on drop.
-struct Tinyproxy {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+/// A child process killed (and reaped) on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A tinyproxy of this test's own; killed on drop.
+struct Tinyproxy {
+    _child: Killed,
+    port: u16,
+    log: PathBuf,
 }
 
 impl Tinyproxy {
@@ -126,7 +129,11 @@ impl Tinyproxy {
             assert!(Instant::now() < deadline, "tinyproxy did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Tinyproxy { child, port, log }
+        Tinyproxy {
+            _child: Killed(child),
+            port,
+            log,
+        }
     }
 
     fn url(&self) -> String {
@@ -165,9 +172,16 @@ fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     out
 }
 
-#[test]
-#[cfg_attr(not(tinyproxy), ignore = "tinyproxy is not installed")]
-fn https_goes_through_the_proxy_as_a_tunnel_and_plain_http_never_does() {
+/// The emulator on plain http, a TLS front to it under a CA made here (its file written in
+/// `dir`), and a tinyproxy.
+struct Behind {
+    emu: Emulator,
+    ca: PathBuf,
+    tls_port: u16,
+    proxy: Tinyproxy,
+}
+
+fn behind_tls_and_a_proxy(dir: &Path) -> Behind {
     let emu = rt()
         .block_on(
             Emulator::builder()
@@ -175,13 +189,29 @@ fn https_goes_through_the_proxy_as_a_tunnel_and_plain_http_never_does() {
                 .start(),
         )
         .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
     let pki = pki();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let tls_port = tls_front(pki.server, emu.addr());
-    let proxy = Tinyproxy::start(dir);
+    Behind {
+        emu,
+        ca,
+        tls_port,
+        proxy: Tinyproxy::start(dir),
+    }
+}
+
+#[test]
+#[cfg_attr(not(tinyproxy), ignore = "tinyproxy is not installed")]
+fn https_goes_through_the_proxy_as_a_tunnel_and_plain_http_never_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let Behind {
+        emu,
+        ca,
+        tls_port,
+        proxy,
+    } = behind_tls_and_a_proxy(dir);
     let https_base = format!("https://localhost:{tls_port}");
     let ca_s = ca.to_str().unwrap();
 
@@ -398,6 +428,27 @@ fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (paths.0, paths.1, paths.2)
 }
 
+/// The emulator serving TLS under a CA of its own and requiring a client certificate of a CA
+/// made here, with a gateway's path prefixes if `prefixes`: the emulator, its CA's file, and the
+/// client's certificate and key files (all in `dir`).
+fn mtls_emulator(dir: &Path, prefixes: bool) -> (Emulator, PathBuf, PathBuf, PathBuf) {
+    let (client_ca, client_cert, client_key) = client_pki(dir);
+    let mut builder =
+        Emulator::builder()
+            .client(ClientSpec::new(ID, SECRET))
+            .tls(genesys_emulator::TlsOptions {
+                cert_and_key: None,
+                client_ca: Some(std::fs::read(&client_ca).unwrap()),
+            });
+    if prefixes {
+        builder = builder.path_prefixes("/genesys-login", "/genesys-api");
+    }
+    let emu = rt().block_on(builder.start()).unwrap();
+    let ca = dir.join("emulator-ca.pem");
+    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    (emu, ca, client_cert, client_key)
+}
+
 /// A corporate network in one test: an authenticating proxy in front of the emulator serving
 /// TLS under its own CA, behind a gateway with path prefixes, requiring a client certificate.
 #[test]
@@ -405,21 +456,7 @@ fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn through_an_authenticating_proxy_to_a_gateway_with_a_private_ca_and_mtls() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (client_ca, client_cert, client_key) = client_pki(dir);
-    let emu = rt()
-        .block_on(
-            Emulator::builder()
-                .client(ClientSpec::new(ID, SECRET))
-                .tls(genesys_emulator::TlsOptions {
-                    cert_and_key: None,
-                    client_ca: Some(std::fs::read(&client_ca).unwrap()),
-                })
-                .path_prefixes("/genesys-login", "/genesys-api")
-                .start(),
-        )
-        .unwrap();
-    let ca = dir.join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let (emu, ca, client_cert, client_key) = mtls_emulator(dir, true);
     let proxy = Tinyproxy::start_with(dir, "BasicAuth proxyuser proxy-pw-Tq2\n");
     let login = emu.login_url().replace("127.0.0.1", "localhost");
     let api = emu.api_url().replace("127.0.0.1", "localhost");
@@ -658,20 +695,7 @@ fn client_certificates_required_mismatched_and_exposed() {
     use std::os::unix::fs::PermissionsExt as _;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (client_ca, client_cert, client_key) = client_pki(dir);
-    let emu = rt()
-        .block_on(
-            Emulator::builder()
-                .client(ClientSpec::new(ID, SECRET))
-                .tls(genesys_emulator::TlsOptions {
-                    cert_and_key: None,
-                    client_ca: Some(std::fs::read(&client_ca).unwrap()),
-                })
-                .start(),
-        )
-        .unwrap();
-    let ca = dir.join("emulator-ca.pem");
-    std::fs::write(&ca, emu.ca_pem().unwrap()).unwrap();
+    let (emu, ca, client_cert, client_key) = mtls_emulator(dir, false);
     let base = emu.base_url();
     let env = [("GENESYS_REGION", base.as_str())];
     let ca_s = ca.to_str().unwrap();
@@ -799,17 +823,10 @@ fn doctor_tells_a_silent_http_server_and_a_proxy_speaking_no_http_apart() {
 
 /// A running `genesys-auth serve`; killed on drop, its standard error kept to be searched.
 struct Served {
-    child: Child,
+    _child: Killed,
     url: String,
     bearer: String,
     stderr: PathBuf,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Served {
@@ -850,7 +867,7 @@ impl Served {
             std::fs::read_to_string(&stderr).unwrap_or_default()
         );
         Served {
-            child,
+            _child: Killed(child),
             url,
             bearer,
             stderr,
@@ -885,20 +902,14 @@ impl Served {
 #[test]
 #[cfg_attr(not(tinyproxy), ignore = "tinyproxy is not installed")]
 fn serve_forwards_to_an_https_api_under_the_same_trust_directly_or_through_a_proxy() {
-    let emu = rt()
-        .block_on(
-            Emulator::builder()
-                .client(ClientSpec::new(ID, SECRET))
-                .start(),
-        )
-        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let pki = pki();
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, &pki.ca_pem).unwrap();
-    let tls_port = tls_front(pki.server, emu.addr());
-    let proxy = Tinyproxy::start(dir);
+    let Behind {
+        emu,
+        ca,
+        tls_port,
+        proxy,
+    } = behind_tls_and_a_proxy(dir);
     // Tokens from the emulator itself (plain http on loopback); the API behind TLS.
     let login = emu.base_url();
     let api = format!("https://localhost:{tls_port}");
@@ -950,21 +961,7 @@ fn serve_forwards_to_an_https_api_under_the_same_trust_directly_or_through_a_pro
     }
 
     // An API that requires a client certificate (and a gateway's path prefix): presented.
-    let (client_ca, client_cert, client_key) = client_pki(dir);
-    let mtls = rt()
-        .block_on(
-            Emulator::builder()
-                .client(ClientSpec::new(ID, SECRET))
-                .tls(genesys_emulator::TlsOptions {
-                    cert_and_key: None,
-                    client_ca: Some(std::fs::read(&client_ca).unwrap()),
-                })
-                .path_prefixes("/genesys-login", "/genesys-api")
-                .start(),
-        )
-        .unwrap();
-    let mtls_ca = dir.join("mtls-ca.pem");
-    std::fs::write(&mtls_ca, mtls.ca_pem().unwrap()).unwrap();
+    let (mtls, mtls_ca, client_cert, client_key) = mtls_emulator(dir, true);
     let (login, api) = (mtls.login_url(), mtls.api_url());
     let served = Served::start(
         dir,

@@ -531,10 +531,8 @@ impl Clock for Gated {
     }
 }
 
-/// Every token out of headroom and many callers waiting: one of them sleeps until the earliest
-/// reset, the others wait for it, so the pool has one timer, not one per caller.
-#[tokio::test]
-async fn callers_waiting_for_a_reset_share_one_sleep() {
+/// A pool of `n` tokens of 5 requests a minute each, opened without a pause, on a gated clock.
+async fn gated_pool(n: usize) -> (Emulator, Gated, TokenProvider) {
     let emu = Emulator::builder()
         .client(ClientSpec::new(ID, SECRET).token_ttl(DAY))
         .token_rate_limit(None)
@@ -545,11 +543,19 @@ async fn callers_waiting_for_a_reset_share_one_sleep() {
     let p = TokenProvider::builder(settings(&emu))
         .clock(Arc::new(clock.clone()))
         .refresh_jitter(0.0)
-        .pool(2)
+        .pool(n)
         .pool_rate(5)
         .pool_mint_interval(Duration::ZERO)
         .build()
         .unwrap();
+    (emu, clock, p)
+}
+
+/// Every token out of headroom and many callers waiting: one of them sleeps until the earliest
+/// reset, the others wait for it, so the pool has one timer, not one per caller.
+#[tokio::test]
+async fn callers_waiting_for_a_reset_share_one_sleep() {
+    let (emu, clock, p) = gated_pool(2).await;
     // Both tokens spent: five requests each, counted on this side.
     for i in 0..10 {
         let lease = p.lease().await.unwrap();
@@ -675,20 +681,7 @@ async fn concurrent_401s_on_one_slot_fetch_one_new_token() {
 /// over, and gets its token at the reset.
 #[tokio::test]
 async fn a_cancelled_sleeper_hands_the_wait_for_the_reset_to_another_caller() {
-    let emu = Emulator::builder()
-        .client(ClientSpec::new(ID, SECRET).token_ttl(DAY))
-        .token_rate_limit(None)
-        .start()
-        .await
-        .expect("emulator starts");
-    let clock = Gated::new();
-    let p = TokenProvider::builder(settings(&emu))
-        .clock(Arc::new(clock.clone()))
-        .refresh_jitter(0.0)
-        .pool(1)
-        .pool_rate(5)
-        .build()
-        .unwrap();
+    let (_emu, clock, p) = gated_pool(1).await;
     for _ in 0..5 {
         drop(p.lease().await.unwrap());
     }
