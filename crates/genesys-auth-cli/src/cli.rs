@@ -316,7 +316,8 @@ Examples:
 
 With --pool N, each proxied request goes out with the token that has the most headroom under
 the API's rate limit, and a 429 moves it to another token (--on-429 pass hands it back
-instead); GET /token hands out the pool's first token; /readyz needs that one valid.
+instead); GET /token hands out the pool's first token; /readyz needs that one valid. One token
+(the default) is held back too, once the API states that its limit is reached.
 
 --timeout bounds each step of a request (its token fetch, each send to the API with the
 answer's body), not serve: an API that does not answer in time is a 504 (15 s by default).

@@ -82,10 +82,11 @@ pub(crate) async fn token(
     }
 }
 
-/// The tokens of one proxied request, one lease per send. Of a pool, each lease is the token
-/// with the most headroom under the API's rate limit, and waits (without sending) while every
-/// token is spent; that waiting is bounded in total by `--max-rate-limit-wait`, as waiting out
-/// 429s is without a pool, beyond the time a token fetch may take.
+/// The tokens of one proxied request, one lease per send: the token with the most headroom
+/// under the API's rate limit (of a pool, the best of its tokens; a single token is held back
+/// once the API has stated that its limit is reached), waiting (without sending) while every
+/// token is spent. That waiting is bounded in total by `--max-rate-limit-wait`, as waiting out
+/// 429s is, beyond the time a token fetch may take.
 pub(crate) struct Pacer {
     /// What is left of `--max-rate-limit-wait` for this request.
     left: Duration,
@@ -94,7 +95,7 @@ pub(crate) struct Pacer {
 /// Why a request got no token.
 pub(crate) enum NoLease {
     Failed(genesys_auth::Error),
-    /// Every token of the pool stayed out of headroom past `--max-rate-limit-wait`.
+    /// Every token stayed out of headroom past `--max-rate-limit-wait`.
     Spent {
         size: usize,
     },
@@ -113,6 +114,11 @@ impl NoLease {
                     &format!("serve has no token to attach: {}", e.message),
                 )
             }
+            NoLease::Spent { size: 1 } => super::endpoints::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "the token is out of headroom under the API's rate limit, as the API stated it, for longer than --max-rate-limit-wait; send it again later, or give serve more tokens with --pool N",
+            ),
             NoLease::Spent { size } => super::endpoints::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -136,23 +142,26 @@ impl Pacer {
         provider: &TokenProvider,
     ) -> Result<Lease, NoLease> {
         let size = provider.pool_size();
-        if size == 1 {
-            let token = token(shared, provider).await.map_err(NoLease::Failed)?;
-            return Ok(Lease::of(token));
-        }
-        let held = provider.pool_held();
+        // A single token's fetch is told by the token changing, a pool's by one more held.
+        let held = (size == 1).then(|| provider.cached()).flatten();
+        let held_count = provider.pool_held();
         let started = Instant::now();
         let bound = self.left + provider.settings().timeout;
         let leased = tokio::time::timeout(bound, provider.lease()).await;
         self.left = self.left.saturating_sub(started.elapsed());
         match leased {
             Ok(Ok(lease)) => {
-                if provider.pool_held() > held {
+                let fetched = if size == 1 {
+                    !held.is_some_and(|h| h.same_token(lease.token()))
+                } else {
+                    provider.pool_held() > held_count
+                };
+                if fetched {
                     shared.metrics.cache_miss(started.elapsed());
                 } else {
                     shared.metrics.cache_hit();
                 }
-                Ok(Lease::Pooled(lease))
+                Ok(Lease(lease))
             }
             Ok(Err(e)) => {
                 shared.metrics.refresh_failed();
@@ -163,27 +172,17 @@ impl Pacer {
     }
 }
 
-/// A token for one send: a single token, or a pool's lease, which is told the answer.
-pub(crate) enum Lease {
-    Single(Arc<AccessToken>),
-    Pooled(genesys_auth::Lease),
-}
+/// A token for one send, which is told the answer.
+pub(crate) struct Lease(genesys_auth::Lease);
 
 impl Lease {
-    fn of(token: Arc<AccessToken>) -> Self {
-        Lease::Single(token)
-    }
-
     pub(crate) fn token(&self) -> &Arc<AccessToken> {
-        match self {
-            Lease::Single(t) => t,
-            Lease::Pooled(l) => l.token(),
-        }
+        self.0.token()
     }
 
     /// Tells the pool how the API answered (its rate-limit headers, a 429 that rests the
-    /// token) and keeps that token's figures; whether the token is pooled, so that a 429 moves
-    /// the request to another token at once instead of waiting out its `Retry-After`.
+    /// token) and keeps that token's figures; whether the token is one of several, so that a
+    /// 429 moves the request to another token at once instead of waiting out its `Retry-After`.
     pub(crate) fn answered(
         self,
         shared: &Shared,
@@ -191,14 +190,14 @@ impl Lease {
         headers: &axum::http::HeaderMap,
     ) -> bool {
         shared.metrics.rate_limit_headers(headers);
-        match self {
-            Lease::Single(_) => false,
-            Lease::Pooled(l) => {
-                shared.metrics.slot_rate_limit_headers(l.slot(), headers);
-                l.answered(status.as_u16(), headers);
-                true
-            }
+        let pooled = self.0.is_pooled();
+        if pooled {
+            shared
+                .metrics
+                .slot_rate_limit_headers(self.0.slot(), headers);
         }
+        self.0.answered(status.as_u16(), headers);
+        pooled
     }
 }
 
