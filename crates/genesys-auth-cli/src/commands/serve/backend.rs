@@ -147,7 +147,15 @@ impl Pacer {
         let held_count = provider.pool_held();
         let started = Instant::now();
         let bound = self.left + provider.settings().timeout;
-        let leased = tokio::time::timeout(bound, provider.lease()).await;
+        // A lease that is ready at once (the token held, with headroom: nearly every one) sets
+        // no timer; one that must wait is bounded.
+        let mut lease = std::pin::pin!(provider.lease());
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(lease.as_mut().poll(cx))).await;
+        let leased = match first {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(bound, lease).await,
+        };
         self.left = self.left.saturating_sub(started.elapsed());
         match leased {
             Ok(Ok(lease)) => {
