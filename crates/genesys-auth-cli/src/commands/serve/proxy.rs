@@ -7,8 +7,9 @@
 //!   it is sent again with the current token (at most three sends in all).
 //! - A 429 with `Retry-After` (in seconds or as an HTTP date) is waited out, within `--max-rate-limit-wait` in total
 //!   and at most [`MAX_RATE_LIMIT_RETRIES`] times, and sent again; or passed through
-//!   (`--on-429 pass`). With `--pool`, each send leases the token with the most headroom and
-//!   a 429 moves the request to another at once ([`backend::Pacer`]).
+//!   (`--on-429 pass`). Each send leases its token ([`backend::Pacer`]), which holds it back
+//!   without sending while the limit the API stated is reached; with `--pool`, the token with
+//!   the most headroom, and a 429 moves the request to another at once.
 //! - Only a request whose body can be sent again is retried: one with no body, or one that
 //!   declares a `Content-Length` of at most [`REPLAY_MAX`], which is buffered for that. A larger
 //!   or chunked body streams through unbuffered, and a 401 or 429 on it goes back to the client
