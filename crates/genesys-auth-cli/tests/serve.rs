@@ -722,8 +722,9 @@ fn a_429_is_waited_out_or_passed_through() {
 }
 
 /// An API origin on loopback that answers `GET /api/v2/organizations/me` with the given
-/// `(status, Retry-After)` answers in turn (no header where it is empty), then 200; its URL and how many requests it had.
-fn api_answering(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<usize>>) {
+/// `(status, Retry-After)` answers in turn, then 200: the Retry-After an HTTP date this many
+/// seconds from when the answer is sent (none where `None`). Its URL and how many requests it had.
+fn api_answering(answers: Vec<(u16, Option<i64>)>) -> (String, Arc<Mutex<usize>>) {
     use axum::http::{HeaderValue, StatusCode};
     let listener = rt()
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -742,9 +743,16 @@ fn api_answering(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<usize>>) {
                 let mut r = axum::response::Response::new(axum::body::Body::from("{}"));
                 if let Some((status, retry_after)) = answers.lock().unwrap().pop_front() {
                     *r.status_mut() = StatusCode::from_u16(status).unwrap();
-                    if !retry_after.is_empty() {
+                    if let Some(secs) = retry_after {
+                        let now = std::time::SystemTime::now();
+                        let at = if secs < 0 {
+                            now - Duration::from_secs(secs.unsigned_abs())
+                        } else {
+                            now + Duration::from_secs(secs.unsigned_abs())
+                        };
+                        let date = httpdate::fmt_http_date(at);
                         r.headers_mut()
-                            .insert("retry-after", HeaderValue::from_str(&retry_after).unwrap());
+                            .insert("retry-after", HeaderValue::from_str(&date).unwrap());
                     }
                 }
                 r
@@ -758,16 +766,15 @@ fn api_answering(answers: Vec<(u16, String)>) -> (String, Arc<Mutex<usize>>) {
 #[test]
 fn a_429_whose_retry_after_is_an_http_date_is_waited_out_too() {
     let emu = emulator();
-    let now = std::time::SystemTime::now();
-    let date = |d: std::time::SystemTime| httpdate::fmt_http_date(d);
+    // Dates made as each answer is sent: a slow start of the test does not move them.
     let (api, seen) = api_answering(vec![
-        // Already past: no wait at all.
-        (429, date(now - Duration::from_secs(3600))),
-        // A second or two ahead: waited.
-        (429, date(now + Duration::from_secs(2))),
-        (200, String::new()),
+        // Already past: no wait for it (the token still rests a second after a 429).
+        (429, Some(-3600)),
+        // Two seconds ahead (one to two, at a second's resolution): waited.
+        (429, Some(2)),
+        (200, None),
         // An hour ahead: past --max-rate-limit-wait, handed back.
-        (429, date(now + Duration::from_secs(3600))),
+        (429, Some(3600)),
     ]);
     let login = emu.base_url();
     let serve = Serve::start_env(
@@ -1663,7 +1670,7 @@ fn an_api_that_is_down_silent_or_stalled_is_answered_within_the_timeout() {
         // No cache: the reloaded settings fetch a token of their own, under their bound.
         &[
             "--timeout",
-            "500ms",
+            "2s",
             "--max-request-body",
             "1000",
             "--no-cache",
@@ -1689,10 +1696,10 @@ fn an_api_that_is_down_silent_or_stalled_is_answered_within_the_timeout() {
         "{answer}"
     );
     // Past the first --timeout, and past a reload: each request still gets all of it.
-    assert!(started.elapsed() >= Duration::from_millis(500));
-    // A token answer that takes 200 ms: within a whole --timeout, not within what would be
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // A token answer that takes a second: within a whole --timeout, not within what would be
     // left of a deadline counted from serve's start.
-    emu.inject(Target::Token, Fault::Delay { ms: 200 }, 1);
+    emu.inject(Target::Token, Fault::Delay { ms: 1000 }, 1);
     serve.signal("HUP");
     let until = Instant::now() + Duration::from_secs(10);
     while !serve.output().contains("settings reloaded") {
