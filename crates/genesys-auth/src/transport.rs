@@ -169,18 +169,17 @@ pub(crate) fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
             proxy_for(url, Some(&proxy_url), &list)
         }));
     }
-    let mut tls = tls_config(settings)?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     builder
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured(tls_config(settings)?)
         .build()
         .map_err(|e| transport_error("the HTTP client", e))
 }
 
 /// The TLS configuration of [`http_client`], for a client built on another HTTP stack (such
 /// as hyper's own) that must trust and present exactly what the library's does: the
-/// platform's trust anchors plus the settings' extra CAs, and any client certificate. The one
-/// place the library decides what TLS trusts. Errors name the file at fault, never its content.
+/// platform's trust anchors plus the settings' extra CAs, and any client certificate, offering
+/// HTTP/1.1 by ALPN. The one place the library decides what TLS trusts. Errors name the file at
+/// fault, never its content.
 pub fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
     // reqwest's own choice when the program has installed no provider of its own.
     let provider = rustls::crypto::CryptoProvider::get_default()
@@ -199,7 +198,7 @@ pub fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
         .map_err(|e| tls_error(settings, e))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier));
-    let config = match &settings.client_cert {
+    let mut config = match &settings.client_cert {
         Some((cert, key)) => {
             let (chain, der) = read_identity(&cert.value, &key.value, &cert.source)?;
             builder.with_client_auth_cert(chain, der).map_err(|e| {
@@ -220,8 +219,8 @@ pub fn tls_config(settings: &Settings) -> Result<rustls::ClientConfig, Error> {
         }
         None => builder.with_no_client_auth(),
     };
-    // No ALPN: each client names the protocols it speaks (hyper-rustls refuses a config that
-    // names them already); the library's offers HTTP/1.1, the only one built.
+    // HTTP/1.1, the only one the clients speak.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

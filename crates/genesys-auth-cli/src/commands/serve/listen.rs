@@ -268,10 +268,7 @@ async fn spread<L: Accept>(
     app: axum::Router,
     header_timeout: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()>
-where
-    L::Conn: Served,
-{
+) -> std::io::Result<()> {
     let (to, done) = start_workers::<L::Conn>(&app, header_timeout, &stop)?;
     let mut next = 0;
     loop {
@@ -385,23 +382,24 @@ impl Served for std::os::unix::net::UnixStream {
     }
 }
 
-/// Serves the connections handed to this runtime until `stop`, each in a task of its own;
-/// then asks each to end after its request in flight, and waits for them.
+/// Serves the connections handed to this runtime until `stop`, each in a task of its own that
+/// ends after its request in flight once `stop` turns true; then waits for them.
 async fn serve_handed<T: Served>(
     mut handed: tokio::sync::mpsc::UnboundedReceiver<T>,
     app: axum::Router,
     header_timeout: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
+    // Each connection gets its own receiver of `stop`; this one ends the loop.
+    let mut stopped = stop.clone();
     loop {
         tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stopped.wait_for(|s| *s) => break,
             conn = handed.recv() => match conn.map(Served::register) {
                 Some(Ok(io)) => {
-                    conns.spawn(connection(io, app.clone(), header_timeout, closing_rx.clone()));
+                    conns.spawn(connection(io, app.clone(), header_timeout, stop.clone()));
                 }
                 Some(Err(e)) => tracing::warn!("cannot serve a connection: {e}"),
                 // The accept loop has ended: serve is stopping.
@@ -410,7 +408,6 @@ async fn serve_handed<T: Served>(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    let _ = closing.send(true);
     while conns.join_next().await.is_some() {}
 }
 
@@ -420,7 +417,7 @@ async fn connection<I>(
     io: I,
     app: axum::Router,
     header_timeout: Duration,
-    mut closing: tokio::sync::watch::Receiver<bool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -437,10 +434,10 @@ async fn connection<I>(
     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     // The guard `wait_for` returns is not held across an await: only whether it fired is.
-    let closing = async move { closing.wait_for(|c| *c).await.is_ok() };
+    let stopping = async move { stop.wait_for(|s| *s).await.is_ok() };
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = closing => {
+        _ = stopping => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }

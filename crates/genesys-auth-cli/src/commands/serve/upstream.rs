@@ -102,29 +102,25 @@ impl Upstream {
             }
             Clients::Proxied(v)
         } else {
-            let mut tls = genesys_auth::tls_config(settings)?;
-            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let tls = std::sync::Arc::new(tls);
-            let mut v = Vec::with_capacity(listen::workers());
-            for _ in 0..listen::workers() {
-                let mut http = HttpConnector::new();
-                http.enforce_http(false);
-                http.set_nodelay(true);
-                http.set_connect_timeout(Some(settings.connect_timeout));
-                // reqwest's probes: a pooled connection that a firewall or NAT dropped while
-                // idle is found out, not met by the next request as a silent --timeout.
-                http.set_keepalive(Some(KEEPALIVE));
-                http.set_keepalive_interval(Some(KEEPALIVE));
-                http.set_keepalive_retries(Some(3));
-                // http or https, as the origin says; the config offers HTTP/1.1 by ALPN.
-                let https = hyper_rustls::HttpsConnector::from((http, tls.clone()));
-                v.push(
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(settings.connect_timeout));
+            // reqwest's probes: a pooled connection that a firewall or NAT dropped while idle
+            // is found out, not met by the next request as a silent --timeout.
+            http.set_keepalive(Some(KEEPALIVE));
+            http.set_keepalive_interval(Some(KEEPALIVE));
+            http.set_keepalive_retries(Some(3));
+            // http or https, as the origin says; the config offers HTTP/1.1 by ALPN.
+            let https: Https = (http, genesys_auth::tls_config(settings)?).into();
+            let v = (0..listen::workers())
+                .map(|_| {
                     Client::builder(TokioExecutor::new())
                         .pool_timer(TokioTimer::new())
                         .pool_idle_timeout(POOL_IDLE)
-                        .build(https),
-                );
-            }
+                        .build(https.clone())
+                })
+                .collect();
             Clients::Direct(v)
         };
         Ok(Self {
@@ -218,42 +214,32 @@ impl Upstream {
     }
 }
 
+/// An error and each of its causes, outermost first.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
 /// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    causes(e)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Whether the request failed because its body went past the cap.
 fn caused_by_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<TooLarge>().is_some() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
+    causes(e).any(|s| s.is::<TooLarge>())
 }
 
 /// Whether a cause of `e` is a timeout of the operating system's (a connect that took too long).
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<std::io::Error>()
+    causes(e).any(|s| {
+        s.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
+    })
 }
 
 /// reqwest's message and its causes with the URL's query left out (a client's query is its own
